@@ -1,0 +1,49 @@
+"""LangChain integration for vLLM."""
+
+from importlib import metadata
+
+from langchain_vllm._params import (
+    VLLMChatParams,
+    VLLMCompletionParams,
+    VLLMPoolingParams,
+    VLLMSamplingParams,
+)
+from langchain_vllm._structured import StructuredOutputs
+from langchain_vllm.chat_models import ChatVLLM
+from langchain_vllm.errors import (
+    VLLMAuthenticationError,
+    VLLMBadRequestError,
+    VLLMConnectionError,
+    VLLMContextOverflowError,
+    VLLMIncompleteStreamError,
+    VLLMModelDiscoveryError,
+    VLLMModelNotFoundError,
+    VLLMResponseError,
+    VLLMServerFeatureError,
+    VLLMTimeoutError,
+)
+
+try:
+    __version__ = metadata.version(__package__ or "langchain-vllm")
+except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+    __version__ = ""
+
+__all__ = [
+    "ChatVLLM",
+    "StructuredOutputs",
+    "VLLMAuthenticationError",
+    "VLLMBadRequestError",
+    "VLLMChatParams",
+    "VLLMCompletionParams",
+    "VLLMConnectionError",
+    "VLLMContextOverflowError",
+    "VLLMIncompleteStreamError",
+    "VLLMModelDiscoveryError",
+    "VLLMModelNotFoundError",
+    "VLLMPoolingParams",
+    "VLLMResponseError",
+    "VLLMSamplingParams",
+    "VLLMServerFeatureError",
+    "VLLMTimeoutError",
+    "__version__",
+]

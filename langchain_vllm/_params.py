@@ -1,0 +1,233 @@
+"""The one declaration of vLLM's own request parameters.
+
+Each parameter is a pydantic field of exactly one of the mixins below: its type and
+constraints are its validation, its docstring is its documentation (README table and
+API docs are generated from it), and the request body is built by iterating the
+mixin's fields. Classes pick the mixin for their endpoint:
+
+* `VLLMPoolingParams` -- shared by every endpoint (embeddings, rerank, completions, chat).
+* `VLLMSamplingParams` -- generation endpoints (completions and chat).
+* `VLLMChatParams` -- chat completions only.
+* `VLLMCompletionParams` -- completions only.
+
+Per-call values (`invoke(..., top_k=1)`, `.bind(top_k=1)`) are checked against the same
+field declarations by `validate_call_params`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    TypeAdapter,
+    ValidationError,
+)
+
+from langchain_vllm._structured import StructuredOutputs
+
+
+def _non_empty(value: list[Any]) -> list[Any]:
+    if not value:
+        msg = "must not be an empty list"
+        raise ValueError(msg)
+    return value
+
+
+def _no_empty_words(value: list[str]) -> list[str]:
+    for word in value:
+        if not word:
+            msg = "bad_words must not contain empty strings"
+            raise ValueError(msg)
+    return value
+
+
+class VLLMPoolingParams(BaseModel):
+    """vLLM request parameters every endpoint accepts."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    truncate_prompt_tokens: Annotated[int, Field(ge=-1)] | None = None
+    """Keep only the last N prompt tokens (left truncation); -1 keeps as many as the
+    model's context allows."""
+
+    add_special_tokens: bool | None = None
+    """Add the tokenizer's special tokens (e.g. BOS) to the prompt. vLLM's chat default
+    is False because the chat template adds them."""
+
+    priority: int | None = None
+    """Scheduling priority (lower runs earlier) for a server started with
+    `--scheduling-policy priority`."""
+
+
+class VLLMSamplingParams(VLLMPoolingParams):
+    """vLLM sampling parameters beyond OpenAI's, for completions and chat."""
+
+    top_k: Annotated[int, Field(ge=-1)] | None = None
+    """Sample from the K most likely tokens only; -1 or 0 considers all tokens."""
+
+    min_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Minimum probability of a token, relative to the most likely one, in [0, 1]."""
+
+    repetition_penalty: Annotated[float, Field(gt=0.0)] | None = None
+    """Penalty (> 0) on tokens already in the prompt or output; > 1 discourages
+    repetition, < 1 encourages it."""
+
+    length_penalty: float | None = None
+    """Length penalty for beam search."""
+
+    use_beam_search: bool | None = None
+    """Decode with beam search instead of sampling (`n` is the beam width)."""
+
+    min_tokens: NonNegativeInt | None = None
+    """Generate at least this many tokens before EOS or stop strings may end it."""
+
+    stop_token_ids: list[NonNegativeInt] | None = None
+    """Token ids that end generation, in addition to `stop` strings."""
+
+    ignore_eos: bool | None = None
+    """Keep generating after the EOS token (useful for benchmarks)."""
+
+    include_stop_str_in_output: bool | None = None
+    """Keep the matched stop string at the end of the output."""
+
+    skip_special_tokens: bool | None = None
+    """Drop special tokens from the decoded output (vLLM default True)."""
+
+    spaces_between_special_tokens: bool | None = None
+    """Put spaces between special tokens in the decoded output."""
+
+    bad_words: Annotated[list[str], AfterValidator(_no_empty_words)] | None = None
+    """Words (strings) the model must not generate."""
+
+    allowed_token_ids: (
+        Annotated[list[NonNegativeInt], AfterValidator(_non_empty)] | None
+    ) = None
+    """Restrict generation to these token ids."""
+
+    prompt_logprobs: Annotated[int, Field(ge=-1)] | None = None
+    """Return this many log-probabilities per prompt token (-1: the whole
+    vocabulary); they come back in the response's `prompt_logprobs`."""
+
+    structured_outputs: StructuredOutputs | None = None
+    """A server-enforced constraint on the output: exactly one of `choice`, `regex`,
+    `json` (a JSON schema dict, pydantic model or TypedDict), `grammar` or
+    `structural_tag`."""
+
+    cache_salt: Annotated[str, Field(min_length=1)] | None = None
+    """Salt for the prefix cache: requests only share cached prefixes when their salts
+    match (isolates tenants)."""
+
+    vllm_xargs: dict[str, Any] | None = None
+    """Extra arguments for custom vLLM extensions (logits processors and the like)."""
+
+    kv_transfer_params: dict[str, Any] | None = None
+    """KV-cache transfer settings for disaggregated prefill deployments."""
+
+    return_token_ids: bool | None = None
+    """Return the prompt's and the output's token ids in the response."""
+
+    request_id: Annotated[str, Field(min_length=1)] | None = None
+    """Request id the server uses in its logs and metrics (per call)."""
+
+
+class VLLMChatParams(VLLMSamplingParams):
+    """vLLM parameters of `/v1/chat/completions` only."""
+
+    echo: bool | None = None
+    """Prefix the response with the last message if it has the assistant role."""
+
+    add_generation_prompt: bool | None = None
+    """Let the chat template add the assistant turn's opening (vLLM default True)."""
+
+    continue_final_message: bool | None = None
+    """Continue the last (assistant) message instead of starting a new one. Use with
+    `add_generation_prompt=False`."""
+
+    documents: list[dict[str, str]] | None = None
+    """Documents for retrieval-augmented chat templates, each a dict such as
+    `{"title": ..., "text": ...}`."""
+
+    chat_template: Annotated[str, Field(min_length=1)] | None = None
+    """A Jinja chat template that replaces the model's own for this request."""
+
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Extra variables for the chat template (e.g. `{"enable_thinking": False}`)."""
+
+    mm_processor_kwargs: dict[str, Any] | None = None
+    """Extra arguments for the multimodal processor."""
+
+    include_reasoning: bool | None = None
+    """Return the model's reasoning text (servers with `--reasoning-parser`); False
+    drops it from the response."""
+
+    thinking_token_budget: NonNegativeInt | None = None
+    """Cap on reasoning tokens: the server ends the thinking section after this many
+    tokens."""
+
+
+class VLLMCompletionParams(VLLMSamplingParams):
+    """vLLM parameters of `/v1/completions` only (OpenAI's `echo` is the parent's)."""
+
+    return_tokens_as_token_ids: bool | None = None
+    """Represent tokens in logprobs as `token_id:N` strings instead of text."""
+
+
+def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
+    """The request parameter names a mixin declares (its fields)."""
+    return tuple(mixin.model_fields)
+
+
+@cache
+def _adapter(mixin: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    field = mixin.model_fields[name]
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[valid-type]
+
+
+def validate_call_params(
+    mixin: type[BaseModel], values: dict[str, Any]
+) -> dict[str, Any]:
+    """Check per-call values against the mixin's declarations.
+
+    Returns:
+        The validated values, ready for the request body (None values dropped).
+
+    Raises:
+        ValueError: naming the parameter and the problem.
+    """
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        try:
+            checked[name] = _adapter(mixin, name).validate_python(value)
+        except ValidationError as e:
+            problems = "; ".join(err["msg"] for err in e.errors())
+            msg = f"Invalid value for vLLM parameter `{name}`={value!r}: {problems}"
+            raise ValueError(msg) from None
+    return checked
+
+
+def request_body(model: BaseModel, mixin: type[BaseModel]) -> dict[str, Any]:
+    """The set (non-None) vLLM parameters of `model` as request-body entries."""
+    body: dict[str, Any] = {}
+    for name in param_names(mixin):
+        value = getattr(model, name)
+        if value is not None:
+            body[name] = to_wire(value)
+    return body
+
+
+def to_wire(value: Any) -> Any:
+    """Turn a validated parameter value into JSON-ready data."""
+    if isinstance(value, StructuredOutputs):
+        return value.to_wire()
+    return value
+

