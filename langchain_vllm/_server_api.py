@@ -91,8 +91,10 @@ class ServerLink:
         async_client: openai.AsyncOpenAI,
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        custom_async_http_client: bool = False,
     ) -> None:
         self.client = client
+        self._custom_async = custom_async_http_client
         self._async_template = async_client
         self._max_connections = max_connections
         self._async_clients: weakref.WeakKeyDictionary[
@@ -121,6 +123,8 @@ class ServerLink:
         httpx connection pools belong to the loop that opened them; a client reused
         from a closed loop fails with `Event loop is closed`. One client per loop.
         """
+        if self._custom_async:  # the user's own http client: theirs to manage
+            return self._async_template
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:

