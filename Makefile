@@ -38,6 +38,21 @@ unit_tests: $(STAMP)
 integration_tests: rig
 	$(PYTEST) $(TEST_FILE) -q --timeout 900
 
+# Client overhead against a stub and live throughput, side by side (BENCHMARKS.md).
+bench: rig
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# Mixed load against a live server (RELIABILITY.md). Full size: make load N=1000 C=128
+N ?= 1000
+C ?= 128
+load: rig
+	$(PY) benchmarks/load.py --requests $(N) --concurrency $(C)
+
+# Two chat replicas behind vllm-router, failover and affinity (README "Scaling out").
+scale_test: $(STAMP)
+	$(PY) scripts/setup_rig.py --router
+	$(PYTEST) tests/scale_tests -q --timeout 1800
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
