@@ -569,7 +569,10 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
         "reasoning": RigPreset(
             "smollm2-135m-reasoning",
             "smollm2-135m-reasoning",
-            (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "deepseek_r1"),
+            # holo2 is DeepSeek-R1's parser that also honours
+            # chat_template_kwargs={"enable_thinking": False} (deepseek_r1 would
+            # file a thinking-off answer under reasoning).
+            (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "holo2"),
         ),
         "plain": RigPreset(
             "smollm2-135m-instruct",
@@ -584,7 +587,7 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     }
 )
 """The rig's test servers by kind: chat (tool calling), reasoning (tool calling and
-the ``deepseek_r1`` reasoning parser), plain (no parsers) and embeddings (also
+the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers) and embeddings (also
 serves ``/score`` and ``/rerank``)."""
 
 
