@@ -1,0 +1,348 @@
+"""vLLM embeddings."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, Self
+
+import httpx2
+import openai
+from langchain_openai import OpenAIEmbeddings
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
+
+from langchain_vllm._params import (
+    VLLMPoolingParams,
+    param_names,
+    request_body,
+    to_wire,
+    validate_call_params,
+)
+from langchain_vllm._server_api import (
+    DEFAULT_MAX_CONNECTIONS,
+    ServerLink,
+    api_key_field,
+    base_url_field,
+)
+from langchain_vllm.errors import VLLMContextOverflowError, VLLMResponseError
+
+_POOLING_PARAMS = frozenset(param_names(VLLMPoolingParams))
+
+
+class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
+    """vLLM embedding model, through vLLM's OpenAI-compatible `/v1/embeddings`.
+
+    `OpenAIEmbeddings` made safe for vLLM: texts go to the server as strings (never
+    tiktoken, never token arrays, so it works offline and with any tokenizer), the
+    model is discovered from the server when not given, and vLLM's pooling
+    parameters (`truncate_prompt_tokens`, ...) are typed fields.
+
+    Setup:
+        Install `langchain-vllm` and start a vLLM server with an embedding model:
+
+        ```bash
+        pip install -U langchain-vllm
+        vllm serve sentence-transformers/all-MiniLM-L6-v2 --runner pooling
+        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
+        export VLLM_API_KEY="..."  # only if the server was started with --api-key
+        ```
+
+    Key init args — embedding params:
+        model: str | None
+            Served model name. Omitted: the one model the server serves, asked from
+            `GET /v1/models` on first use.
+        dimensions: int | None
+            Output dimensions, for models trained for it (Matryoshka); others are
+            refused by the server with a clear error.
+        truncate_prompt_tokens: int | None
+            Keep only the last N tokens of each text (-1: as many as the model's
+            context allows); longer texts are otherwise refused by the server.
+        chunk_size: int
+            Texts per request (default 1000).
+        show_progress_bar: bool
+            Show progress over the requests (tqdm if installed, else on stderr).
+
+    Key init args — client params:
+        base_url: str
+            Default `VLLM_API_BASE`, else `http://localhost:8000/v1`.
+        api_key: SecretStr
+            Default `VLLM_API_KEY`, else a placeholder.
+        timeout: float | None
+            Timeout for requests.
+        max_retries: int
+            Max number of retries.
+        max_connections: int
+            Connection pool size of the async client.
+
+    Instantiate:
+        ```python
+        from langchain_vllm import VLLMEmbeddings
+
+        embed = VLLMEmbeddings(truncate_prompt_tokens=-1)  # model discovered
+        ```
+
+    Embed single text:
+        ```python
+        vector = embed.embed_query("The meaning of life is 42")
+        len(vector)  # 384 for all-MiniLM-L6-v2
+        ```
+
+    Embed multiple texts:
+        ```python
+        vectors = embed.embed_documents(["Document 1...", "Document 2..."])
+        len(vectors), len(vectors[0])
+        ```
+
+    Async:
+        ```python
+        vector = await embed.aembed_query("The meaning of life is 42")
+        vectors = await embed.aembed_documents(["Document 1...", "Document 2..."])
+        ```
+
+    Per-call vLLM parameters:
+        ```python
+        embed.embed_documents(long_texts, truncate_prompt_tokens=128)
+        ```
+    """
+
+    model: str | None = None  # type: ignore[assignment]
+    """Served model name; None discovers the only served model on first use."""
+
+    openai_api_key: SecretStr | None = api_key_field()  # type: ignore[assignment]
+    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
+
+    openai_api_base: str | None = base_url_field()
+    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
+    `http://localhost:8000/v1`."""
+
+    chunk_size: int = Field(default=1000, gt=0)
+    """Maximum number of texts sent in one request."""
+
+    deployment: str | None = None
+    """Unused (an Azure setting of the parent class)."""
+
+    check_embedding_ctx_length: bool = False
+    """Always False: texts are sent as strings and the server tokenizes them. Use
+    `truncate_prompt_tokens` for texts longer than the model's context."""
+
+    tiktoken_enabled: bool = False
+    """Always False: vLLM models are not OpenAI's; tiktoken is never used."""
+
+    extra_body: dict[str, Any] | None = None
+    """Extra JSON fields for every request (other vLLM embedding options such as
+    `normalize`); merged under the per-call ones."""
+
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    """Connection pool size of the async HTTP client (per event loop)."""
+
+    _link: ServerLink = PrivateAttr()
+
+    # Unique validator name: pydantic replaces (does not chain) a parent validator
+    # with the same name.
+    @model_validator(mode="after")
+    def _link_vllm_embeddings_server(self) -> Self:
+        if self.check_embedding_ctx_length or self.tiktoken_enabled:
+            msg = (
+                "VLLMEmbeddings sends texts as strings and never tokenizes them "
+                "locally: `check_embedding_ctx_length` and `tiktoken_enabled` must "
+                "stay False. To cut long texts, set `truncate_prompt_tokens` "
+                "(-1 keeps as many tokens as the model's context allows)."
+            )
+            raise ValueError(msg)
+        self._link = ServerLink(
+            self.client._client,
+            self.async_client._client,
+            max_connections=self.max_connections,
+            custom_async_http_client=self.http_async_client is not None,
+        )
+        return self
+
+    @property
+    def _llm_type(self) -> str:
+        return "vllm-embeddings"
+
+    # -- request building ----------------------------------------------------------
+    def _request_params(
+        self, model: str, call_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keyword arguments for `embeddings.create` (without `input`)."""
+        kwargs = dict(call_kwargs)
+        vllm_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _POOLING_PARAMS}
+        call_extra = kwargs.pop("extra_body", None) or {}
+        checked = validate_call_params(VLLMPoolingParams, vllm_kwargs)
+        params: dict[str, Any] = {**self.model_kwargs, **kwargs, "model": model}
+        if self.dimensions is not None:
+            params.setdefault("dimensions", self.dimensions)
+        params.setdefault("encoding_format", "float")
+        extra = {
+            **request_body(self, VLLMPoolingParams),
+            **(self.extra_body or {}),
+            **{name: to_wire(value) for name, value in checked.items()},
+            **call_extra,
+        }
+        if extra:
+            params["extra_body"] = extra
+        return params
+
+    def _batches(self, texts: list[str], chunk_size: int | None) -> list[list[str]]:
+        size = self.chunk_size if chunk_size is None else chunk_size
+        if size <= 0:
+            msg = f"chunk_size must be a positive number of texts, got {size}"
+            raise ValueError(msg)
+        return [texts[i : i + size] for i in range(0, len(texts), size)]
+
+    # -- calls -----------------------------------------------------------------------
+    def embed_documents(
+        self, texts: list[str], chunk_size: int | None = None, **kwargs: Any
+    ) -> list[list[float]]:
+        """Embed texts, `chunk_size` of them per request.
+
+        Args:
+            texts: The texts to embed (sent as strings).
+            chunk_size: Texts per request; None uses the instance's `chunk_size`.
+            **kwargs: Per-call request parameters: vLLM's (`truncate_prompt_tokens`,
+                ...), `dimensions`, `extra_body`.
+
+        Returns:
+            One embedding per text, in the order of `texts`.
+        """
+        texts = _check_texts(texts)
+        if not texts:
+            return []
+        batches = self._batches(texts, chunk_size)
+        try:
+            params = self._request_params(self._link.resolve_model(self.model), kwargs)
+            vectors: list[list[float]] = []
+            with _progress(self.show_progress_bar, len(texts)) as bar:
+                for batch in batches:
+                    response = self.client.create(input=batch, **params)
+                    vectors.extend(self._vectors(response, len(batch)))
+                    bar.update(len(batch))
+        except openai.APIError as e:
+            raise _with_truncation_hint(self._link.translate(e)) from e
+        return vectors
+
+    async def aembed_documents(
+        self, texts: list[str], chunk_size: int | None = None, **kwargs: Any
+    ) -> list[list[float]]:
+        """Async `embed_documents` (one HTTP client per event loop)."""
+        texts = _check_texts(texts)
+        if not texts:
+            return []
+        batches = self._batches(texts, chunk_size)
+        try:
+            model = await self._link.aresolve_model(self.model)
+            params = self._request_params(model, kwargs)
+            client = self._link.async_client().embeddings
+            vectors: list[list[float]] = []
+            with _progress(self.show_progress_bar, len(texts)) as bar:
+                for batch in batches:
+                    response = await client.create(input=batch, **params)
+                    vectors.extend(self._vectors(response, len(batch)))
+                    bar.update(len(batch))
+        except openai.APIError as e:
+            raise _with_truncation_hint(await self._link.atranslate(e)) from e
+        return vectors
+
+    def embed_query(self, text: str, **kwargs: Any) -> list[float]:
+        """Embed one text.
+
+        Args:
+            text: The text to embed.
+            **kwargs: Per-call request parameters, as for `embed_documents`.
+
+        Returns:
+            Its embedding.
+        """
+        return self.embed_documents([text], **kwargs)[0]
+
+    async def aembed_query(self, text: str, **kwargs: Any) -> list[float]:
+        """Async `embed_query`."""
+        return (await self.aembed_documents([text], **kwargs))[0]
+
+    def _vectors(self, response: Any, expected: int) -> list[list[float]]:
+        data = response.model_dump() if hasattr(response, "model_dump") else response
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != expected:
+            url = f"{self._link.base_url}/embeddings"
+            got = len(items) if isinstance(items, list) else "no"
+            msg = f"{url} returned {got} embeddings for {expected} texts."
+            raise VLLMResponseError(msg, httpx2.Request("POST", url), body=data)
+        items = sorted(items, key=lambda item: item.get("index", 0))
+        return [[float(x) for x in item["embedding"]] for item in items]
+
+
+def _with_truncation_hint(error: BaseException) -> BaseException:
+    """Point an embedding context overflow at `truncate_prompt_tokens`."""
+    if isinstance(error, VLLMContextOverflowError):
+        msg = (
+            "A text is longer than the embedding model's context. Set "
+            "`truncate_prompt_tokens=-1` (keep what fits) or a token count, or split "
+            f"the text. Server said: {_server_said(error)}"
+        )
+        return VLLMContextOverflowError(msg, response=error.response, body=error.body)
+    return error
+
+
+def _server_said(error: VLLMContextOverflowError) -> str:
+    text = str(error.message)
+    marker = "Server said: "
+    return text.split(marker, 1)[1] if marker in text else text
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        msg = (
+            "embed_documents takes a list of texts, not one string; use "
+            "embed_query(text) for a single text."
+        )
+        raise TypeError(msg)
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            msg = f"Text {i} is a {type(text).__name__}, not a str: {text!r:.80}"
+            raise TypeError(msg)
+    return texts
+
+
+class _Progress(Protocol):
+    def update(self, n: int) -> Any: ...
+
+
+class _StderrProgress:
+    """A minimal progress line on stderr, used when tqdm is not installed."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        sys.stderr.write(f"\rEmbedding: {self.done}/{self.total} texts")
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[_Progress]:
+    """Progress over texts: tqdm when installed, else a line on stderr."""
+    if not enabled:
+        yield _NoProgress()
+        return
+    try:
+        from tqdm.auto import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        yield _StderrProgress(total)
+        return
+    bar = tqdm(total=total, desc="Embedding", unit="text")
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -1,0 +1,353 @@
+"""vLLM document reranking (vLLM's `/rerank`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import httpx2
+import openai
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+from langchain_vllm._params import VLLMPoolingParams, request_body
+from langchain_vllm._server_api import (
+    DEFAULT_MAX_CONNECTIONS,
+    ServerLink,
+    api_key_field,
+    base_url_field,
+    make_clients,
+)
+from langchain_vllm.errors import (
+    VLLMModelNotFoundError,
+    VLLMResponseError,
+    VLLMServerFeatureError,
+)
+
+_SCORE = "relevance_score"
+
+
+class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
+    """Rerank documents with a model served by vLLM (`POST /rerank`).
+
+    A LangChain document compressor: give it the documents a retriever found and the
+    query, get back the `top_n` most relevant, most relevant first, each with its
+    score in `metadata["relevance_score"]`. vLLM serves `/rerank` for cross-encoder
+    rerankers (e.g. `BAAI/bge-reranker-v2-m3`) and for embedding models (cosine
+    similarity).
+
+    Setup:
+        Install `langchain-vllm` and start a vLLM server with a reranker or an
+        embedding model:
+
+        ```bash
+        pip install -U langchain-vllm
+        vllm serve BAAI/bge-reranker-v2-m3  # or an embedding model, --runner pooling
+        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
+        export VLLM_API_KEY="..."  # only if the server was started with --api-key
+        ```
+
+    Key init args — rerank params:
+        model: str | None
+            Served model name. Omitted: the one model the server serves, asked from
+            `GET /v1/models` on first use.
+        top_n: int | None
+            How many documents to keep (default 3); None keeps all, reordered.
+        truncate_prompt_tokens: int | None
+            Keep only the last N tokens of each query-document pair.
+
+    Key init args — client params:
+        base_url: str
+            Default `VLLM_API_BASE`, else `http://localhost:8000/v1` (`/rerank` is
+            called at the server's root).
+        api_key: SecretStr
+            Default `VLLM_API_KEY`, else a placeholder.
+        timeout: float | None
+            Timeout for requests.
+        max_retries: int | None
+            Max number of retries.
+
+    Instantiate:
+        ```python
+        from langchain_vllm import VLLMRerank
+
+        reranker = VLLMRerank(top_n=2)  # model discovered on first use
+        ```
+
+    Compress documents:
+        ```python
+        from langchain_core.documents import Document
+
+        docs = [
+            Document(page_content="Bananas are yellow."),
+            Document(page_content="Paris is the capital of France."),
+            Document(page_content="Dogs bark at night."),
+        ]
+        best = reranker.compress_documents(docs, "What is the capital of France?")
+        best[0].page_content, best[0].metadata["relevance_score"]
+        # ('Paris is the capital of France.', 0.89...)
+        ```
+
+    Rerank texts:
+        ```python
+        reranker.rerank("capital of France", ["Bananas", "Paris is in France"])
+        # [{'index': 1, 'relevance_score': 0.7...}, {'index': 0, ...}]
+        ```
+
+    Async:
+        ```python
+        await reranker.acompress_documents(docs, "What is the capital of France?")
+        await reranker.arerank("capital of France", ["Bananas", "Paris"])
+        ```
+
+    With a retriever:
+        ```python
+        from langchain_classic.retrievers import ContextualCompressionRetriever
+
+        retriever = ContextualCompressionRetriever(
+            base_compressor=reranker, base_retriever=vectorstore.as_retriever()
+        )
+        ```
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    model: str | None = None
+    """Served model name; None discovers the only served model on first use."""
+
+    top_n: int | None = Field(default=3, gt=0)
+    """Number of documents to return, most relevant first; None returns all."""
+
+    openai_api_base: str = base_url_field()
+    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
+    `http://localhost:8000/v1` (`/rerank` lives at the server's root)."""
+
+    openai_api_key: SecretStr | None = api_key_field()
+    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
+
+    request_timeout: float | None = Field(default=None, alias="timeout")
+    """Timeout in seconds for requests (None: the openai client's default)."""
+
+    max_retries: int | None = None
+    """Max retries of failed requests (None: the openai client's default)."""
+
+    default_headers: dict[str, str] | None = None
+    """Headers sent with every request."""
+
+    http_client: Any | None = Field(default=None, exclude=True)
+    """Optional `httpx.Client` for sync calls."""
+
+    http_async_client: Any | None = Field(default=None, exclude=True)
+    """Optional `httpx.AsyncClient` for async calls (else one per event loop)."""
+
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    """Connection pool size of the async HTTP client (per event loop)."""
+
+    extra_body: dict[str, Any] | None = None
+    """Extra JSON fields for every `/rerank` request; merged under per-call ones."""
+
+    _link: ServerLink = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _link_vllm_rerank_server(self) -> Self:
+        client, async_client = make_clients(
+            self.openai_api_base,
+            self.openai_api_key,
+            timeout=self.request_timeout,
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
+        )
+        if self.http_client is not None:
+            client = client.copy(http_client=self.http_client)
+        if self.http_async_client is not None:
+            async_client = async_client.copy(http_client=self.http_async_client)
+        self._link = ServerLink(
+            client,
+            async_client,
+            max_connections=self.max_connections,
+            custom_async_http_client=self.http_async_client is not None,
+        )
+        return self
+
+    # -- rerank ----------------------------------------------------------------------
+    def rerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = -1,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        """Score `texts` against `query`.
+
+        Args:
+            query: The query.
+            texts: The texts to rank.
+            top_n: How many to return; -1 (default) uses the instance's `top_n`,
+                None returns all.
+            **kwargs: Extra `/rerank` request fields for this call (vLLM
+                parameters such as `truncate_prompt_tokens`).
+
+        Returns:
+            `{"index": i, "relevance_score": s}` per returned text, highest score
+            first; `index` is the text's position in `texts`.
+        """
+        texts = _check_inputs(query, texts)
+        if not texts:
+            return []
+        body = self._body(query, texts, top_n, kwargs)
+        try:
+            response = self._link.post("/rerank", body)
+        except openai.APIError as e:
+            raise self._feature_error(e) from e
+        return self._results(response, len(texts))
+
+    async def arerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = -1,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        """Async `rerank`."""
+        texts = _check_inputs(query, texts)
+        if not texts:
+            return []
+        if not self.model:
+            await self._link.aresolve_model(None)
+        body = self._body(query, texts, top_n, kwargs)
+        try:
+            response = await self._link.apost("/rerank", body)
+        except openai.APIError as e:
+            raise self._feature_error(e) from e
+        return self._results(response, len(texts))
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """The `top_n` documents most relevant to `query`, most relevant first.
+
+        Args:
+            documents: The retrieved documents.
+            query: The query.
+            callbacks: Unused (kept for the compressor interface).
+
+        Returns:
+            Copies of the chosen documents with `metadata["relevance_score"]`.
+        """
+        ranked = self.rerank(query, [doc.page_content for doc in documents])
+        return _pick(documents, ranked)
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async `compress_documents`."""
+        ranked = await self.arerank(query, [doc.page_content for doc in documents])
+        return _pick(documents, ranked)
+
+    # -- internals -------------------------------------------------------------------
+    def _body(
+        self,
+        query: str,
+        texts: list[str],
+        top_n: int | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        n = self.top_n if top_n == -1 else top_n
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            msg = f"top_n must be a positive int or None, got {n!r}"
+            raise ValueError(msg)
+        body: dict[str, Any] = {
+            "model": self._link.resolve_model(self.model),
+            "query": query,
+            "documents": texts,
+            **request_body(self, VLLMPoolingParams),
+            **(self.extra_body or {}),
+            **kwargs,
+        }
+        if n is not None:
+            body["top_n"] = min(n, len(texts))
+        return body
+
+    def _results(self, response: Any, count: int) -> list[dict[str, Any]]:
+        results = response.get("results") if isinstance(response, dict) else None
+        try:
+            ranked = [
+                {
+                    "index": int(r["index"]),
+                    "relevance_score": float(r["relevance_score"]),
+                }
+                for r in results or ()
+            ]
+        except (KeyError, TypeError, ValueError):
+            ranked = None
+        if (
+            ranked is None
+            or results is None
+            or any(not 0 <= r["index"] < count for r in ranked)
+        ):
+            url = f"{self._link.root_url}/rerank"
+            msg = f"{url} did not return rerank results: {response!r:.200}"
+            raise VLLMResponseError(msg, httpx2.Request("POST", url), body=response)
+        ranked.sort(key=lambda r: r["relevance_score"], reverse=True)
+        return ranked
+
+    def _feature_error(self, error: openai.APIError) -> BaseException:
+        """A model that cannot rerank answers 404 without naming a model."""
+        if isinstance(error, openai.NotFoundError) and not isinstance(
+            error, VLLMModelNotFoundError
+        ):
+            model = self.model or _served(self._link)
+            return VLLMServerFeatureError(
+                f"The vLLM server at {self._link.root_url} cannot rerank with model "
+                f"{model!r}: POST /rerank answered {error.status_code} Not Found. "
+                "Serve a reranker (cross-encoder, e.g. BAAI/bge-reranker-v2-m3) or an "
+                "embedding model started with `--runner pooling`, and point "
+                "`base_url` at that server.",
+                response=error.response,
+                body=error.body,
+            )
+        return error
+
+
+def _served(link: ServerLink) -> str:
+    try:
+        return ", ".join(str(m.get("id")) for m in link.models())
+    except Exception:
+        return "unknown"
+
+
+def _check_inputs(query: str, texts: Sequence[str]) -> list[str]:
+    if not isinstance(query, str):
+        msg = f"query must be a str, not {type(query).__name__}"
+        raise TypeError(msg)
+    if isinstance(texts, str):
+        msg = "texts must be a list of strings, not one string"
+        raise TypeError(msg)
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            msg = f"Text {i} is a {type(text).__name__}, not a str: {text!r:.80}"
+            raise TypeError(msg)
+    return out
+
+
+def _pick(
+    documents: Sequence[Document], ranked: list[dict[str, Any]]
+) -> list[Document]:
+    picked = []
+    for result in ranked:
+        doc = documents[result["index"]]
+        metadata = {**doc.metadata, "relevance_score": result["relevance_score"]}
+        picked.append(
+            Document(page_content=doc.page_content, metadata=metadata, id=doc.id)
+        )
+    return picked
