@@ -1,0 +1,798 @@
+"""ChatVLLM against the raw openai SDK and ChatOpenAI, side by side (`make bench`).
+
+Parts (each reports ratios to the raw SDK, measured interleaved A,B,C,B,C,A,...):
+
+1. Client overhead against a local stub that answers instantly (its own process):
+   `invoke`, `stream` (64 chunks; per-chunk cost from 64- and 1-chunk streams) and
+   `abatch` of 500 requests; embeddings when `langchain_vllm.embeddings` exists.
+2. HTTP requests per call, counted at the stub (asserted: one per call once model
+   discovery and the version check are cached).
+3. Token counting: `get_num_tokens` calls/s on repeated and on fresh texts.
+4. A live vLLM server (the rig's chat model, compiled unless `--eager`): output
+   tokens/s and p50/p99 latency at concurrency 1, 8, 64 and 256, and time to first
+   token of streams; raw SDK against ChatVLLM with the same prompts, `max_tokens`
+   and `ignore_eos` (so both generate exactly as many tokens).
+
+Writes `benchmarks/results/latest.md`, `latest.json` and `throughput_latency.png`.
+`--quick` is the CI-sized run; `--patch` adds a "ChatVLLM+fix" client with the
+candidate fixes of `benchmarks/fixes.py` applied to a subclass (before/after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import openai  # noqa: E402
+from langchain_openai import ChatOpenAI  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    StubProcess,
+    Samples,
+    md_table,
+    paired_ratios,
+    percentile,
+    rotations,
+)
+from langchain_vllm import ChatVLLM  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RAW = "raw SDK"
+OPENAI = "ChatOpenAI"
+VLLM = "ChatVLLM"
+FIXED = "ChatVLLM+fix"
+PROMPT = "Say hello."
+MESSAGES = [{"role": "user", "content": PROMPT}]
+INVOKE_TOKENS = 16
+STREAM_CHUNKS = 64
+
+# Targets of issue 7 (checked in the report, never asserted in unit tests).
+TARGET_CALL_RATIO = 1.10
+TARGET_CHUNK_RATIO = 1.00
+TARGET_THROUGHPUT_RATIO = 0.98
+
+
+@dataclass(frozen=True)
+class Sizes:
+    reps: int
+    invoke_calls: int
+    stream_calls: int
+    batch: int
+    tokens_repeated: int
+    tokens_fresh: int
+    embed_calls: int
+    live_rounds: int
+    live_requests: dict[int, int]
+    live_max_tokens: int
+    ttft_streams: int
+
+
+FULL = Sizes(
+    reps=7,
+    invoke_calls=200,
+    stream_calls=40,
+    batch=500,
+    tokens_repeated=5000,
+    tokens_fresh=300,
+    embed_calls=100,
+    live_rounds=3,
+    live_requests={1: 8, 8: 32, 64: 128, 256: 256},
+    live_max_tokens=32,
+    ttft_streams=8,
+)
+QUICK = Sizes(
+    reps=3,
+    invoke_calls=60,
+    stream_calls=12,
+    batch=200,
+    tokens_repeated=1000,
+    tokens_fresh=60,
+    embed_calls=30,
+    live_rounds=1,
+    live_requests={1: 4, 8: 16, 64: 64, 256: 256},
+    live_max_tokens=16,
+    ttft_streams=4,
+)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# ----------------------------------------------------------------------------- clients
+@dataclass
+class Client:
+    """One contender: sync and async callables over the same workload."""
+
+    name: str
+    invoke: Callable[[int], Any]
+    stream: Callable[[int], int]
+    abatch: Callable[[int], Coroutine[Any, Any, Any]]
+
+
+def raw_client(base_url: str, model: str) -> Client:
+    sync = openai.OpenAI(base_url=base_url, api_key="EMPTY")
+    aclient = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY")
+
+    def invoke(max_tokens: int) -> Any:
+        return sync.chat.completions.create(
+            model=model, messages=MESSAGES, max_tokens=max_tokens
+        )
+
+    def stream(max_tokens: int) -> int:
+        n = 0
+        for chunk in sync.chat.completions.create(
+            model=model,
+            messages=MESSAGES,
+            max_tokens=max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        ):
+            n += bool(chunk.choices and chunk.choices[0].delta.content)
+        return n
+
+    async def abatch(n: int) -> Any:
+        return await asyncio.gather(
+            *(
+                aclient.chat.completions.create(
+                    model=model, messages=MESSAGES, max_tokens=INVOKE_TOKENS
+                )
+                for _ in range(n)
+            )
+        )
+
+    return Client(RAW, invoke, stream, abatch)
+
+
+def lc_client(name: str, chat: Any) -> Client:
+    def invoke(max_tokens: int) -> Any:
+        return chat.invoke(PROMPT, max_tokens=max_tokens)
+
+    def stream(max_tokens: int) -> int:
+        return sum(bool(c.content) for c in chat.stream(PROMPT, max_tokens=max_tokens))
+
+    async def abatch(n: int) -> Any:
+        return await chat.abatch([PROMPT] * n)
+
+    return Client(name, invoke, stream, abatch)
+
+
+def make_clients(base_url: str, model: str, patch: bool) -> list[Client]:
+    clients = [
+        raw_client(base_url, model),
+        lc_client(
+            OPENAI,
+            ChatOpenAI(
+                model=model,
+                base_url=base_url,
+                api_key="EMPTY",  # type: ignore[arg-type]
+                max_tokens=INVOKE_TOKENS,  # type: ignore[call-arg]
+                stream_usage=True,
+            ),
+        ),
+        lc_client(VLLM, ChatVLLM(base_url=base_url, max_tokens=INVOKE_TOKENS)),
+    ]
+    if patch:
+        from benchmarks.fixes import patched_chat_vllm
+
+        cls = patched_chat_vllm()
+        clients.append(lc_client(FIXED, cls(base_url=base_url, max_tokens=INVOKE_TOKENS)))
+    return clients
+
+
+# -------------------------------------------------------------------- 1. stub overhead
+def bench_stub(stub: StubProcess, sizes: Sizes, patch: bool) -> dict[str, Any]:
+    clients = make_clients(stub.base_url, "stub-model", patch)
+    names = [c.name for c in clients]
+    loop = asyncio.new_event_loop()
+    # Warm-up: imports, connection pools (incl. `batch` async connections), caches.
+    for c in clients:
+        c.invoke(INVOKE_TOKENS)
+        c.stream(STREAM_CHUNKS)
+        c.stream(1)
+        loop.run_until_complete(c.abatch(sizes.batch))
+    metrics: dict[str, dict[str, Samples]] = {
+        m: {n: Samples() for n in names}
+        for m in ("invoke", "stream64", "stream1", "abatch")
+    }
+    by_name = {c.name: c for c in clients}
+    for rep in range(sizes.reps):
+        for name in rotations(names, rep):
+            c = by_name[name]
+            t = time.perf_counter()
+            for _ in range(sizes.invoke_calls):
+                c.invoke(INVOKE_TOKENS)
+            metrics["invoke"][name].add((time.perf_counter() - t) / sizes.invoke_calls)
+        for name in rotations(names, rep):
+            c = by_name[name]
+            for chunks, key in ((STREAM_CHUNKS, "stream64"), (1, "stream1")):
+                t = time.perf_counter()
+                for _ in range(sizes.stream_calls):
+                    got = c.stream(chunks)
+                metrics[key][name].add((time.perf_counter() - t) / sizes.stream_calls)
+                assert got == chunks, (name, got, chunks)
+        for name in rotations(names, rep):
+            c = by_name[name]
+            t = time.perf_counter()
+            loop.run_until_complete(c.abatch(sizes.batch))
+            metrics["abatch"][name].add((time.perf_counter() - t) / sizes.batch)
+        say(
+            f"  stub rep {rep + 1}/{sizes.reps}: invoke "
+            + ", ".join(f"{n} {metrics['invoke'][n].values[-1] * 1e3:.3f} ms" for n in names)
+        )
+    loop.close()
+    # Per-chunk cost: (64-chunk stream - 1-chunk stream) / 63, per repetition.
+    chunk: dict[str, Samples] = {n: Samples() for n in names}
+    for n in names:
+        for a, b in zip(
+            metrics["stream64"][n].values, metrics["stream1"][n].values, strict=True
+        ):
+            chunk[n].add((a - b) / (STREAM_CHUNKS - 1))
+    metrics["chunk"] = chunk
+    return {"names": names, "metrics": metrics}
+
+
+# -------------------------------------------------------------- 2. requests per call
+def bench_requests(stub: StubProcess) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+    """Count requests per call pattern; assert one request per call once cached."""
+    rows: list[tuple[str, dict[str, int], dict[str, int]]] = []
+    chat_path = "POST /v1/chat/completions"
+
+    def check(label: str, run: Callable[[], None], expected: dict[str, int]) -> None:
+        stub.reset()
+        run()
+        got = stub.stats()
+        rows.append((label, got, expected))
+        assert got == expected, f"{label}: expected {expected}, the stub saw {got}"
+
+    chat = ChatVLLM(base_url=stub.base_url, max_tokens=INVOKE_TOKENS)
+    check(
+        "first invoke (model discovered)",
+        lambda: chat.invoke(PROMPT),
+        {"GET /v1/models": 1, chat_path: 1},
+    )
+    check("10 × invoke", lambda: [chat.invoke(PROMPT) for _ in range(10)], {chat_path: 10})
+    check("5 × stream", lambda: [list(chat.stream(PROMPT)) for _ in range(5)], {chat_path: 5})
+
+    async def many() -> None:
+        await chat.ainvoke(PROMPT)
+        async for _ in chat.astream(PROMPT):
+            pass
+        await chat.abatch([PROMPT] * 8)
+
+    check("ainvoke + astream + abatch(8), new loop", lambda: asyncio.run(many()), {chat_path: 10})
+    constrained = ChatVLLM(
+        base_url=stub.base_url,
+        max_tokens=INVOKE_TOKENS,
+        structured_outputs={"choice": ["yes", "no"]},
+    )
+    check(
+        "first structured_outputs invoke",
+        lambda: constrained.invoke(PROMPT),
+        {"GET /v1/models": 1, "GET /version": 1, chat_path: 1},
+    )
+    check(
+        "10 × structured_outputs invoke",
+        lambda: [constrained.invoke(PROMPT) for _ in range(10)],
+        {chat_path: 10},
+    )
+    check(
+        "get_num_tokens × 10, same text",
+        lambda: [chat.get_num_tokens("the same text") for _ in range(10)],
+        {"POST /tokenize": 1},
+    )
+    return rows
+
+
+# ------------------------------------------------------------------ 3. token counting
+def bench_tokens(stub: StubProcess, sizes: Sizes) -> dict[str, Samples]:
+    chat = ChatVLLM(base_url=stub.base_url, model="stub-model")
+    chat.get_num_tokens("warm up")
+    out = {"repeated": Samples(), "fresh": Samples()}
+    counter = 0
+    for _ in range(sizes.reps):
+        t = time.perf_counter()
+        for _ in range(sizes.tokens_repeated):
+            chat.get_num_tokens("How many tokens does this sentence have?")
+        out["repeated"].add(sizes.tokens_repeated / (time.perf_counter() - t))
+        t = time.perf_counter()
+        for _ in range(sizes.tokens_fresh):
+            counter += 1
+            chat.get_num_tokens(f"Fresh text number {counter} to count.")
+        out["fresh"].add(sizes.tokens_fresh / (time.perf_counter() - t))
+    return out
+
+
+# --------------------------------------------------------------------- embeddings
+def bench_embeddings(stub: StubProcess, sizes: Sizes) -> dict[str, Any] | None:
+    try:
+        from langchain_vllm.embeddings import VLLMEmbeddings  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    from langchain_openai import OpenAIEmbeddings
+
+    raw = openai.OpenAI(base_url=stub.base_url, api_key="EMPTY")
+    oe = OpenAIEmbeddings(
+        model="stub-model",
+        base_url=stub.base_url,
+        api_key="EMPTY",  # type: ignore[arg-type]
+        check_embedding_ctx_length=False,
+    )
+    ve = VLLMEmbeddings(base_url=stub.base_url, model="stub-model")
+    docs = [f"document number {i}" for i in range(32)]
+    calls: dict[str, Callable[[], Any]] = {
+        RAW: lambda: raw.embeddings.create(model="stub-model", input=docs),
+        "OpenAIEmbeddings": lambda: oe.embed_documents(docs),
+        "VLLMEmbeddings": lambda: ve.embed_documents(docs),
+    }
+    names = list(calls)
+    for fn in calls.values():
+        fn()
+    samples = {n: Samples() for n in names}
+    for rep in range(sizes.reps):
+        for n in rotations(names, rep):
+            t = time.perf_counter()
+            for _ in range(sizes.embed_calls):
+                calls[n]()
+            samples[n].add((time.perf_counter() - t) / sizes.embed_calls)
+    return {"names": names, "samples": samples, "batch": len(docs)}
+
+
+# -------------------------------------------------------------------------- 4. live
+def bench_live(sizes: Sizes, eager: bool) -> dict[str, Any]:
+    from langchain_vllm.server import rig_server
+
+    server = rig_server("chat", eager=eager).start()
+    try:
+        return _bench_live(server.base_url, server.served_model_name, sizes) | {
+            "startup_s": server.startup_seconds,
+            "eager": eager,
+        }
+    finally:
+        server.stop()
+
+
+def _prompts(n: int) -> list[str]:
+    return [f"Write a short story about a lighthouse keeper, part {i}." for i in range(n)]
+
+
+def _bench_live(base_url: str, model: str, sizes: Sizes) -> dict[str, Any]:
+    max_tokens = sizes.live_max_tokens
+    raw_sync = openai.OpenAI(base_url=base_url, api_key="EMPTY")
+    raw_async = openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key="EMPTY",
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=__import__("httpx2").Limits(
+                max_connections=1024, max_keepalive_connections=1024
+            )
+        ),
+    )
+    chat = ChatVLLM(
+        base_url=base_url,
+        model=model,
+        max_tokens=max_tokens,
+        temperature=0,
+        ignore_eos=True,
+    )
+
+    async def raw_one(prompt: str) -> int:
+        r = await raw_async.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=max_tokens,
+            temperature=0,
+            extra_body={"ignore_eos": True},
+        )
+        assert r.usage is not None
+        return r.usage.completion_tokens
+
+    async def vllm_one(prompt: str) -> int:
+        m = await chat.ainvoke(prompt)
+        assert m.usage_metadata is not None  # type: ignore[attr-defined]
+        return int(m.usage_metadata["output_tokens"])  # type: ignore[attr-defined]
+
+    one = {RAW: raw_one, VLLM: vllm_one}
+
+    async def run_level(name: str, concurrency: int, n: int) -> tuple[float, list[float]]:
+        sem = asyncio.Semaphore(concurrency)
+        latencies: list[float] = []
+        tokens = 0
+
+        async def task(prompt: str) -> None:
+            nonlocal tokens
+            async with sem:
+                t = time.perf_counter()
+                tokens += await one[name](prompt)
+                latencies.append(time.perf_counter() - t)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(task(p) for p in _prompts(n)))
+        wall = time.perf_counter() - start
+        assert tokens == n * max_tokens, (name, tokens, n * max_tokens)
+        return tokens / wall, latencies
+
+    def ttft(name: str) -> float:
+        t = time.perf_counter()
+        if name == RAW:
+            for c in raw_sync.chat.completions.create(
+                model=model,
+                messages=MESSAGES,
+                max_tokens=max_tokens,
+                temperature=0,
+                stream=True,
+                extra_body={"ignore_eos": True},
+            ):
+                if c.choices and c.choices[0].delta.content:
+                    first = time.perf_counter() - t
+                    break
+        else:
+            for m in chat.stream(PROMPT):
+                if m.content:
+                    first = time.perf_counter() - t
+                    break
+        return first
+
+    names = [RAW, VLLM]
+    levels = sorted(sizes.live_requests)
+    loop = asyncio.new_event_loop()
+    for name in names:  # warm-up: connections, server caches, CUDA-graph-less compile
+        loop.run_until_complete(run_level(name, 8, 16))
+        ttft(name)
+    throughput = {c: {n: Samples() for n in names} for c in levels}
+    latency: dict[int, dict[str, list[float]]] = {c: {n: [] for n in names} for c in levels}
+    first_token = {n: Samples() for n in names}
+    for rnd in range(sizes.live_rounds):
+        for c in levels:
+            for name in rotations(names, rnd + c):
+                tps, lat = loop.run_until_complete(
+                    run_level(name, c, sizes.live_requests[c])
+                )
+                throughput[c][name].add(tps)
+                latency[c][name] += lat
+            say(
+                f"  live round {rnd + 1}/{sizes.live_rounds} c={c}: "
+                + ", ".join(f"{n} {throughput[c][n].values[-1]:.0f} tok/s" for n in names)
+            )
+        for name in rotations(names, rnd):
+            for _ in range(sizes.ttft_streams):
+                first_token[name].add(ttft(name))
+    loop.close()
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "levels": levels,
+        "names": names,
+        "throughput": throughput,
+        "latency": latency,
+        "ttft": first_token,
+    }
+
+
+# ------------------------------------------------------------------------- report
+def _ms(x: float) -> str:
+    return f"{x * 1e3:.3f}"
+
+
+def _us(x: float) -> str:
+    return f"{x * 1e6:.1f}"
+
+
+def report(
+    args: argparse.Namespace,
+    sizes: Sizes,
+    stub: dict[str, Any] | None,
+    requests: list[tuple[str, dict[str, int], dict[str, int]]] | None,
+    tokens: dict[str, Samples] | None,
+    embeds: dict[str, Any] | None,
+    live: dict[str, Any] | None,
+) -> tuple[str, list[tuple[str, bool, str]]]:
+    out: list[str] = []
+    targets: list[tuple[str, bool, str]] = []
+    out.append("# Benchmark results (latest run)\n")
+    out.append(
+        f"Run {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} with "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, openai "
+        f"{openai.__version__}; mode: {'quick' if args.quick else 'full'}"
+        f"{', eager server' if args.eager else ''}. Medians of {sizes.reps} "
+        "interleaved repetitions; spread is ± half the min-max range; ratios are "
+        "medians of per-repetition ratios to the raw SDK.\n"
+    )
+    if stub is not None:
+        names, m = stub["names"], stub["metrics"]
+        out.append("## Client overhead against an instant local stub\n")
+        out.append(
+            f"Per call: `invoke` (max_tokens={INVOKE_TOKENS}), `stream` of "
+            f"{STREAM_CHUNKS} chunks, one request of an `abatch` of {sizes.batch} "
+            f"(wall time / {sizes.batch}); per-chunk cost is (64-chunk stream − "
+            "1-chunk stream) / 63.\n"
+        )
+        rows = []
+        for key, label, fmt, unit in (
+            ("invoke", "invoke", _ms, "ms"),
+            ("stream64", f"stream ({STREAM_CHUNKS} chunks)", _ms, "ms"),
+            ("chunk", "stream, per chunk", _us, "µs"),
+            ("abatch", f"abatch({sizes.batch}), per request", _ms, "ms"),
+        ):
+            for n in names:
+                s = m[key][n]
+                ratio = paired_ratios(m[key], n, RAW)
+                rows.append(
+                    [
+                        label,
+                        n,
+                        f"{fmt(s.median)} {unit}",
+                        f"±{s.spread() * 100:.0f} %",
+                        "1.00" if n == RAW else f"{ratio.median:.2f}×"
+                        f" ({ratio.low:.2f}-{ratio.high:.2f})",
+                    ]
+                )
+        out.append(md_table(["workload", "client", "median", "spread", "vs raw SDK"], rows))
+        out.append("")
+        for n in [x for x in names if x.startswith(VLLM)]:
+            r = paired_ratios(m["invoke"], n, RAW).median
+            targets.append(
+                (
+                    f"{n} invoke ≤ {TARGET_CALL_RATIO:.2f}× raw SDK",
+                    r <= TARGET_CALL_RATIO,
+                    f"{r:.2f}×",
+                )
+            )
+            r = paired_ratios(m["abatch"], n, RAW).median
+            targets.append(
+                (
+                    f"{n} abatch per request ≤ {TARGET_CALL_RATIO:.2f}× raw SDK",
+                    r <= TARGET_CALL_RATIO,
+                    f"{r:.2f}×",
+                )
+            )
+            r = m["chunk"][n].median / m["chunk"][RAW].median
+            targets.append(
+                (
+                    f"{n} stream per-chunk cost ≤ raw SDK's",
+                    r <= TARGET_CHUNK_RATIO,
+                    f"{r:.2f}× ({_us(m['chunk'][n].median)} vs "
+                    f"{_us(m['chunk'][RAW].median)} µs)",
+                )
+            )
+    if requests is not None:
+        out.append("## HTTP requests per call (counted at the stub, asserted)\n")
+        out.append(
+            md_table(
+                ["calls on one ChatVLLM", "requests the stub saw"],
+                [
+                    [label, ", ".join(f"{k}: {v}" for k, v in sorted(got.items()))]
+                    for label, got, _ in requests
+                ],
+            )
+        )
+        out.append("")
+    if tokens is not None:
+        out.append("## Token counting (`ChatVLLM.get_num_tokens`, stub server)\n")
+        out.append(
+            md_table(
+                ["texts", "calls/s (median)", "spread"],
+                [
+                    [k, f"{s.median:,.0f}", f"±{s.spread() * 100:.0f} %"]
+                    for k, s in tokens.items()
+                ],
+            )
+        )
+        out.append(
+            "\nRepeated texts are answered from the client's cache; fresh ones cost "
+            "one `POST /tokenize`. (`ChatOpenAI.get_num_tokens` needs tiktoken's "
+            "download and counts OpenAI tokens, not the served model's.)\n"
+        )
+    if embeds is not None:
+        out.append(
+            f"## Embeddings (`embed_documents` of {embeds['batch']} texts, stub)\n"
+        )
+        es = embeds["samples"]
+        out.append(
+            md_table(
+                ["client", "per call", "spread", "vs raw SDK"],
+                [
+                    [
+                        n,
+                        f"{_ms(es[n].median)} ms",
+                        f"±{es[n].spread() * 100:.0f} %",
+                        f"{paired_ratios(es, n, RAW).median:.2f}×",
+                    ]
+                    for n in embeds["names"]
+                ],
+            )
+        )
+        out.append("")
+    if live is not None:
+        out.append("## Live vLLM server\n")
+        out.append(
+            f"The rig's chat model ({live['model']}, "
+            f"{'--enforce-eager' if live['eager'] else 'compiled'}, started in "
+            f"{live['startup_s']:.0f} s), max_tokens={live['max_tokens']}, "
+            f"ignore_eos, temperature 0; {sizes.live_rounds} interleaved rounds; "
+            "requests per level "
+            + ", ".join(f"c={c}: {n}" for c, n in sizes.live_requests.items())
+            + ". Latency is per request, over all rounds.\n"
+        )
+        rows = []
+        for c in live["levels"]:
+            for n in live["names"]:
+                tp = live["throughput"][c][n]
+                lat = live["latency"][c][n]
+                rows.append(
+                    [
+                        str(c),
+                        n,
+                        f"{tp.median:.0f}",
+                        f"±{tp.spread() * 100:.0f} %",
+                        "1.00"
+                        if n == RAW
+                        else f"{paired_ratios(live['throughput'][c], n, RAW).median:.3f}",
+                        f"{percentile(lat, 50) * 1e3:.0f}",
+                        f"{percentile(lat, 99) * 1e3:.0f}",
+                    ]
+                )
+        out.append(
+            md_table(
+                [
+                    "concurrency",
+                    "client",
+                    "output tok/s",
+                    "spread",
+                    "vs raw SDK",
+                    "p50 ms",
+                    "p99 ms",
+                ],
+                rows,
+            )
+        )
+        out.append("")
+        tt = live["ttft"]
+        out.append(
+            md_table(
+                ["client", "time to first token (median)", "spread"],
+                [
+                    [n, f"{tt[n].median * 1e3:.1f} ms", f"±{tt[n].spread() * 100:.0f} %"]
+                    for n in live["names"]
+                ],
+            )
+        )
+        out.append("")
+        for c in live["levels"]:
+            r = paired_ratios(live["throughput"][c], VLLM, RAW).median
+            targets.append(
+                (
+                    f"ChatVLLM live throughput at c={c} ≥ {TARGET_THROUGHPUT_RATIO}× raw",
+                    r >= TARGET_THROUGHPUT_RATIO,
+                    f"{r:.3f}×",
+                )
+            )
+        out.append("![throughput and latency](throughput_latency.png)\n")
+    out.append("## Targets (issue 7)\n")
+    out.append(
+        md_table(
+            ["target", "met", "measured"],
+            [[t, "yes" if ok else "**no**", v] for t, ok, v in targets],
+        )
+    )
+    out.append("")
+    return "\n".join(out), targets
+
+
+def plot(live: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = live["levels"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for n, style in zip(live["names"], ("o-", "s--"), strict=False):
+        ax1.plot(
+            levels, [live["throughput"][c][n].median for c in levels], style, label=n
+        )
+        ax2.plot(
+            levels,
+            [percentile(live["latency"][c][n], 50) * 1e3 for c in levels],
+            style,
+            label=f"{n} p50",
+        )
+        ax2.plot(
+            levels,
+            [percentile(live["latency"][c][n], 99) * 1e3 for c in levels],
+            style.replace("-", ":"),
+            alpha=0.6,
+            label=f"{n} p99",
+        )
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(c) for c in levels])
+        ax.set_xlabel("concurrency")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax1.set_ylabel("output tokens/s")
+    ax1.set_title("Throughput")
+    ax2.set_ylabel("latency per request (ms)")
+    ax2.set_yscale("log")
+    ax2.set_title("Latency")
+    fig.suptitle(
+        f"{live['model']}, max_tokens={live['max_tokens']}: raw openai SDK vs ChatVLLM"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Samples):
+        return {"median": x.median, "values": x.values}
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="ChatVLLM vs raw openai SDK vs ChatOpenAI")
+    parser.add_argument("--quick", action="store_true", help="CI-sized run")
+    parser.add_argument("--eager", action="store_true", help="live server with --enforce-eager")
+    parser.add_argument("--no-live", action="store_true", help="stub parts only")
+    parser.add_argument("--no-stub", action="store_true", help="live part only")
+    parser.add_argument("--patch", action="store_true", help="add ChatVLLM+fix (fixes.py)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    args.out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    stub_res = requests = tokens = embeds = live = None
+    if not args.no_stub:
+        with StubProcess() as stub:
+            say(f"stub on {stub.base_url}: request counts")
+            requests = bench_requests(stub)
+            for label, got, _ in requests:
+                say(f"  {label}: {got}  (as expected)")
+            say("client overhead (interleaved)")
+            stub_res = bench_stub(stub, sizes, args.patch)
+            say("token counting")
+            tokens = bench_tokens(stub, sizes)
+            embeds = bench_embeddings(stub, sizes)
+    if not args.no_live:
+        say(f"live vLLM ({'eager' if args.eager else 'compiled'}; start may take ~100 s)")
+        live = bench_live(sizes, args.eager)
+        plot(live, args.out / "throughput_latency.png")
+    text, targets = report(args, sizes, stub_res, requests, tokens, embeds, live)
+    text += f"\nTotal run time: {time.perf_counter() - began:.0f} s.\n"
+    (args.out / "latest.md").write_text(text)
+    (args.out / "latest.json").write_text(
+        json.dumps(
+            _jsonable(
+                {
+                    "stub": stub_res,
+                    "tokens": tokens,
+                    "embeddings": embeds,
+                    "live": live,
+                    "targets": targets,
+                }
+            ),
+            indent=1,
+        )
+    )
+    say("\n" + text)
+    say(f"wrote {args.out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
