@@ -1,0 +1,69 @@
+"""`make serve [KIND=chat]`: start one of the rig's vLLM servers and leave it running.
+
+Prints the server's URL and the `export VLLM_API_BASE=...` line that points
+ChatVLLM (and the notebook, and the integration tests) at it, then waits until
+Ctrl-C, which stops the server and its engine processes.
+
+    python scripts/serve.py                  # chat (tool calling), eager start
+    python scripts/serve.py embeddings       # also serves /score and /rerank
+    python scripts/serve.py chat --compiled  # slower start, faster serving
+    python scripts/serve.py chat --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from langchain_vllm.server import RIG_SERVERS, VLLMServerError, rig_server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "kind", nargs="?", default="chat", choices=sorted(RIG_SERVERS), metavar="KIND"
+    )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="skip --enforce-eager: compile warm-up (60-100 s), higher throughput",
+    )
+    parser.add_argument("--port", type=int, help="port to bind (default: a free one)")
+    args = parser.parse_args(argv)
+
+    server = rig_server(args.kind, eager=not args.compiled, port=args.port)
+    try:
+        server.start()
+    except VLLMServerError as e:
+        print(f"The {args.kind} server did not start:\n{e}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        print(f"vLLM {args.kind} server: {server.base_url}")
+        print(f"served model: {server.served_model_name}")
+        print(f"log: {server.log_path}")
+        print("Point ChatVLLM, the notebook and the integration tests at it with:")
+        print(f"  export VLLM_API_BASE={server.base_url}")
+        print("Ctrl-C stops it.", flush=True)
+        while not stop.wait(1.0):
+            if not server.is_running:
+                print("The server exited:\n" + server.log_tail(), file=sys.stderr)
+                return 1
+    finally:
+        server.stop()
+        print("Server stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
