@@ -199,6 +199,9 @@ class FakeVLLM:
             return httpx2.Response(
                 200, json=response(body) if callable(response) else response
             )
+        routed = pooling_and_completion_routes(self, path, body)
+        if routed is not None:
+            return routed
         return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
 
     def _sse(self, chunks: list[dict[str, Any]]) -> httpx2.Response:
@@ -227,3 +230,142 @@ class FakeVLLM:
             "http_async_client": self.async_client(),
             "max_retries": 0,
         }
+
+
+# -- /v1/embeddings, /rerank, /v1/completions -----------------------------------------
+# Set on a FakeVLLM instance to steer them (all optional):
+#   embedding_dim: int (default 4); embeddings_response: dict | Callable[[dict], dict];
+#   rerank_response: dict | Callable[[dict], dict] (default: word-overlap scores);
+#   completion_text: str (default " Paris."); completion_stream: list[dict] | None.
+
+
+def fake_embedding(text: str, dim: int = 4) -> list[float]:
+    """A deterministic vector for `text` (same text, same vector)."""
+    seed = sum(ord(ch) * (i + 1) for i, ch in enumerate(text))
+    return [float(len(text))] + [float((seed * (k + 3)) % 101) for k in range(dim - 1)]
+
+
+def embeddings_body(body: dict[str, Any], dim: int = 4) -> dict[str, Any]:
+    """A `/v1/embeddings` answer as vLLM 0.32 sends it (float encoding)."""
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    size = int(body.get("dimensions") or dim)
+    return {
+        "id": "embd-test",
+        "object": "list",
+        "created": 1795637633,
+        "model": body.get("model"),
+        "data": [
+            {"index": i, "object": "embedding", "embedding": fake_embedding(t, size)}
+            for i, t in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+    }
+
+
+def rerank_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A `/rerank` answer: score = share of the query's words found in the text."""
+    words = set(body["query"].lower().split())
+    results = []
+    for i, text in enumerate(body["documents"]):
+        found = words & set(text.lower().split())
+        score = len(found) / len(words) if words else 0.0
+        results.append(
+            {
+                "index": i,
+                "document": {"text": text, "multi_modal": None},
+                "relevance_score": score,
+            }
+        )
+    results.sort(key=lambda r: r["relevance_score"], reverse=True)
+    if body.get("top_n"):
+        results = results[: body["top_n"]]
+    return {
+        "id": "score-test",
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": 10, "total_tokens": 10},
+        "results": results,
+    }
+
+
+def completion_body(body: dict[str, Any], text: str = " Paris.") -> dict[str, Any]:
+    """A `/v1/completions` answer: `n` choices per prompt, as vLLM 0.32 sends it."""
+    prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+    n = int(body.get("n") or 1)
+    choices = [
+        {
+            "index": i * n + j,
+            "text": (prompt if body.get("echo") else "") + text,
+            "logprobs": None,
+            "finish_reason": "length",
+            "stop_reason": None,
+            "prompt_logprobs": None,
+        }
+        for i, prompt in enumerate(prompts)
+        for j in range(n)
+    ]
+    return {
+        "id": "cmpl-test",
+        "object": "text_completion",
+        "created": 1795637633,
+        "model": body.get("model"),
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": 5 * len(prompts),
+            "completion_tokens": 3 * len(choices),
+            "total_tokens": 8 * len(choices),
+        },
+        "system_fingerprint": "vllm-0.32.0",
+    }
+
+
+def completion_chunks(
+    pieces: list[str], *, model: str = "smollm2", finish: bool = True
+) -> list[dict[str, Any]]:
+    """`/v1/completions` stream chunks as vLLM 0.32 sends them."""
+
+    def chunk(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "cmpl-test",
+            "object": "text_completion",
+            "created": 1795637633,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": text,
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                    "stop_reason": None,
+                }
+            ],
+        }
+
+    out = [chunk(p) for p in pieces]
+    if finish:
+        out.append(chunk("", "length"))
+    return out
+
+
+def pooling_and_completion_routes(
+    fake: FakeVLLM, path: str, body: dict[str, Any]
+) -> httpx2.Response | None:
+    """Answer `/v1/embeddings`, `/rerank`, `/v1/rerank` and `/v1/completions`."""
+
+    def answer(attr: str, default: Callable[[dict], dict]) -> httpx2.Response:
+        custom = getattr(fake, attr, None)
+        if custom is None:
+            return httpx2.Response(200, json=default(body))
+        return httpx2.Response(200, json=custom(body) if callable(custom) else custom)
+
+    if path.endswith("/v1/embeddings"):
+        dim = getattr(fake, "embedding_dim", 4)
+        return answer("embeddings_response", lambda b: embeddings_body(b, dim))
+    if path in ("/rerank", "/v1/rerank"):
+        return answer("rerank_response", rerank_body)
+    if path.endswith("/v1/completions"):
+        text = getattr(fake, "completion_text", " Paris.")
+        if body.get("stream"):
+            chunks = getattr(fake, "completion_stream", None)
+            return fake._sse(chunks or completion_chunks([text[:3], text[3:]]))
+        return answer("completion_response", lambda b: completion_body(b, text))
+    return None

@@ -1,0 +1,417 @@
+"""vLLM text completion models (`/v1/completions`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Self
+
+import httpx2
+import openai
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import LangSmithParams
+from langchain_core.outputs import GenerationChunk, LLMResult
+from langchain_openai import OpenAI
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
+
+from langchain_vllm._params import (
+    VLLMCompletionParams,
+    param_names,
+    request_body,
+    to_wire,
+    validate_call_params,
+)
+from langchain_vllm._server_api import (
+    DEFAULT_MAX_CONNECTIONS,
+    ServerLink,
+    api_key_field,
+    base_url_field,
+)
+from langchain_vllm.errors import VLLMIncompleteStreamError
+
+_COMPLETION_PARAMS = frozenset(param_names(VLLMCompletionParams))
+
+
+class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
+    """vLLM text completion model, through vLLM's OpenAI-compatible server.
+
+    A drop-in replacement for `langchain_community.llms.VLLMOpenAI` (same
+    constructor arguments: `openai_api_base`, `openai_api_key`, `model_name`,
+    `max_tokens`, `temperature`, `top_p`, `n`, `best_of`, `streaming`, ...), with
+    vLLM's own sampling parameters as typed, validated fields, model discovery, the
+    served model's tokenizer for token counts, and an async client that survives
+    successive event loops.
+
+    Setup:
+        Install `langchain-vllm` and start a vLLM server (or use the one at
+        `VLLM_API_BASE`):
+
+        ```bash
+        pip install -U langchain-vllm
+        vllm serve HuggingFaceTB/SmolLM2-135M-Instruct  # GPU machine; or `make serve`
+        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
+        export VLLM_API_KEY="..."  # only if the server was started with --api-key
+        ```
+
+    Key init args — completion params:
+        model: str | None
+            Served model name (alias `model_name`). Omitted: the one model the
+            server serves, asked from `GET /v1/models` on first use.
+        temperature: float
+            Sampling temperature (default 0.7).
+        max_tokens: int | None
+            Max number of tokens to generate (default 256); -1 or None: as many as
+            the model's context allows.
+        top_k, min_p, repetition_penalty, min_tokens, stop_token_ids, bad_words,
+        allowed_token_ids, prompt_logprobs, structured_outputs, ...:
+            vLLM's own parameters: see `VLLMCompletionParams`.
+
+    Key init args — client params:
+        base_url: str
+            Alias `openai_api_base`. Default `VLLM_API_BASE`, else
+            `http://localhost:8000/v1`.
+        api_key: SecretStr
+            Alias `openai_api_key`. Default `VLLM_API_KEY`, else a placeholder.
+        timeout: float | None
+            Timeout for requests.
+        max_retries: int
+            Max number of retries.
+        max_connections: int
+            Connection pool size of the async client.
+
+    Instantiate:
+        ```python
+        from langchain_vllm import VLLMOpenAI
+
+        llm = VLLMOpenAI(temperature=0, max_tokens=32)  # model discovered
+        ```
+
+    Migrate from langchain-community:
+        ```python
+        # from langchain_community.llms import VLLMOpenAI
+        from langchain_vllm import VLLMOpenAI
+
+        llm = VLLMOpenAI(
+            openai_api_key="EMPTY",
+            openai_api_base="http://localhost:8000/v1",
+            model_name="smollm2-135m-instruct",
+            max_tokens=64,
+        )
+        ```
+
+    Invoke:
+        ```python
+        llm.invoke("The capital of France is")
+        # ' Paris. It is ...'
+        ```
+
+    Stream:
+        ```python
+        for chunk in llm.stream("Once upon a time"):
+            print(chunk, end="")
+        ```
+
+    Batch and async:
+        ```python
+        llm.batch(["1, 2, 3,", "a, b, c,"])
+        await llm.ainvoke("The capital of France is")
+        async for chunk in llm.astream("Once upon a time"):
+            ...
+        ```
+
+    vLLM parameters, per instance or per call:
+        ```python
+        llm = VLLMOpenAI(top_k=1, repetition_penalty=1.1)
+        llm.invoke("List three colours:", min_tokens=8, bad_words=["red"])
+        llm.invoke("Yes or no?", structured_outputs={"choice": ["yes", "no"]})
+        ```
+
+    Token counts (the served model's tokenizer):
+        ```python
+        llm.get_num_tokens("The capital of France is")
+        ```
+
+    Response metadata:
+        ```python
+        result = llm.generate(["The capital of France is"])
+        result.llm_output  # {'token_usage': {...}, 'model_name': 'smollm2-...'}
+        result.generations[0][0].generation_info  # {'finish_reason': 'length', ...}
+        ```
+    """
+
+    model_name: str | None = Field(default=None, alias="model")  # type: ignore[assignment]
+    """Served model name; None discovers the only served model on first use."""
+
+    openai_api_key: SecretStr | None = api_key_field()  # type: ignore[assignment]
+    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
+
+    openai_api_base: str | None = base_url_field()
+    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
+    `http://localhost:8000/v1`."""
+
+    max_tokens: int | None = 256  # type: ignore[assignment]
+    """Max tokens to generate; -1 or None: as many as the model's context allows."""
+
+    echo: bool | None = None
+    """Return the prompt in front of the completion (OpenAI's completions field)."""
+
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    """Connection pool size of the async HTTP client (per event loop)."""
+
+    _link: ServerLink = PrivateAttr()
+
+    # Unique validator name: pydantic replaces (does not chain) a parent validator
+    # with the same name.
+    @model_validator(mode="after")
+    def _link_vllm_completions_server(self) -> Self:
+        self._link = ServerLink(
+            self.client._client,
+            self.async_client._client,
+            max_connections=self.max_connections,
+            custom_async_http_client=self.http_async_client is not None,
+        )
+        return self
+
+    # -- LangChain integration details ------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "vllm-openai"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The key is read back from `VLLM_API_KEY`, never `OPENAI_API_KEY`."""
+        return {"openai_api_key": "VLLM_API_KEY"}
+
+    def to_json(self) -> Any:
+        """Serialize; the key is a secret read back from `VLLM_API_KEY`.
+
+        Serializable merges `lc_secrets` along the MRO with the parents last, so
+        `OpenAI`'s `OPENAI_API_KEY` would win: a loaded VLLMOpenAI would then send
+        the user's OpenAI key to the vLLM host. Point the secret at our variable.
+        """
+        data = super().to_json()
+        kwargs = data.get("kwargs") if isinstance(data, dict) else None
+        if isinstance(kwargs, dict):
+            for value in kwargs.values():
+                if isinstance(value, dict) and value.get("type") == "secret":
+                    value["id"] = ["VLLM_API_KEY"]
+        return data
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The LangChain namespace: `["langchain_vllm", "llms"]`."""
+        return ["langchain_vllm", "llms"]
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "vllm"
+        if not params.get("ls_model_name"):
+            params["ls_model_name"] = self.model_name or "vllm-served-model"
+        return params
+
+    # -- request building ----------------------------------------------------------
+    @property
+    def _default_params(self) -> dict[str, Any]:
+        params = super()._default_params
+        if self.echo is not None:
+            params["echo"] = self.echo
+        body = {**request_body(self, VLLMCompletionParams), **(self.extra_body or {})}
+        if body:
+            params["extra_body"] = body
+        return params
+
+    @property
+    def _invocation_params(self) -> dict[str, Any]:
+        params = super()._invocation_params
+        if not params.get("model"):
+            params["model"] = self._link.resolve_model(self.model_name)
+        return params
+
+    def _call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Per-call kwargs with vLLM parameters checked and merged into extra_body.
+
+        The parent lets a per-call `extra_body` replace the instance's; here the
+        instance's body, the checked per-call vLLM parameters and the per-call
+        `extra_body` are merged, later ones winning.
+        """
+        kwargs = dict(kwargs)
+        vllm_kwargs = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in _COMPLETION_PARAMS
+        }
+        call_extra = kwargs.pop("extra_body", None) or {}
+        checked = validate_call_params(VLLMCompletionParams, vllm_kwargs)
+        extra = {
+            **request_body(self, VLLMCompletionParams),
+            **(self.extra_body or {}),
+            **{name: to_wire(value) for name, value in checked.items()},
+            **call_extra,
+        }
+        if extra:
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    def get_sub_prompts(
+        self,
+        params: dict[str, Any],
+        prompts: list[str],
+        stop: list[str] | None = None,
+    ) -> list[list[str]]:
+        """Batches of prompts; `max_tokens=-1` becomes "as many as fit".
+
+        vLLM reads a null `max_tokens` as "up to the context length", for each
+        prompt on its own, so no client-side token count is needed.
+        """
+        if params.get("max_tokens") == -1:
+            params["max_tokens"] = None
+        return super().get_sub_prompts(params, prompts, stop)
+
+    def create_llm_result(
+        self,
+        choices: Any,
+        prompts: list[str],
+        params: dict[str, Any],
+        token_usage: dict[str, int],
+        *,
+        system_fingerprint: str | None = None,
+    ) -> LLMResult:
+        """The LLMResult, naming the model that answered (also when discovered)."""
+        result = super().create_llm_result(
+            choices,
+            prompts,
+            params,
+            token_usage,
+            system_fingerprint=system_fingerprint,
+        )
+        if result.llm_output is not None:
+            result.llm_output["model_name"] = params.get("model") or self.model_name
+            result.llm_output["model_provider"] = "vllm"
+        for generations, choice_group in zip(
+            result.generations, _group(choices, params.get("n", self.n)), strict=False
+        ):
+            for generation, choice in zip(generations, choice_group, strict=False):
+                extra = {
+                    key: choice[key]
+                    for key in ("stop_reason", "prompt_logprobs", "token_ids")
+                    if isinstance(choice, dict) and choice.get(key) is not None
+                }
+                if extra and generation.generation_info is not None:
+                    generation.generation_info.update(extra)
+        return result
+
+    # -- calls -----------------------------------------------------------------------
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        kwargs = self._call_kwargs(kwargs)
+        try:
+            return super()._generate(prompts, stop, run_manager, **kwargs)
+        except openai.APIError as e:
+            raise self._link.translate(e) from e
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        kwargs = self._call_kwargs(kwargs)
+        try:
+            await self._aprepare(kwargs)
+            return await super()._agenerate(prompts, stop, run_manager, **kwargs)
+        except openai.APIError as e:
+            raise await self._link.atranslate(e) from e
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        kwargs = self._call_kwargs(kwargs)
+        finished = False
+        try:
+            for chunk in super()._stream(prompt, stop, run_manager, **kwargs):
+                finished = finished or _is_final(chunk)
+                yield chunk
+        except openai.APIError as e:
+            raise self._link.translate(e) from e
+        if not finished:
+            raise self._incomplete_stream()
+
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
+        kwargs = self._call_kwargs(kwargs)
+        finished = False
+        try:
+            await self._aprepare(kwargs)
+            async for chunk in super()._astream(prompt, stop, run_manager, **kwargs):
+                finished = finished or _is_final(chunk)
+                yield chunk
+        except openai.APIError as e:
+            raise await self._link.atranslate(e) from e
+        if not finished:
+            raise self._incomplete_stream()
+
+    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+        """Bind this loop's client and discover the model without blocking."""
+        self.async_client = self._link.async_client().completions
+        if not self.model_name and not kwargs.get("model"):
+            await self._link.aresolve_model(None)
+
+    def _incomplete_stream(self) -> VLLMIncompleteStreamError:
+        url = f"{self._link.base_url}/completions"
+        return VLLMIncompleteStreamError(
+            f"The stream from {url} ended before the server finished the answer "
+            "(no finish_reason): the connection dropped or the server stopped. "
+            "The partial text is not a complete answer.",
+            httpx2.Request("POST", url),
+            body=None,
+        )
+
+    # -- server-side tokenizer -----------------------------------------------------
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of `text` from the served model's tokenizer (`/tokenize`)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        body = {
+            "model": self._link.resolve_model(self.model_name),
+            "prompt": text,
+            "add_special_tokens": False,
+        }
+        return list(self._link.tokenize(body)["tokens"])
+
+    @property
+    def max_context_size(self) -> int:
+        """The served model's context length (`max_model_len` of `/v1/models`)."""
+        model = self._link.resolve_model(self.model_name)
+        card = self._link.model_card(model) or {}
+        limit = card.get("max_model_len")
+        if not isinstance(limit, int):
+            msg = f"{self._link.base_url}/models gives no max_model_len for {model!r}"
+            raise ValueError(msg)
+        return limit
+
+
+def _group(choices: Any, n: int) -> list[list[Any]]:
+    items = list(choices or [])
+    size = max(int(n or 1), 1)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _is_final(chunk: GenerationChunk) -> bool:
+    return bool((chunk.generation_info or {}).get("finish_reason"))
