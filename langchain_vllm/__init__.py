@@ -10,6 +10,7 @@ from langchain_vllm._params import (
 )
 from langchain_vllm._structured import StructuredOutputs
 from langchain_vllm.chat_models import ChatVLLM
+from langchain_vllm.embeddings import VLLMEmbeddings
 from langchain_vllm.errors import (
     VLLMAuthenticationError,
     VLLMBadRequestError,
@@ -22,6 +23,8 @@ from langchain_vllm.errors import (
     VLLMServerFeatureError,
     VLLMTimeoutError,
 )
+from langchain_vllm.llms import VLLMOpenAI
+from langchain_vllm.rerank import VLLMRerank
 
 try:
     __version__ = metadata.version(__package__ or "langchain-vllm")
@@ -37,10 +40,13 @@ __all__ = [
     "VLLMCompletionParams",
     "VLLMConnectionError",
     "VLLMContextOverflowError",
+    "VLLMEmbeddings",
     "VLLMIncompleteStreamError",
     "VLLMModelDiscoveryError",
     "VLLMModelNotFoundError",
+    "VLLMOpenAI",
     "VLLMPoolingParams",
+    "VLLMRerank",
     "VLLMResponseError",
     "VLLMSamplingParams",
     "VLLMServerFeatureError",
