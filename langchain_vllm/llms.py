@@ -265,7 +265,7 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
         vLLM reads a null `max_tokens` as "up to the context length", for each
         prompt on its own, so no client-side token count is needed.
         """
-        if params.get("max_tokens") == -1:
+        if params.get("max_tokens", -1) == -1:  # -1, or None (then left out)
             params["max_tokens"] = None
         return super().get_sub_prompts(params, prompts, stop)
 
