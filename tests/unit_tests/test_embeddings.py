@@ -233,7 +233,7 @@ async def test_async_embed(fake: FakeVLLM) -> None:
 
 def test_async_client_per_event_loop(fake: FakeVLLM) -> None:
     """Without a custom async http client, each event loop gets its own client."""
-    emb = VLLMEmbeddings(base_url="http://vllm.test:8000/v1", model="m")
+    emb = VLLMEmbeddings(openai_api_base="http://vllm.test:8000/v1", model="m")
     used: list[Any] = []
     transport = httpx2.MockTransport(fake.handler)
 
@@ -279,7 +279,7 @@ def test_connection_error_names_url() -> None:
         raise httpx2.ConnectError("refused", request=request)
 
     emb = VLLMEmbeddings(
-        base_url="http://vllm.test:8000/v1",
+        openai_api_base="http://vllm.test:8000/v1",
         model="m",
         max_retries=0,
         http_client=httpx2.Client(transport=httpx2.MockTransport(refuse)),
