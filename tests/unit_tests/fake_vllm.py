@@ -369,3 +369,35 @@ def pooling_and_completion_routes(
             return fake._sse(chunks or completion_chunks([text[:3], text[3:]]))
         return answer("completion_response", lambda b: completion_body(b, text))
     return None
+
+
+# -- raw answers: malformed or truncated bodies (test_malformed_responses) --
+class RawFakeVLLM(FakeVLLM):
+    """A FakeVLLM whose answers can be replaced by raw bytes, per route.
+
+    `raw[route] = (status, content_type, body_bytes)` answers requests whose path
+    ends with `route` verbatim (a body that is not JSON, truncated JSON, SSE lines
+    that are not JSON, ...); other routes behave as in FakeVLLM.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: dict[str, tuple[int, str, bytes]] = {}
+
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        """Answer from `raw` when a route matches, else as FakeVLLM."""
+        for route, (status, content_type, content) in self.raw.items():
+            if request.url.path.endswith(route):
+                self.requests.append(request)
+                return httpx2.Response(
+                    status, headers={"content-type": content_type}, content=content
+                )
+        return super().handler(request)
+
+
+def sse(*events: str | dict[str, Any], done: bool = True) -> bytes:
+    """SSE bytes from events: dicts are JSON-encoded, strings are sent verbatim."""
+    lines = [f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events]
+    if done:
+        lines.append("data: [DONE]\n\n")
+    return "".join(lines).encode()
