@@ -1,0 +1,114 @@
+"""Session affinity: with ``consistent_hash``, one session's requests land on one
+replica, counted from the replicas' own ``/metrics``.
+
+vllm-router's ``consistent_hash`` keys on the first of the headers ``x-session-id``,
+``x-user-id``, ``x-tenant-id``, ``x-request-id``, ... and then on the body's
+``session_params.session_id`` or ``user``; ChatVLLM sets a header per call with
+``extra_headers={...}``, per instance with ``default_headers={...}``, and the body
+field with ``user=...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from langchain_vllm import ChatVLLM
+from langchain_vllm.server import VLLMServer
+from tests.scale_tests.conftest import FIGURES, request_counts
+from tests.scale_tests.router import VLLMRouter
+
+TURNS = 3
+"""Requests per session."""
+MIN_SESSIONS = 6
+MAX_SESSIONS = 24
+
+
+def _served(replicas: list[VLLMServer], run: Callable[[], object]) -> list[int]:
+    """How many requests each replica finished while `run` ran."""
+    before = request_counts(replicas)
+    run()
+    after = request_counts(replicas)
+    return [a - b for a, b in zip(after, before, strict=True)]
+
+
+@pytest.fixture
+def chat(hash_router: VLLMRouter) -> ChatVLLM:
+    return ChatVLLM(base_url=hash_router.base_url, temperature=0, max_tokens=4)
+
+
+def test_session_header_pins_one_replica(
+    chat: ChatVLLM, replicas: list[VLLMServer]
+) -> None:
+    """Every session stays on one replica; the sessions use both replicas."""
+    placement: dict[str, list[int]] = {}
+    for n in range(MAX_SESSIONS):
+        session = f"session-{n}"
+
+        def turns(session: str = session) -> None:
+            for turn in range(TURNS):
+                chat.invoke(
+                    f"Turn {turn}: say something.",
+                    extra_headers={"x-session-id": session},
+                )
+
+        placement[session] = _served(replicas, turns)
+        used = {tuple(v).index(TURNS) for v in placement.values() if TURNS in v}
+        if len(placement) >= MIN_SESSIONS and len(used) == len(replicas):
+            break
+    FIGURES["affinity_sessions"] = {k: v for k, v in placement.items()}
+    for session, served in placement.items():
+        assert sorted(served) == [0, TURNS], f"{session} was split: {served}"
+    homes = {served.index(TURNS) for served in placement.values()}
+    assert homes == {0, 1}, f"all sessions on one replica: {placement}"
+
+
+def test_stream_and_async_follow_the_session(
+    chat: ChatVLLM, replicas: list[VLLMServer]
+) -> None:
+    headers = {"x-session-id": "streaming-session"}
+
+    def mixed() -> None:
+        chat.invoke("Hello.", extra_headers=headers)
+        assert list(chat.stream("Hello again.", extra_headers=headers))
+        chat.batch(["One.", "Two."], extra_headers=headers)
+
+    served = _served(replicas, mixed)
+    assert sorted(served) == [0, 4], served
+
+
+def test_user_field_and_default_headers_pin(
+    hash_router: VLLMRouter, replicas: list[VLLMServer]
+) -> None:
+    by_user = ChatVLLM(base_url=hash_router.base_url, max_tokens=4)
+    served = _served(
+        replicas,
+        lambda: [by_user.invoke(f"Hi {i}", user="user-42") for i in range(TURNS)],
+    )
+    assert sorted(served) == [0, TURNS], served
+
+    by_default = ChatVLLM(
+        base_url=hash_router.base_url,
+        max_tokens=4,
+        default_headers={"x-session-id": "pinned-client"},
+    )
+    served = _served(
+        replicas, lambda: [by_default.invoke(f"Hi {i}") for i in range(TURNS)]
+    )
+    assert sorted(served) == [0, TURNS], served
+
+
+def test_round_robin_ignores_the_session(
+    router: VLLMRouter, replicas: list[VLLMServer]
+) -> None:
+    """The contrast: the same session header through round_robin is split."""
+    chat = ChatVLLM(base_url=router.base_url, max_tokens=4)
+    served = _served(
+        replicas,
+        lambda: [
+            chat.invoke(f"Hi {i}", extra_headers={"x-session-id": "session-0"})
+            for i in range(4)
+        ],
+    )
+    assert served == [2, 2]
