@@ -22,8 +22,11 @@ from langchain_vllm import (
     StructuredOutputs,
     VLLMBadRequestError,
     VLLMContextOverflowError,
+    VLLMEmbeddings,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
+    VLLMOpenAI,
+    VLLMRerank,
 )
 from tests.unit_tests.fake_vllm import FakeVLLM
 
@@ -51,7 +54,7 @@ def raises_before_network(
     return info.value
 
 
-# -- 1-8: invalid vLLM parameter values and types, at construction --
+# -- invalid vLLM parameter values and types, at construction --
 @pytest.mark.parametrize(
     ("kwargs", "must_name"),
     [
@@ -450,3 +453,78 @@ def test_several_models_served_without_model(fake: FakeVLLM) -> None:
     ):
         model.invoke([HumanMessage("hi")])
     assert fake.paths() == ["GET /v1/models"]
+
+
+# -- the other classes: completions, embeddings, rerank --
+CLASS_CASES: dict[str, tuple[type[BaseException], list[str], Callable[..., Any]]] = {
+    "completions-min_p=2": (
+        ValueError,
+        ["min_p"],
+        lambda f: VLLMOpenAI(model=MODEL, min_p=2, **f.kwargs()),
+    ),
+    "completions-call-top_k='x'": (
+        ValueError,
+        ["top_k", "integer"],
+        lambda f: VLLMOpenAI(model=MODEL, **f.kwargs()).invoke("hi", top_k="x"),
+    ),
+    "completions-conflicting-constraints": (
+        ValueError,
+        ["exactly one constraint"],
+        lambda f: VLLMOpenAI(model=MODEL, **f.kwargs()).invoke(
+            "hi", structured_outputs={"choice": ["a"], "regex": "b"}
+        ),
+    ),
+    "embeddings-text-not-str": (
+        TypeError,
+        ["Text 0", "int"],
+        lambda f: VLLMEmbeddings(model=MODEL, **f.kwargs()).embed_documents([1]),  # type: ignore[list-item]
+    ),
+    "embeddings-one-string-as-list": (
+        TypeError,
+        ["embed_query"],
+        lambda f: VLLMEmbeddings(model=MODEL, **f.kwargs()).embed_documents("abc"),  # type: ignore[arg-type]
+    ),
+    "embeddings-chunk_size=0": (
+        ValueError,
+        ["chunk_size"],
+        lambda f: VLLMEmbeddings(model=MODEL, chunk_size=0, **f.kwargs()),
+    ),
+    "embeddings-truncate_prompt_tokens=-2": (
+        ValueError,
+        ["truncate_prompt_tokens"],
+        lambda f: VLLMEmbeddings(model=MODEL, truncate_prompt_tokens=-2, **f.kwargs()),
+    ),
+    "rerank-top_n=0": (
+        ValueError,
+        ["top_n"],
+        lambda f: VLLMRerank(model=MODEL, top_n=0, **f.kwargs()),
+    ),
+    "rerank-query-not-str": (
+        TypeError,
+        ["query", "int"],
+        lambda f: VLLMRerank(model=MODEL, **f.kwargs()).rerank(5, ["a"]),  # type: ignore[arg-type]
+    ),
+    "rerank-texts-one-string": (
+        TypeError,
+        ["texts", "one string"],
+        lambda f: VLLMRerank(model=MODEL, **f.kwargs()).rerank("q", "abc"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CLASS_CASES))
+def test_other_classes_bad_input(fake: FakeVLLM, case: str) -> None:
+    error, must_name, action = CLASS_CASES[case]
+    raises_before_network(fake, error, must_name, lambda: action(fake))
+
+
+@pytest.mark.parametrize(
+    "cls", [VLLMOpenAI, VLLMEmbeddings, VLLMRerank], ids=lambda c: c.__name__
+)
+def test_other_classes_base_url_not_http(fake: FakeVLLM, cls: type) -> None:
+    raises_before_network(
+        fake,
+        ValueError,
+        ["base_url", "not a url"],
+        lambda: cls(model=MODEL, base_url="not a url"),
+    )
