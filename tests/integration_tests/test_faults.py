@@ -236,8 +236,10 @@ async def test_server_down_then_restarted_async(server: VLLMServer) -> None:
 
 def test_client_retries_while_server_comes_back(server: VLLMServer) -> None:
     """A call made while the server is down succeeds once it is back, within
-    `max_retries` (openai's back-off: 0.5 s doubling up to 8 s per wait)."""
-    chat = live_chat(server, max_tokens=8, max_retries=12)
+    `max_retries` (openai's back-off: 0.5 s doubling up to 8 s per wait, so 40
+    retries wait at least about 4 minutes: enough for an eager start on a busy
+    2-core machine, which took 25-130 s here)."""
+    chat = live_chat(server, max_tokens=8, max_retries=40)
     server.kill()
     restarter = threading.Thread(target=server.start)
     began = time.monotonic()
