@@ -14,7 +14,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import GenerationChunk, LLMResult
 from langchain_openai import OpenAI
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from langchain_vllm._params import (
     VLLMCompletionParams,
@@ -161,6 +161,11 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
     """Connection pool size of the async HTTP client (per event loop)."""
 
     _link: ServerLink = PrivateAttr()
+
+    @field_validator("openai_api_base")
+    @classmethod
+    def _check_vllm_base_url(cls, value: str | None) -> str | None:
+        return _check_base_url(value)
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -415,3 +420,14 @@ def _group(choices: Any, n: int) -> list[list[Any]]:
 
 def _is_final(chunk: GenerationChunk) -> bool:
     return bool((chunk.generation_info or {}).get("finish_reason"))
+
+
+def _check_base_url(url: str | None) -> str | None:
+    """Refuse a base URL that is not http(s), naming it (before any request)."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        msg = (
+            f"base_url {url!r} is not an http(s) URL; give the server's OpenAI API "
+            "address, e.g. http://localhost:8000/v1 (or set VLLM_API_BASE)."
+        )
+        raise ValueError(msg)
+    return url

@@ -9,7 +9,14 @@ import httpx2
 import openai
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_vllm._params import VLLMPoolingParams, request_body
 from langchain_vllm._server_api import (
@@ -148,6 +155,11 @@ class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
     """Extra JSON fields for every `/rerank` request; merged under per-call ones."""
 
     _link: ServerLink = PrivateAttr()
+
+    @field_validator("openai_api_base")
+    @classmethod
+    def _check_vllm_base_url(cls, value: str | None) -> str | None:
+        return _check_base_url(value)
 
     @model_validator(mode="after")
     def _link_vllm_rerank_server(self) -> Self:
@@ -351,3 +363,14 @@ def _pick(
             Document(page_content=doc.page_content, metadata=metadata, id=doc.id)
         )
     return picked
+
+
+def _check_base_url(url: str | None) -> str | None:
+    """Refuse a base URL that is not http(s), naming it (before any request)."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        msg = (
+            f"base_url {url!r} is not an http(s) URL; give the server's OpenAI API "
+            "address, e.g. http://localhost:8000/v1 (or set VLLM_API_BASE)."
+        )
+        raise ValueError(msg)
+    return url
