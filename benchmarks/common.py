@@ -59,9 +59,7 @@ def rotations(names: Sequence[str], rep: int) -> list[str]:
     return [*names[k:], *names[:k]]
 
 
-def paired_ratios(
-    samples: dict[str, Samples], name: str, reference: str
-) -> Samples:
+def paired_ratios(samples: dict[str, Samples], name: str, reference: str) -> Samples:
     """Per-repetition ratios name/reference (pairs taken within one interleaved rep)."""
     out = Samples()
     for a, b in zip(samples[name].values, samples[reference].values, strict=True):
@@ -81,7 +79,7 @@ class StubProcess:
     """The HTTP stub (`benchmarks/stub.py`) in its own process on 127.0.0.1."""
 
     def __init__(self) -> None:
-        self._proc = subprocess.Popen(  # noqa: S603 - our own module
+        self._proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.stub"],
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -202,8 +202,10 @@ class StubApp:
                     or request.get("max_completion_tokens")
                     or STREAM_CHUNKS
                 )
-                return 200, "text/event-stream", self._stream(
-                    bool(options.get("include_usage")), chunks
+                return (
+                    200,
+                    "text/event-stream",
+                    self._stream(bool(options.get("include_usage")), chunks),
                 )
             return 200, "application/json", CHAT_BODY
         if method == "POST" and path == "/v1/embeddings":
