@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from langchain_vllm._server_api import (
 from langchain_vllm.errors import VLLMContextOverflowError, VLLMResponseError
 
 _POOLING_PARAMS = frozenset(param_names(VLLMPoolingParams))
+_MALFORMED = (json.JSONDecodeError, TypeError, KeyError, AttributeError)
+"""What a body that is not an embeddings answer raises inside the openai client."""
 
 
 class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
@@ -226,6 +229,8 @@ class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(self._link.translate(e)) from e
+        except _MALFORMED as e:
+            raise self._malformed(e, None) from e
         return vectors
 
     async def aembed_documents(
@@ -248,6 +253,8 @@ class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(await self._link.atranslate(e)) from e
+        except _MALFORMED as e:
+            raise self._malformed(e, None) from e
         return vectors
 
     def embed_query(self, text: str, **kwargs: Any) -> list[float]:
@@ -270,12 +277,25 @@ class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
         data = response.model_dump() if hasattr(response, "model_dump") else response
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or len(items) != expected:
-            url = f"{self._link.base_url}/embeddings"
             got = len(items) if isinstance(items, list) else "no"
-            msg = f"{url} returned {got} embeddings for {expected} texts."
-            raise VLLMResponseError(msg, httpx2.Request("POST", url), body=data)
-        items = sorted(items, key=lambda item: item.get("index", 0))
-        return [[float(x) for x in item["embedding"]] for item in items]
+            problem = f"{got} embeddings for {expected} texts"
+            raise self._malformed(problem, data)
+        vectors: list[tuple[int, list[float]]] = []
+        for position, item in enumerate(items):
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if not isinstance(vector, list) or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in vector
+            ):
+                raise self._malformed(f"item {position} has no list of numbers", data)
+            index = item.get("index", position)
+            vectors.append((index if isinstance(index, int) else position, vector))
+        vectors.sort(key=lambda pair: pair[0])
+        return [[float(x) for x in vector] for _, vector in vectors]
+
+    def _malformed(self, problem: object, body: Any) -> VLLMResponseError:
+        url = f"{self._link.base_url}/embeddings"
+        msg = f"{url} returned a malformed answer: {problem}."
+        return VLLMResponseError(msg, httpx2.Request("POST", url), body=body)
 
 
 def _with_truncation_hint(error: BaseException) -> BaseException:

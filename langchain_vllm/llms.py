@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Self
 
@@ -29,9 +30,11 @@ from langchain_vllm._server_api import (
     api_key_field,
     base_url_field,
 )
-from langchain_vllm.errors import VLLMIncompleteStreamError
+from langchain_vllm.errors import VLLMIncompleteStreamError, VLLMResponseError
 
 _COMPLETION_PARAMS = frozenset(param_names(VLLMCompletionParams))
+_MALFORMED = (json.JSONDecodeError, TypeError, KeyError, AttributeError, IndexError)
+"""What a malformed answer (not JSON, fields missing) raises inside the parent."""
 
 
 class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
@@ -320,6 +323,8 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
             return super()._generate(prompts, stop, run_manager, **kwargs)
         except openai.APIError as e:
             raise self._link.translate(e) from e
+        except _MALFORMED as e:
+            raise self._malformed(e) from e
 
     async def _agenerate(
         self,
@@ -334,6 +339,8 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
             return await super()._agenerate(prompts, stop, run_manager, **kwargs)
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
+        except _MALFORMED as e:
+            raise self._malformed(e) from e
 
     def _stream(
         self,
@@ -350,6 +357,8 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
                 yield chunk
         except openai.APIError as e:
             raise self._link.translate(e) from e
+        except _MALFORMED as e:
+            raise self._malformed(e) from e
         if not finished:
             raise self._incomplete_stream()
 
@@ -369,6 +378,8 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
                 yield chunk
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
+        except _MALFORMED as e:
+            raise self._malformed(e) from e
         if not finished:
             raise self._incomplete_stream()
 
@@ -377,6 +388,15 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
         self.async_client = self._link.async_client().completions
         if not self.model_name and not kwargs.get("model"):
             await self._link.aresolve_model(None)
+
+    def _malformed(self, error: BaseException) -> VLLMResponseError:
+        url = f"{self._link.base_url}/completions"
+        return VLLMResponseError(
+            f"{url} returned an answer that is not a vLLM completion "
+            f"({type(error).__name__}: {error}). Is base_url a vLLM server?",
+            httpx2.Request("POST", url),
+            body=None,
+        )
 
     def _incomplete_stream(self) -> VLLMIncompleteStreamError:
         url = f"{self._link.base_url}/completions"

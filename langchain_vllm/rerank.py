@@ -213,6 +213,8 @@ class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
             response = self._link.post("/rerank", body)
         except openai.APIError as e:
             raise self._feature_error(e) from e
+        except ValueError as e:  # a body that is not JSON
+            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     async def arerank(
@@ -234,6 +236,8 @@ class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
             response = await self._link.apost("/rerank", body)
         except openai.APIError as e:
             raise self._feature_error(e) from e
+        except ValueError as e:  # a body that is not JSON
+            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     def compress_documents(
@@ -311,6 +315,11 @@ class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
             raise VLLMResponseError(msg, httpx2.Request("POST", url), body=response)
         ranked.sort(key=lambda r: r["relevance_score"], reverse=True)
         return ranked
+
+    def _malformed(self, error: BaseException) -> VLLMResponseError:
+        url = f"{self._link.root_url}/rerank"
+        msg = f"{url} did not answer with JSON ({error}). Is base_url a vLLM server?"
+        return VLLMResponseError(msg, httpx2.Request("POST", url), body=None)
 
     def _feature_error(self, error: openai.APIError) -> BaseException:
         """A model that cannot rerank answers 404 without naming a model."""
