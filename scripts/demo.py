@@ -64,7 +64,7 @@ def run(base_url: str) -> None:
     chat = ChatVLLM(
         openai_api_base=base_url,
         openai_api_key="EMPTY",
-        max_tokens=20,
+        max_tokens=32,
         temperature=0,
     )
 
