@@ -1,6 +1,7 @@
 """Failover: a replica dies under load; every request still completes.
 
-200 mixed async requests (invoke, stream, choice-constrained, named tool call) at
+200 mixed async requests (invoke, stream, choice-constrained, JSON-schema
+structured output, answer after a tool result) at
 concurrency 16 go through the round-robin router; after 60 have finished, one
 replica is killed (SIGKILL of its whole process group). The router retries
 requests it could not deliver and stops routing to the dead replica after two
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 from pydantic import BaseModel
@@ -27,6 +29,7 @@ from langchain_vllm.errors import VLLMConnectionError, VLLMIncompleteStreamError
 from langchain_vllm.server import VLLMServer
 from tests.scale_tests.conftest import FIGURES, request_count, request_counts
 from tests.scale_tests.router import VLLMRouter, http_get
+from tests.scale_tests.test_chat import TOOL_HISTORY
 
 REQUESTS = 200
 CONCURRENCY = 16
@@ -35,8 +38,10 @@ STREAM_RESTARTS = 3
 """Times the caller restarts one stream cut off by the dead replica."""
 
 
-class GetTime(BaseModel):
-    """Get the current time."""
+class Verdict(BaseModel):
+    """A yes/no verdict."""
+
+    answer: Literal["yes", "no"]
 
 
 @dataclass
@@ -66,7 +71,8 @@ class Load:
 
     def __init__(self, chat: ChatVLLM) -> None:
         self.chat = chat
-        self.tools = chat.bind_tools([GetTime], tool_choice="GetTime")
+        wide = chat.model_copy(update={"max_tokens": 48})
+        self.verdict = wide.with_structured_output(Verdict)
         self.choice = chat.bind(structured_outputs={"choice": ["yes", "no"]})
 
     async def run(self, i: int, out: Outcome) -> None:
@@ -76,9 +82,12 @@ class Load:
         elif out.kind == "choice":
             msg = await self.choice.ainvoke(f"Is {i} an even number?")
             assert msg.content in ("yes", "no")
-        elif out.kind == "tool":
-            msg = await self.tools.ainvoke(f"What time is it, {i}?")
-            assert [call["name"] for call in msg.tool_calls] == ["GetTime"]
+        elif out.kind == "structured":
+            verdict = await self.verdict.ainvoke(f"Is {i} larger than ten?")
+            assert isinstance(verdict, Verdict)
+        elif out.kind == "tool_result":
+            msg = await self.chat.ainvoke(TOOL_HISTORY)
+            assert msg.content
         else:
             await self._stream(i, out)
 
@@ -113,7 +122,7 @@ async def test_replica_killed_under_load(
         timeout=60,
     )
     load = Load(chat)
-    kinds = ("invoke", "stream", "choice", "tool")
+    kinds = ("invoke", "stream", "choice", "structured", "tool_result")
     outcomes: list[Outcome] = []
     finished = 0
     killed_at: float | None = None
