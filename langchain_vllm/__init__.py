@@ -24,6 +24,13 @@ from langchain_vllm.errors import (
     VLLMTimeoutError,
 )
 from langchain_vllm.llms import VLLMOpenAI
+from langchain_vllm.prompts import (
+    CheckedChatPromptTemplate,
+    PromptVariablesError,
+    chat_prompt,
+    render_prompt,
+    translation_prompt,
+)
 from langchain_vllm.rerank import VLLMRerank
 
 try:
@@ -33,6 +40,8 @@ except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
 
 __all__ = [
     "ChatVLLM",
+    "CheckedChatPromptTemplate",
+    "PromptVariablesError",
     "StructuredOutputs",
     "VLLMAuthenticationError",
     "VLLMBadRequestError",
@@ -52,4 +61,7 @@ __all__ = [
     "VLLMServerFeatureError",
     "VLLMTimeoutError",
     "__version__",
+    "chat_prompt",
+    "render_prompt",
+    "translation_prompt",
 ]
