@@ -181,9 +181,9 @@ async def test_replica_killed_under_load(
 
     assert not failures, [o.error for o in failures][:5]
     assert len(outcomes) == REQUESTS
-    # Every request that ended after the kill was served by the survivor
-    # (stream restarts add to its count).
-    assert survivor_served >= len(outcomes) - KILL_AFTER
+    # Requests sent after the kill can only have been served by the survivor.
+    assert after
+    assert survivor_served >= len(after)
 
 
 def test_killed_replica_rejoins(router: VLLMRouter, replicas: list[VLLMServer]) -> None:
