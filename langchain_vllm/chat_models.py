@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import httpx2
 import openai
@@ -13,10 +13,13 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import LanguageModelInput, LangSmithParams
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self
 
 from langchain_vllm._params import (
@@ -32,7 +35,11 @@ from langchain_vllm._server_api import (
     api_key_field,
     base_url_field,
 )
-from langchain_vllm._structured import LEGACY_NAMES, StructuredOutputs
+from langchain_vllm._structured import (
+    LEGACY_NAMES,
+    StructuredOutputs,
+    check_json_schema,
+)
 from langchain_vllm.errors import VLLMIncompleteStreamError
 
 _CHAT_PARAMS = frozenset(param_names(VLLMChatParams))
@@ -330,6 +337,84 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         self.root_async_client = client
         self.async_client = client.chat.completions
 
+    # -- tools and structured output ------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        *,
+        tool_choice: dict | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; their schemas are strict unless `strict=False`.
+
+        With `strict`, vLLM constrains the generated arguments to each tool's JSON
+        schema, so even a small model returns arguments that validate. A dict tool
+        that says `"strict": false` itself keeps it.
+
+        Args:
+            tools: Tools as pydantic models, functions, `BaseTool`s or OpenAI dicts.
+            tool_choice: `"auto"`, `"none"`, `"required"`/`"any"`/`True`, a tool
+                name, or an OpenAI tool-choice dict.
+            strict: Constrain arguments to the schemas (default True).
+            parallel_tool_calls: False asks for at most one call per turn.
+            **kwargs: Passed to `bind`.
+
+        Raises:
+            ValueError: a tool schema is invalid, or `tool_choice` names no tool.
+        """
+        if strict is None:
+            strict = not any(_says_not_strict(tool) for tool in tools)
+        for tool in tools:
+            _check_tool_schema(tool)
+        if isinstance(tool_choice, str) and tool_choice not in _TOOL_CHOICE_WORDS:
+            names = [_tool_name(tool) for tool in tools]
+            if tool_choice not in names:
+                msg = (
+                    f"tool_choice={tool_choice!r} names no bound tool; tools: "
+                    f"{', '.join(names) or 'none'}. Use a tool name or one of "
+                    f"{', '.join(sorted(_TOOL_CHOICE_WORDS))}."
+                )
+                raise ValueError(msg)
+        return super().bind_tools(
+            tools,
+            tool_choice=tool_choice,
+            strict=strict,
+            parallel_tool_calls=parallel_tool_calls,
+            **kwargs,
+        )
+
+    def with_structured_output(
+        self,
+        schema: dict | type | None = None,
+        *,
+        method: Literal["function_calling", "json_mode", "json_schema"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict | BaseModel]:
+        """Model wrapper whose output follows `schema`, enforced by the server.
+
+        Args:
+            schema: A pydantic class, TypedDict, JSON schema or OpenAI tool schema.
+            method: `"json_schema"` (default: `response_format` JSON schema, which
+                vLLM enforces during decoding), `"function_calling"` (a strict
+                tool call, also enforced), or `"json_mode"` (any JSON object; with
+                a schema, vLLM enforces the schema too).
+            include_raw: Also return the raw message and any parsing error.
+            strict: Passed on for `function_calling`/`json_schema` (default True).
+            **kwargs: Passed to the parent implementation.
+        """
+        if method == "json_mode" and schema is not None:
+            # vLLM can enforce the schema itself: better than JSON of any shape.
+            method = "json_schema"
+        if strict is None and method != "json_mode":
+            strict = True
+        return super().with_structured_output(
+            schema, method=method, include_raw=include_raw, strict=strict, **kwargs
+        )
+
     # -- responses -----------------------------------------------------------------
     def _create_chat_result(
         self,
@@ -495,6 +580,43 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             if name in extra:
                 body[name] = extra[name]
         return body
+
+
+_TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
+
+
+def _tool_name(tool: Any) -> str:
+    if isinstance(tool, dict) and "function" in tool:
+        return str(tool["function"].get("name"))
+    if isinstance(tool, dict):
+        return str(tool.get("name") or tool.get("title"))
+    return str(convert_to_openai_tool(tool)["function"]["name"])
+
+
+def _says_not_strict(tool: Any) -> bool:
+    return (
+        isinstance(tool, dict)
+        and isinstance(tool.get("function"), dict)
+        and tool["function"].get("strict") is False
+    )
+
+
+def _check_tool_schema(tool: Any) -> None:
+    """Raise ValueError naming the tool whose parameter schema is invalid."""
+    try:
+        function = convert_to_openai_tool(tool)["function"]
+    except Exception as e:
+        msg = f"Cannot turn {tool!r:.80} into a tool schema: {e}"
+        raise ValueError(msg) from e
+    name = function.get("name")
+    if not name or not isinstance(name, str):
+        msg = f"Tool {tool!r:.80} has no name."
+        raise ValueError(msg)
+    try:
+        check_json_schema(function.get("parameters", {}))
+    except ValueError as e:
+        msg = f"Tool `{name}` has an invalid parameter schema: {e}"
+        raise ValueError(msg) from None
 
 
 def _is_final(chunk: ChatGenerationChunk) -> bool:
