@@ -178,6 +178,31 @@ class VLLMCompletionParams(VLLMSamplingParams):
     """Represent tokens in logprobs as `token_id:N` strings instead of text."""
 
 
+_OPENAI_RANGES: dict[str, Any] = {
+    "temperature": Annotated[float, Field(ge=0.0)],
+    "top_p": Annotated[float, Field(gt=0.0, le=1.0)],
+    "max_tokens": Annotated[int, Field(ge=1)],
+    "presence_penalty": Annotated[float, Field(ge=-2.0, le=2.0)],
+    "frequency_penalty": Annotated[float, Field(ge=-2.0, le=2.0)],
+    "top_logprobs": Annotated[int, Field(ge=0)],
+}
+"""Ranges vLLM enforces on OpenAI's own sampling parameters (HTTP 400 otherwise);
+`ChatOpenAI` declares them without bounds."""
+
+
+def check_openai_params(values: dict[str, Any]) -> None:
+    """Raise ValueError naming an OpenAI sampling parameter out of vLLM's range."""
+    for name, value in values.items():
+        if value is None or name not in _OPENAI_RANGES:
+            continue
+        try:
+            TypeAdapter(_OPENAI_RANGES[name]).validate_python(value)
+        except ValidationError as e:
+            problems = "; ".join(err["msg"] for err in e.errors())
+            msg = f"Invalid value for `{name}`={value!r}: {problems}"
+            raise ValueError(msg) from None
+
+
 def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
     """The request parameter names a mixin declares (its fields)."""
     return tuple(mixin.model_fields)
@@ -230,4 +255,3 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, StructuredOutputs):
         return value.to_wire()
     return value
-

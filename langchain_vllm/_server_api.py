@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import threading
+import urllib.parse
 import weakref
 from collections import OrderedDict
 from typing import Any
@@ -28,6 +29,7 @@ from langchain_vllm.errors import (
     VLLMContextOverflowError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
+    VLLMResponseError,
     VLLMServerFeatureError,
     VLLMTimeoutError,
 )
@@ -55,6 +57,24 @@ def api_key_field() -> Any:
         default_factory=secret_from_env("VLLM_API_KEY", default=DEFAULT_API_KEY),
         alias="api_key",
     )
+
+
+def check_base_url(url: str) -> str:
+    """Return `url` if it is an http(s) URL with a host, else raise ValueError.
+
+    Caught at construction: otherwise a typo only shows up as a connection error
+    on the first call (`Could not connect to the vLLM server at not%20a%20url`).
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        shown = urllib.parse.unquote(url).rstrip("/")
+        msg = (
+            f"base_url {shown!r} is not an http(s) URL with a host; expected "
+            f"something like {DEFAULT_API_BASE!r} (the `base_url` argument or the "
+            "VLLM_API_BASE environment variable)."
+        )
+        raise ValueError(msg)
+    return url
 
 
 def make_clients(
@@ -93,6 +113,7 @@ class ServerLink:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         custom_async_http_client: bool = False,
     ) -> None:
+        check_base_url(str(client.base_url))
         self.client = client
         self._custom_async = custom_async_http_client
         self._async_template = async_client
@@ -167,14 +188,15 @@ class ServerLink:
     def version(self) -> str:
         """The server's vLLM version (`GET /version`), asked once."""
         if self._version is None:
-            self._version = str(self._get(f"{self.root_url}/version")["version"])
+            url = f"{self.root_url}/version"
+            self._version = _version_of(self._get(url), url)
         return self._version
 
     async def aversion(self) -> str:
         """Async `version`."""
         if self._version is None:
-            body = await self._aget(f"{self.root_url}/version")
-            self._version = str(body["version"])
+            url = f"{self.root_url}/version"
+            self._version = _version_of(await self._aget(url), url)
         return self._version
 
     # -- POST /tokenize --------------------------------------------------------------
@@ -183,7 +205,9 @@ class ServerLink:
         key = json.dumps(body, sort_keys=True, default=str)
         cached = self._cached_tokens(key)
         if cached is None:
-            cached = self._store_tokens(key, self._post(f"{self.root_url}/tokenize", body))
+            url = f"{self.root_url}/tokenize"
+            result = _expect(self._post(url, body), url, ("tokens", "count"))
+            cached = self._store_tokens(key, result)
         return cached
 
     async def atokenize(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -191,17 +215,32 @@ class ServerLink:
         key = json.dumps(body, sort_keys=True, default=str)
         cached = self._cached_tokens(key)
         if cached is None:
-            result = await self._apost(f"{self.root_url}/tokenize", body)
+            url = f"{self.root_url}/tokenize"
+            result = _expect(await self._apost(url, body), url, ("tokens", "count"))
             cached = self._store_tokens(key, result)
         return cached
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST a JSON body to a path under the server root, errors translated."""
-        return self._post(f"{self.root_url}{path}", body)
+    def post(
+        self, path: str, body: dict[str, Any], expect: tuple[str, ...] = ()
+    ) -> Any:
+        """POST a JSON body to a path under the server root, errors translated.
 
-    async def apost(self, path: str, body: dict[str, Any]) -> Any:
+        `expect` names keys the answer must have (else VLLMResponseError).
+        """
+        url = f"{self.root_url}{path}"
+        return (
+            _expect(self._post(url, body), url, expect)
+            if expect
+            else self._post(url, body)
+        )
+
+    async def apost(
+        self, path: str, body: dict[str, Any], expect: tuple[str, ...] = ()
+    ) -> Any:
         """Async `post`."""
-        return await self._apost(f"{self.root_url}{path}", body)
+        url = f"{self.root_url}{path}"
+        result = await self._apost(url, body)
+        return _expect(result, url, expect) if expect else result
 
     # -- errors ----------------------------------------------------------------------
     def translate(self, error: BaseException) -> BaseException:
@@ -224,24 +263,32 @@ class ServerLink:
             return self.client.get(url, cast_to=object)
         except openai.APIError as e:
             raise self.translate(e) from e
+        except json.JSONDecodeError as e:
+            raise response_error(url, f"not JSON: {e}") from e
 
     async def _aget(self, url: str) -> Any:
         try:
             return await self.async_client().get(url, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
+        except json.JSONDecodeError as e:
+            raise response_error(url, f"not JSON: {e}") from e
 
     def _post(self, url: str, body: dict[str, Any]) -> Any:
         try:
             return self.client.post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise self.translate(e) from e
+        except json.JSONDecodeError as e:
+            raise response_error(url, f"not JSON: {e}") from e
 
     async def _apost(self, url: str, body: dict[str, Any]) -> Any:
         try:
             return await self.async_client().post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
+        except json.JSONDecodeError as e:
+            raise response_error(url, f"not JSON: {e}") from e
 
     def _cached_tokens(self, key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -290,6 +337,13 @@ class ServerLink:
 
 
 _CONTEXT_PATTERNS = (
+    # vLLM 0.32: "This model's maximum context length is 2048 tokens. However, your
+    # prompt contains at least 2049 input tokens, which exceeds this limit ..."
+    re.compile(
+        r"maximum context length is (?P<limit>\d+) tokens.*?prompt contains"
+        r"(?: at least)? (?P<prompt>\d+) (?:input )?tokens",
+        re.S,
+    ),
     # vLLM: "This model's maximum context length is 2048 tokens. However, you
     # requested 3000 tokens (2990 in the messages, 10 in the completion)."
     re.compile(
@@ -411,3 +465,28 @@ def _server_message(error: openai.APIStatusError) -> str:
         if body.get("message"):
             return str(body["message"])
     return error.message
+
+
+def response_error(url: str, problem: str, method: str = "GET") -> VLLMResponseError:
+    """A VLLMResponseError for an answer of `url` that is not what vLLM sends."""
+    return VLLMResponseError(
+        f"The answer from {url} is not what a vLLM server sends ({problem}). Is "
+        "`base_url` a vLLM server, or did a proxy in between rewrite the answer?",
+        httpx2.Request(method, url),
+        body=None,
+    )
+
+
+def _expect(body: Any, url: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise response_error(url, f"expected a JSON object, got {body!r:.100}", "POST")
+    missing = [k for k in keys if k not in body]
+    if missing:
+        raise response_error(url, f"no {', '.join(missing)} in {body!r:.100}", "POST")
+    return body
+
+
+def _version_of(body: Any, url: str) -> str:
+    if not isinstance(body, dict) or not body.get("version"):
+        raise response_error(url, f"no version in {body!r:.100}")
+    return str(body["version"])

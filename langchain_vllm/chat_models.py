@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self
 
 from langchain_vllm._params import (
+    check_openai_params,
     VLLMChatParams,
     param_names,
     request_body,
@@ -34,6 +36,7 @@ from langchain_vllm._server_api import (
     ServerLink,
     api_key_field,
     base_url_field,
+    response_error,
 )
 from langchain_vllm._structured import (
     LEGACY_NAMES,
@@ -202,6 +205,13 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     # with the same name.
     @model_validator(mode="after")
     def _link_vllm_server(self) -> Self:
+        check_openai_params(
+            {
+                name: getattr(self, name)
+                for name in _OPENAI_CHECKED
+                if hasattr(self, name)
+            }
+        )
         self._link = ServerLink(
             self.root_client,
             self.root_async_client,
@@ -282,6 +292,13 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         legacy = {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY_NAMES}
         call_extra = kwargs.pop("extra_body", None) or {}
         checked = validate_call_params(VLLMChatParams, vllm_kwargs)
+        check_openai_params({k: kwargs[k] for k in _OPENAI_CHECKED if k in kwargs})
+        if not self._convert_input(input_).to_messages():
+            msg = (
+                "ChatVLLM got an empty message list: pass at least one message "
+                "(vLLM refuses an empty conversation with HTTP 400)."
+            )
+            raise ValueError(msg)
         if legacy:
             if "structured_outputs" in checked:
                 msg = (
@@ -421,8 +438,15 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         response: dict | openai.BaseModel,
         generation_info: dict | None = None,
     ) -> ChatResult:
-        result = super()._create_chat_result(response, generation_info)
-        data = response if isinstance(response, dict) else response.model_dump()
+        data = (
+            response.model_dump()
+            if isinstance(response, openai.BaseModel)
+            else response
+        )
+        problem = _completion_problem(data)
+        if problem:
+            raise response_error(self._completions_url, problem, "POST")
+        result = super()._create_chat_result(data, generation_info)
         for generation, choice in zip(
             result.generations, data.get("choices") or [], strict=False
         ):
@@ -441,6 +465,9 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         default_chunk_class: type,
         base_generation_info: dict | None,
     ) -> ChatGenerationChunk | None:
+        problem = _chunk_problem(chunk)
+        if problem:
+            raise response_error(self._completions_url, problem, "POST")
         generation_chunk = super()._convert_chunk_to_generation_chunk(
             chunk, default_chunk_class, base_generation_info
         )
@@ -468,6 +495,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             return super()._generate(messages, stop, run_manager, **kwargs)
         except openai.APIError as e:
             raise self._link.translate(e) from e
+        except json.JSONDecodeError as e:
+            raise self._not_json(e) from e
 
     async def _agenerate(
         self,
@@ -481,31 +510,54 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             return await super()._agenerate(messages, stop, run_manager, **kwargs)
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
+        except json.JSONDecodeError as e:
+            raise self._not_json(e) from e
 
     def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        finished = False
+        finished = received = False
         try:
             for chunk in super()._stream(*args, **kwargs):
                 finished = finished or _is_final(chunk)
+                received = True
                 yield chunk
         except openai.APIError as e:
             raise self._link.translate(e) from e
+        except json.JSONDecodeError as e:
+            raise self._not_json(e) from e
+        except _PARSE_ERRORS as e:
+            if not received:  # before any answer: not a response problem
+                raise
+            raise response_error(self._completions_url, repr(e), "POST") from e
         if not finished:
             raise self._incomplete_stream()
 
     async def _astream(
         self, *args: Any, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        finished = False
+        finished = received = False
         try:
             await self._aprepare(kwargs)
             async for chunk in super()._astream(*args, **kwargs):
                 finished = finished or _is_final(chunk)
+                received = True
                 yield chunk
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
+        except json.JSONDecodeError as e:
+            raise self._not_json(e) from e
+        except _PARSE_ERRORS as e:
+            if not received:
+                raise
+            raise response_error(self._completions_url, repr(e), "POST") from e
         if not finished:
             raise self._incomplete_stream()
+
+    @property
+    def _completions_url(self) -> str:
+        return f"{self._link.base_url}/chat/completions"
+
+    def _not_json(self, error: json.JSONDecodeError) -> Exception:
+        return response_error(self._completions_url, f"not JSON: {error}", "POST")
 
     def _incomplete_stream(self) -> VLLMIncompleteStreamError:
         url = f"{self._link.base_url}/chat/completions"
@@ -553,7 +605,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         applied), for debugging prompts."""
         tokens = self._link.tokenize(self._tokenize_body(messages, tools))["tokens"]
         body = {"model": self._link.resolve_model(self.model_name), "tokens": tokens}
-        return str(self._link.post("/detokenize", body)["prompt"])
+        return str(self._link.post("/detokenize", body, expect=("prompt",))["prompt"])
 
     def _tokenize_body(
         self, messages: LanguageModelInput, tools: Sequence[Any] | None
@@ -617,6 +669,50 @@ def _check_tool_schema(tool: Any) -> None:
     except ValueError as e:
         msg = f"Tool `{name}` has an invalid parameter schema: {e}"
         raise ValueError(msg) from None
+
+
+_OPENAI_CHECKED = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "top_logprobs",
+)
+_PARSE_ERRORS = (AttributeError, KeyError, IndexError, TypeError)
+
+
+def _completion_problem(data: Any) -> str | None:
+    """What is wrong with a chat completion body, or None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {data!r:.100}"
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return f"no choices in {data!r:.100}"
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            return f"a choice without a message: {choice!r:.100}"
+        content = choice["message"].get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            return f"message content is {type(content).__name__}, not text"
+    if data.get("usage") is not None and not isinstance(data["usage"], dict):
+        return f"usage is {data['usage']!r:.60}"
+    return None
+
+
+def _chunk_problem(chunk: Any) -> str | None:
+    """What is wrong with a stream chunk, or None (usage-only chunks are fine)."""
+    if not isinstance(chunk, dict):
+        return f"a stream event that is not a JSON object: {chunk!r:.100}"
+    choices = chunk.get("choices")
+    if choices is None or choices == []:
+        return None
+    if not isinstance(choices, list):
+        return f"choices is {choices!r:.60}"
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
+            return f"a stream choice without a delta: {choice!r:.100}"
+    return None
 
 
 def _is_final(chunk: ChatGenerationChunk) -> bool:
