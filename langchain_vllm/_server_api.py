@@ -151,7 +151,9 @@ class ServerLink:
         if client is None:
             limits = httpx2.Limits(
                 max_connections=self._max_connections,
-                max_keepalive_connections=self._max_connections,
+                # Idle connections are checked on every request start and end:
+                # keep at most 100 (a larger idle pool costs O(N^2) syscalls).
+                max_keepalive_connections=min(100, self._max_connections),
             )
             client = self._async_template.copy(
                 http_client=openai.DefaultAsyncHttpxClient(limits=limits)

@@ -439,7 +439,12 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         generation_info: dict | None = None,
     ) -> ChatResult:
         data = (
-            response.model_dump()
+            # `parsed` holds the user's own model (structured output): not ours
+            # to dump; the parent copies it over from the typed response.
+            response.model_dump(
+                exclude={"choices": {"__all__": {"message": {"parsed"}}}},
+                warnings=False,
+            )
             if isinstance(response, openai.BaseModel)
             else response
         )
