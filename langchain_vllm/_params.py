@@ -5,7 +5,7 @@ constraints are its validation, its docstring is its documentation (README table
 API docs are generated from it), and the request body is built by iterating the
 mixin's fields. Classes pick the mixin for their endpoint:
 
-* `VLLMPoolingParams` -- shared by every endpoint (embeddings, rerank, completions, chat).
+* `VLLMPoolingParams` -- every endpoint (embeddings, rerank, completions, chat).
 * `VLLMSamplingParams` -- generation endpoints (completions and chat).
 * `VLLMChatParams` -- chat completions only.
 * `VLLMCompletionParams` -- completions only.
@@ -211,9 +211,10 @@ def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
 @cache
 def _adapter(mixin: type[BaseModel], name: str) -> TypeAdapter[Any]:
     field = mixin.model_fields[name]
-    if not field.metadata:
-        return TypeAdapter(field.annotation)
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[valid-type]
+    annotation: Any = field.annotation
+    if field.metadata:
+        annotation = Annotated[(annotation, *field.metadata)]
+    return TypeAdapter(annotation)
 
 
 def validate_call_params(

@@ -8,6 +8,7 @@ message types: callers pass plain JSON-ready data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -35,7 +36,7 @@ from langchain_vllm.errors import (
 )
 
 DEFAULT_API_BASE = "http://localhost:8000/v1"
-DEFAULT_API_KEY = "EMPTY"  # noqa: S105 - vLLM's conventional placeholder, not a secret
+DEFAULT_API_KEY = "EMPTY"
 DEFAULT_MAX_CONNECTIONS = 1024
 """Connection pool size of async clients: above what one vLLM server takes at once
 (httpx's default of 100 would cap concurrency below it)."""
@@ -253,10 +254,8 @@ class ServerLink:
     async def atranslate(self, error: BaseException) -> BaseException:
         """Async `translate` (may list the served models without blocking)."""
         if _is_model_not_found(error) and self._models is None:
-            try:
+            with contextlib.suppress(Exception):  # best effort, for the message only
                 await self.amodels()
-            except Exception:  # noqa: S110, BLE001 - best effort, for the message only
-                pass
         return translate_error(error, self.base_url, self._models_ids())
 
     # -- internals -------------------------------------------------------------------
@@ -331,10 +330,8 @@ class ServerLink:
 
     def _models_for_error(self, error: BaseException) -> list[str] | None:
         if _is_model_not_found(error) and self._models is None:
-            try:
+            with contextlib.suppress(Exception):  # best effort, for the message only
                 self.models()
-            except Exception:  # noqa: S110, BLE001 - best effort, for the message only
-                pass
         return self._models_ids()
 
 
@@ -388,10 +385,11 @@ def _is_context_overflow(message: str) -> bool:
     lowered = message.lower()
     return (
         "maximum context length" in lowered
-        or "context length" in lowered
-        and ("longer than" in lowered or "exceed" in lowered)
-        or "max_model_len" in lowered
-        and ("exceed" in lowered or "longer" in lowered)
+        or (
+            "context length" in lowered
+            and ("longer than" in lowered or "exceed" in lowered)
+        )
+        or ("max_model_len" in lowered and ("exceed" in lowered or "longer" in lowered))
     )
 
 

@@ -64,7 +64,7 @@ def check_json_schema(schema: Any, path: str = "#") -> None:
         return
     if not isinstance(schema, dict):
         msg = f"JSON schema at {path} must be an object, not {type(schema).__name__}"
-        raise ValueError(msg)  # noqa: TRY004 - ValueError is the contract here
+        raise ValueError(msg)
     kind = schema.get("type")
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
@@ -105,7 +105,7 @@ def check_json_schema(schema: Any, path: str = "#") -> None:
 def _compile(pattern: Any, what: str) -> None:
     if not isinstance(pattern, str):
         msg = f"{what} must be a string"
-        raise ValueError(msg)  # noqa: TRY004
+        raise ValueError(msg)
     try:
         re.compile(pattern)
     except re.error as e:

