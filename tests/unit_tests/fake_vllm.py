@@ -276,7 +276,7 @@ def rerank_body(body: dict[str, Any]) -> dict[str, Any]:
                 "relevance_score": score,
             }
         )
-    results.sort(key=lambda r: r["relevance_score"], reverse=True)
+    results.sort(key=lambda r: float(r["relevance_score"]), reverse=True)  # type: ignore[arg-type]
     if body.get("top_n"):
         results = results[: body["top_n"]]
     return {

@@ -1,0 +1,382 @@
+"""ChatVLLM against the live rig servers (started once per session by conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import warnings
+from typing import Literal
+
+import pytest
+from langchain_core.load import dumpd, load
+from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.prompts import ChatPromptTemplate
+from pydantic import BaseModel, Field
+
+from langchain_vllm import (
+    ChatVLLM,
+    VLLMConnectionError,
+    VLLMModelNotFoundError,
+    VLLMServerFeatureError,
+)
+
+SEED = [
+    SystemMessage("You are a helpful assistant that translates English to Italian."),
+    HumanMessage("Translate the following sentence: I love programming."),
+]
+
+
+@pytest.fixture(scope="module")
+def chat(chat_url: str) -> ChatVLLM:
+    return ChatVLLM(base_url=chat_url, temperature=0, max_tokens=24)
+
+
+def _sum(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    return total
+
+
+# -- the core --------------------------------------------------------------------
+def test_invoke_discovers_model_and_reports_usage(chat: ChatVLLM) -> None:
+    msg = chat.invoke(SEED)
+    assert isinstance(msg.content, str)
+    assert msg.content.strip()
+    assert msg.response_metadata["model_name"] == "smollm2-135m-instruct"
+    assert msg.usage_metadata is not None
+    assert msg.usage_metadata["input_tokens"] > 10
+    assert msg.usage_metadata["output_tokens"] > 0
+
+
+def test_stream_adds_up_with_usage(chat: ChatVLLM) -> None:
+    chunks = list(chat.stream(SEED))
+    assert len(chunks) > 2
+    full = _sum(chunks)
+    assert full.content == chat.invoke(SEED).content  # temperature 0
+    assert full.usage_metadata is not None
+    assert full.usage_metadata["output_tokens"] > 0
+    assert full.response_metadata["finish_reason"] in ("stop", "length")
+
+
+def test_batch_and_async(chat: ChatVLLM) -> None:
+    answers = chat.batch(["Say hi.", "Say bye."])
+    assert len(answers) == 2
+    assert all(isinstance(a.content, str) and a.content for a in answers)
+
+    async def run() -> list[str]:
+        one = await chat.ainvoke("Say hi.")
+        many = await chat.abatch(["Say hi.", "Say bye."])
+        streamed = [c async for c in chat.astream("Say hi.")]
+        return [
+            str(one.content),
+            *(str(m.content) for m in many),
+            str(_sum(streamed).content),
+        ]
+
+    out = asyncio.run(run())
+    assert out[0] == answers[0].content == out[3]
+
+
+def test_successive_event_loops(chat: ChatVLLM) -> None:
+    """ChatOpenAI fails 2 of 5 of these with `Event loop is closed`."""
+    for _ in range(3):
+        assert asyncio.run(chat.ainvoke("Hello")).content
+
+    async def stream() -> str:
+        return "".join([str(c.content) async for c in chat.astream("Hello")])
+
+    for _ in range(2):
+        assert asyncio.run(stream())
+
+
+async def test_pytest_asyncio_loop_one(chat: ChatVLLM) -> None:
+    assert (await chat.ainvoke("Hello")).content
+
+
+async def test_pytest_asyncio_loop_two(chat: ChatVLLM) -> None:
+    assert (await chat.ainvoke("Hello")).content
+
+
+def test_top_k_reaches_server(chat: ChatVLLM) -> None:
+    """At temperature 1, top_k=1 makes sampling greedy: two calls agree."""
+    hot = chat.bind(temperature=1.0, max_tokens=24)
+    greedy = [hot.invoke("Write a short poem.", top_k=1).content for _ in range(2)]
+    assert greedy[0] == greedy[1]
+    free = {hot.invoke("Write a short poem.", seed=s).content for s in range(4)}
+    assert len(free) > 1  # without top_k the same calls differ
+
+
+def test_min_tokens_and_stop_token_ids(chat: ChatVLLM) -> None:
+    eos = chat.get_token_ids("<|im_end|>")
+    assert len(eos) == 1
+    short = chat.invoke("Say OK.", max_tokens=40, min_tokens=30, stop_token_ids=eos)
+    assert short.usage_metadata is not None
+    assert short.usage_metadata["output_tokens"] >= 30
+
+
+def test_seed_walkthrough(chat: ChatVLLM) -> None:
+    template = ChatPromptTemplate.from_messages(
+        [
+            (
+                "system",
+                "You are a helpful assistant that translates {input_language} to "
+                "{output_language}.",
+            ),
+            ("human", "{text}"),
+        ]
+    )
+    messages = template.format_prompt(
+        input_language="English", output_language="Italian", text="I love programming."
+    ).to_messages()
+    with pytest.warns(DeprecationWarning, match="invoke"):
+        old_style = chat(messages)
+    assert old_style.content == chat.invoke(messages).content
+
+
+def test_serialization_round_trip(chat: ChatVLLM) -> None:
+    restored = load(
+        dumpd(chat),
+        allowed_objects=[ChatVLLM],
+        valid_namespaces=["langchain_vllm"],
+        secrets_from_env=True,
+    )
+    assert isinstance(restored, ChatVLLM)
+    assert restored.invoke("Hello").content == chat.invoke("Hello").content
+
+
+# -- errors ------------------------------------------------------------------------
+def test_dead_port_names_the_url() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = ChatVLLM(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    with pytest.raises(VLLMConnectionError, match=f"127.0.0.1:{port}.*make serve"):
+        dead.invoke("hi")
+    with pytest.raises(VLLMConnectionError, match=f"127.0.0.1:{port}"):
+        dead.get_num_tokens("hi")
+
+
+def test_unknown_model_lists_served(chat_url: str) -> None:
+    bad = ChatVLLM(base_url=chat_url, model="gpt-5", max_retries=0)
+    with pytest.raises(VLLMModelNotFoundError, match="smollm2-135m-instruct"):
+        bad.invoke("hi")
+
+
+def test_no_tool_parser_says_which_flags(plain_url: str) -> None:
+    plain = ChatVLLM(base_url=plain_url, max_tokens=16, max_retries=0)
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    with pytest.raises(VLLMServerFeatureError, match="--tool-call-parser"):
+        plain.bind_tools([add], tool_choice="auto").invoke("What is 2 + 3?")
+
+
+# -- structured outputs ------------------------------------------------------------
+def test_structured_outputs_choice(chat: ChatVLLM) -> None:
+    out = chat.invoke(
+        "Is the sky blue? Answer yes or no.",
+        structured_outputs={"choice": ["yes", "no"]},
+    )
+    assert out.content in ("yes", "no")
+
+
+def test_structured_outputs_regex(chat: ChatVLLM) -> None:
+    out = chat.invoke(
+        "Give a phone number.", structured_outputs={"regex": r"\d{3}-\d{4}"}
+    )
+    assert re.fullmatch(r"\d{3}-\d{4}", str(out.content))
+
+
+def test_structured_outputs_json_pydantic(chat: ChatVLLM) -> None:
+    class City(BaseModel):
+        name: str = Field(max_length=20)
+        population: int
+
+    out = chat.invoke(
+        "Describe Paris as JSON.",
+        max_tokens=80,
+        structured_outputs={"json": City, "disable_any_whitespace": True},
+    )
+    City.model_validate_json(str(out.content))
+
+
+def test_structured_outputs_grammar(chat: ChatVLLM) -> None:
+    grammar = 'root ::= ("cat" | "dog") " and " ("fish" | "bird")'
+    out = chat.invoke("Name two pets.", structured_outputs={"grammar": grammar})
+    assert re.fullmatch(r"(cat|dog) and (fish|bird)", str(out.content))
+
+
+def test_legacy_guided_names_are_translated(chat: ChatVLLM) -> None:
+    """vLLM 0.32 ignores top-level guided_*; ChatVLLM sends structured_outputs."""
+    out = chat.invoke("Pick a colour.", guided_choice=["red", "green"])
+    assert out.content in ("red", "green")
+
+
+def test_structured_outputs_in_stream(chat: ChatVLLM) -> None:
+    chunks = list(
+        chat.stream("Pick one.", structured_outputs={"choice": ["alpha", "beta"]})
+    )
+    assert _sum(chunks).content in ("alpha", "beta")
+
+
+class Answer(BaseModel):
+    """An answer with a verdict."""
+
+    verdict: Literal["yes", "no"]
+    confidence: int = Field(ge=0, le=10)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
+def test_with_structured_output_methods(chat: ChatVLLM, method: str) -> None:
+    runnable = chat.bind(max_tokens=60).with_structured_output(Answer, method=method)  # type: ignore[attr-defined]
+    result = runnable.invoke("Is water wet?")
+    assert isinstance(result, Answer)
+
+
+def test_with_structured_output_typed_dict_json_schema_include_raw(
+    chat: ChatVLLM,
+) -> None:
+    schema = Answer.model_json_schema()
+    out = ChatVLLM(
+        base_url=chat.openai_api_base, temperature=0, max_tokens=60
+    ).with_structured_output(schema, include_raw=True)
+    result = out.invoke("Is water wet?")
+    assert isinstance(result, dict)
+    assert result["parsing_error"] is None
+    assert set(result["parsed"]) == {"verdict", "confidence"}
+    assert json.loads(str(result["raw"].content)) == result["parsed"]
+
+
+def test_with_structured_output_stream(chat: ChatVLLM) -> None:
+    runnable = ChatVLLM(
+        base_url=chat.openai_api_base, temperature=0, max_tokens=60
+    ).with_structured_output(Answer)
+    parts = list(runnable.stream("Is water wet?"))
+    assert isinstance(parts[-1], Answer)
+
+
+# -- tools -------------------------------------------------------------------------
+def magic_function(input: int) -> int:  # noqa: A002 - the standard suite's name
+    """Apply a magic function to an input."""
+    return input + 2
+
+
+@pytest.mark.parametrize(
+    "tool_choice",
+    [
+        "magic_function",
+        "required",
+        "any",
+        {"type": "function", "function": {"name": "magic_function"}},
+    ],
+)
+def test_strict_tool_calls(chat: ChatVLLM, tool_choice: object) -> None:
+    bound = chat.bind_tools([magic_function], tool_choice=tool_choice)  # type: ignore[arg-type]
+    msg = bound.invoke("What is the value of magic_function(3)?", max_tokens=60)
+    assert msg.tool_calls, msg
+    call = msg.tool_calls[0]
+    assert call["name"] == "magic_function"
+    assert call["args"] == {"input": 3}
+
+
+def test_tool_call_chunks_add_up(chat: ChatVLLM) -> None:
+    bound = chat.bind_tools([magic_function], tool_choice="magic_function")
+    full = _sum(list(bound.stream("magic_function(3)?", max_tokens=60)))
+    assert full.tool_calls[0]["args"] == {"input": 3}
+
+
+def test_strict_false_is_sent_as_such(chat: ChatVLLM) -> None:
+    bound = chat.bind_tools([magic_function], strict=False)
+    assert bound.kwargs["tools"][0]["function"]["strict"] is False  # type: ignore[attr-defined]
+
+
+# -- reasoning ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def thinker(reasoning_url: str) -> ChatVLLM:
+    return ChatVLLM(
+        base_url=reasoning_url,
+        temperature=0,
+        max_tokens=40,
+        min_tokens=16,
+        thinking_token_budget=6,
+    )
+
+
+def test_reasoning_invoke(thinker: ChatVLLM) -> None:
+    msg = thinker.invoke("What is 2+2?")
+    reasoning = msg.additional_kwargs.get("reasoning_content")
+    assert reasoning
+    assert msg.content
+    assert any(b["type"] == "reasoning" for b in msg.content_blocks)
+
+
+def test_reasoning_stream_matches_invoke(thinker: ChatVLLM) -> None:
+    whole = thinker.invoke("What is 2+2?")
+    streamed = _sum(list(thinker.stream("What is 2+2?")))
+    assert (
+        streamed.additional_kwargs["reasoning_content"]
+        == whole.additional_kwargs["reasoning_content"]
+    )
+    assert streamed.content == whole.content
+
+
+def test_include_reasoning_false(thinker: ChatVLLM) -> None:
+    msg = thinker.invoke("What is 2+2?", include_reasoning=False)
+    assert "reasoning_content" not in msg.additional_kwargs
+    assert msg.content
+
+
+def test_thinking_token_budget_bounds_reasoning(thinker: ChatVLLM) -> None:
+    short = thinker.invoke("What is 2+2?", thinking_token_budget=2)
+    long = thinker.invoke("What is 2+2?", thinking_token_budget=12)
+    short_n = thinker.get_num_tokens(short.additional_kwargs["reasoning_content"])
+    long_n = thinker.get_num_tokens(long.additional_kwargs["reasoning_content"])
+    assert short_n < long_n
+    assert short_n <= 2
+
+
+def test_chat_template_kwargs_reach_the_template(thinker: ChatVLLM) -> None:
+    on = thinker.get_prompt_text([HumanMessage("hi")])
+    off = thinker.bind(chat_template_kwargs={"enable_thinking": False})
+    assert on.endswith("<think>\n")
+    off_chat = ChatVLLM(
+        base_url=thinker.openai_api_base,
+        chat_template_kwargs={"enable_thinking": False},
+    )
+    assert not off_chat.get_prompt_text([HumanMessage("hi")]).endswith("<think>\n")
+    msg = off.invoke("What is 2+2?", max_tokens=16, min_tokens=4)
+    assert msg.content
+    assert "reasoning_content" not in msg.additional_kwargs
+
+
+# -- token counts ------------------------------------------------------------------
+def test_token_counts_equal_usage(chat: ChatVLLM) -> None:
+    assert chat.get_num_tokens_from_messages(SEED) == (
+        chat.invoke(SEED).usage_metadata or {}
+    ).get("input_tokens")
+    tools = [magic_function]
+    bound = chat.bind_tools(tools, tool_choice="magic_function")
+    with_tools = chat.get_num_tokens_from_messages(SEED, tools=tools)
+    usage = bound.invoke(SEED, max_tokens=40).usage_metadata or {}
+    assert with_tools == usage.get("input_tokens")
+    assert with_tools > chat.get_num_tokens_from_messages(SEED)
+
+
+def test_token_ids_from_served_tokenizer(chat: ChatVLLM) -> None:
+    ids = chat.get_token_ids("Hello world")
+    assert ids == chat.get_token_ids("Hello world")
+    assert chat.get_num_tokens("Hello world") == len(ids) == 2
+
+
+def test_prompt_text_is_the_chat_template(chat: ChatVLLM) -> None:
+    text = chat.get_prompt_text(SEED)
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant")
+    assert text.endswith("<|im_start|>assistant\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert chat.get_num_tokens_from_messages(SEED) == len(chat.get_token_ids(text))

@@ -1,0 +1,270 @@
+"""ChatVLLM unit tests: defaults, the wire, reasoning, discovery (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.load import dumpd, dumps, load
+from langchain_core.messages import AIMessageChunk
+
+from langchain_vllm import (
+    ChatVLLM,
+    StructuredOutputs,
+    VLLMChatParams,
+    VLLMModelDiscoveryError,
+)
+from langchain_vllm._params import param_names
+from tests.unit_tests.fake_vllm import FakeVLLM, chat_completion, stream_chunks
+
+# One valid value per vLLM chat parameter, and what must go on the wire for it.
+VALUES: dict[str, Any] = {
+    "truncate_prompt_tokens": 100,
+    "add_special_tokens": True,
+    "priority": -1,
+    "top_k": 5,
+    "min_p": 0.1,
+    "repetition_penalty": 1.2,
+    "length_penalty": 0.5,
+    "use_beam_search": False,
+    "min_tokens": 2,
+    "stop_token_ids": [2],
+    "ignore_eos": True,
+    "include_stop_str_in_output": True,
+    "skip_special_tokens": False,
+    "spaces_between_special_tokens": False,
+    "bad_words": ["bad"],
+    "allowed_token_ids": [1, 2, 3],
+    "prompt_logprobs": 1,
+    "structured_outputs": {"choice": ["a", "b"]},
+    "cache_salt": "tenant-1",
+    "vllm_xargs": {"k": 1},
+    "kv_transfer_params": {"p": 1},
+    "return_token_ids": True,
+    "request_id": "req-1",
+    "echo": False,
+    "add_generation_prompt": True,
+    "continue_final_message": False,
+    "documents": [{"title": "t", "text": "x"}],
+    "chat_template": "{{ messages }}",
+    "chat_template_kwargs": {"enable_thinking": False},
+    "mm_processor_kwargs": {"a": 1},
+    "include_reasoning": True,
+    "thinking_token_budget": 8,
+}
+
+
+def test_every_parameter_has_a_wire_case() -> None:
+    assert set(VALUES) == set(param_names(VLLMChatParams))
+
+
+def test_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = ChatVLLM()
+    assert chat.openai_api_base == "http://localhost:8000/v1"
+    assert chat.openai_api_key is not None
+    assert chat.stream_usage is True
+    assert chat.model_name is None
+    monkeypatch.setenv("VLLM_API_BASE", "http://vllm.example:9/v1")
+    monkeypatch.setenv("VLLM_API_KEY", "sekret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-must-not-leak")
+    chat = ChatVLLM()
+    assert chat.openai_api_base == "http://vllm.example:9/v1"
+    assert chat.openai_api_key.get_secret_value() == "sekret"  # type: ignore[union-attr]
+    assert "sekret" not in repr(chat)
+    assert "sekret" not in dumps(chat)
+    seed_style = ChatVLLM(openai_api_base="http://a:1/v1", openai_api_key="k")
+    assert seed_style.openai_api_base == "http://a:1/v1"
+
+
+def test_construction_makes_no_request(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs())
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_each_parameter_on_the_wire_field_and_per_call(
+    fake: FakeVLLM, name: str
+) -> None:
+    expected = VALUES[name]
+    if name == "structured_outputs":
+        expected = StructuredOutputs.model_validate(expected).to_wire()
+    ChatVLLM(**fake.kwargs(), **{name: VALUES[name]}).invoke("hi")
+    assert fake.last_body()[name] == expected
+    ChatVLLM(**fake.kwargs()).invoke("hi", **{name: VALUES[name]})
+    assert fake.last_body()[name] == expected
+    ChatVLLM(**fake.kwargs()).bind(**{name: VALUES[name]}).invoke("hi")
+    assert fake.last_body()[name] == expected
+
+
+def test_unset_parameters_are_not_sent(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs()).invoke("hi")
+    body = fake.last_body()
+    assert not set(body) & set(VALUES)
+
+
+def test_extra_body_merges_on_top(fake: FakeVLLM) -> None:
+    chat = ChatVLLM(**fake.kwargs(), top_k=3, extra_body={"a": 1, "top_k": 4})
+    chat.invoke("hi", min_p=0.2, extra_body={"b": 2})
+    body = fake.last_body()
+    assert body["a"] == 1
+    assert body["b"] == 2
+    assert body["top_k"] == 4
+    assert body["min_p"] == 0.2
+
+
+def test_max_tokens_sent_as_max_tokens(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs(), max_tokens=7).invoke("hi")
+    assert fake.last_body()["max_tokens"] == 7
+    assert "max_completion_tokens" not in fake.last_body()
+    ChatVLLM(**fake.kwargs()).invoke("hi", max_tokens=9)
+    assert fake.last_body()["max_tokens"] == 9
+
+
+def test_validation_at_construction_and_per_call(fake: FakeVLLM) -> None:
+    with pytest.raises(ValueError, match="min_p"):
+        ChatVLLM(min_p=1.5)
+    with pytest.raises(ValueError, match="top_k"):
+        ChatVLLM(**fake.kwargs()).invoke("hi", top_k="many")
+    with pytest.raises(ValueError, match="exactly one constraint"):
+        ChatVLLM(structured_outputs={"choice": ["a"], "regex": "a"})
+    with pytest.raises(ValueError, match="regular expression"):
+        ChatVLLM(**fake.kwargs()).invoke("x", structured_outputs={"regex": "("})
+    with pytest.raises(ValueError, match="unknown type"):
+        ChatVLLM(structured_outputs={"json": {"type": "strin"}})
+    assert fake.paths() == []
+
+
+def test_stream_usage_on_by_default(fake: FakeVLLM) -> None:
+    chunks = list(ChatVLLM(**fake.kwargs()).stream("hi"))
+    assert fake.last_body()["stream_options"] == {"include_usage": True}
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    assert total.usage_metadata == {
+        "input_tokens": 10,
+        "output_tokens": 3,
+        "total_tokens": 13,
+        "input_token_details": {},
+        "output_token_details": {},
+    }
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_invoke_both_field_names(fake: FakeVLLM, field: str) -> None:
+    fake.chat_response = chat_completion(
+        "4", reasoning="2 and 2 make 4.", reasoning_field=field
+    )
+    msg = ChatVLLM(**fake.kwargs()).invoke("2+2?")
+    assert msg.additional_kwargs["reasoning_content"] == "2 and 2 make 4."
+    assert msg.content_blocks[0] == {
+        "type": "reasoning",
+        "reasoning": "2 and 2 make 4.",
+    }
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_stream_both_field_names(fake: FakeVLLM, field: str) -> None:
+    fake.stream = stream_chunks(
+        ["4"], reasoning=["2 and 2", " make 4."], reasoning_field=field
+    )
+    chunks = list(ChatVLLM(**fake.kwargs()).stream("2+2?"))
+    total: AIMessageChunk = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    assert total.additional_kwargs["reasoning_content"] == "2 and 2 make 4."
+    assert total.content == "4"
+
+
+def test_discovery_once_per_instance(fake: FakeVLLM) -> None:
+    chat = ChatVLLM(**fake.kwargs())
+    chat.invoke("a")
+    chat.invoke("b")
+    asyncio.run(chat.ainvoke("c"))
+    assert fake.paths().count("GET /v1/models") == 1
+    assert fake.last_body()["model"] == "smollm2"
+
+
+def test_discovery_several_models_lists_them(fake: FakeVLLM) -> None:
+    fake.models = ["a-model", "b-model"]
+    with pytest.raises(VLLMModelDiscoveryError, match="a-model, b-model"):
+        ChatVLLM(**fake.kwargs()).invoke("hi")
+    fake.models = []
+    with pytest.raises(VLLMModelDiscoveryError, match="serves no model"):
+        ChatVLLM(**fake.kwargs()).invoke("hi")
+
+
+def test_explicit_model_skips_discovery(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs(), model="mine").invoke("hi")
+    assert fake.paths() == ["POST /v1/chat/completions"]
+
+
+def test_structured_outputs_on_old_server_use_guided_names(fake: FakeVLLM) -> None:
+    fake.version = "0.10.2"
+    chat = ChatVLLM(**fake.kwargs(), model="m")
+    chat.invoke("x", structured_outputs={"choice": ["a", "b"]})
+    chat.invoke("x", guided_regex="a+")
+    bodies = fake.bodies()
+    assert bodies[0]["guided_choice"] == ["a", "b"]
+    assert "structured_outputs" not in bodies[0]
+    assert bodies[1]["guided_regex"] == "a+"
+    assert fake.paths().count("GET /version") == 1
+
+
+def test_guided_names_on_new_server_become_structured_outputs(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs(), model="m").invoke("x", guided_json={"type": "object"})
+    assert fake.last_body()["structured_outputs"] == {"json": {"type": "object"}}
+    with pytest.raises(ValueError, match="not both"):
+        ChatVLLM(**fake.kwargs(), model="m").invoke(
+            "x", guided_regex="a", structured_outputs={"regex": "b"}
+        )
+
+
+def test_bind_tools_strict_by_default(fake: FakeVLLM) -> None:
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    chat = ChatVLLM(**fake.kwargs(), model="m")
+    chat.bind_tools([add], tool_choice="add").invoke("x")
+    tool = fake.last_body()["tools"][0]
+    assert tool["function"]["strict"] is True
+    assert fake.last_body()["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "add"},
+    }
+    chat.bind_tools([add], strict=False).invoke("x")
+    assert fake.last_body()["tools"][0]["function"]["strict"] is False
+    with pytest.raises(ValueError, match="names no bound tool"):
+        chat.bind_tools([add], tool_choice="sub")
+
+
+def test_token_counts_are_cached(fake: FakeVLLM) -> None:
+    chat = ChatVLLM(**fake.kwargs(), model="m")
+    first = chat.get_num_tokens("hello world")
+    assert chat.get_num_tokens("hello world") == first
+    assert fake.paths().count("POST /tokenize") == 1
+
+
+def test_deprecated_call_style(fake: FakeVLLM) -> None:
+    chat = ChatVLLM(**fake.kwargs(), model="m")
+    with pytest.warns(DeprecationWarning, match="invoke"):
+        assert chat([("human", "hi")]).content == "Hello!"
+
+
+def test_ls_params_and_serialization() -> None:
+    chat = ChatVLLM(model="m", api_key="sekret")
+    assert chat._get_ls_params()["ls_provider"] == "vllm"
+    assert chat._llm_type == "vllm-chat"
+    data = dumpd(chat)
+    assert data["id"] == ["langchain_vllm", "chat_models", "ChatVLLM"]
+    assert data["kwargs"]["openai_api_key"]["id"] == ["VLLM_API_KEY"]
+    assert "sekret" not in str(data)
+    restored = load(
+        data,
+        allowed_objects=[ChatVLLM],
+        valid_namespaces=["langchain_vllm"],
+        secrets_map={"VLLM_API_KEY": "other"},
+    )
+    assert restored.model_name == "m"
+    assert restored.openai_api_key.get_secret_value() == "other"
