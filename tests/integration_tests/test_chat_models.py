@@ -261,7 +261,7 @@ def test_with_structured_output_stream(chat: ChatVLLM) -> None:
 
 
 # -- tools -------------------------------------------------------------------------
-def magic_function(input: int) -> int:  # noqa: A002 - the standard suite's name
+def magic_function(input: int) -> int:
     """Apply a magic function to an input."""
     return input + 2
 
