@@ -200,6 +200,19 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
     _link: ServerLink = PrivateAttr()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _vllm_key_default(cls, values: Any) -> Any:
+        """A key given as None (e.g. `load()` without the secret) means the default.
+
+        Without this the openai client would fall back to `OPENAI_API_KEY`.
+        """
+        if isinstance(values, dict):
+            for name in ("api_key", "openai_api_key"):
+                if name in values and values[name] is None:
+                    values = {k: v for k, v in values.items() if k != name}
+        return values
+
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
     @model_validator(mode="after")
@@ -452,7 +465,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         problem = _completion_problem(data)
         if problem:
             raise response_error(self._completions_url, problem, "POST")
-        result = super()._create_chat_result(data, generation_info)
+        # The typed response goes up: the parent copies `parsed` from it.
+        result = super()._create_chat_result(response, generation_info)
         for generation, choice in zip(
             result.generations, data.get("choices") or [], strict=False
         ):
