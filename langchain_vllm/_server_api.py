@@ -60,6 +60,21 @@ def api_key_field() -> Any:
     )
 
 
+def vllm_secret_ids(data: Any) -> Any:
+    """Point the secrets of a `to_json()` result at `VLLM_API_KEY`.
+
+    Serializable merges `lc_secrets` along the MRO with the parents last, so an
+    OpenAI parent's `OPENAI_API_KEY` would win: a loaded object would then send the
+    user's OpenAI key to the vLLM host.
+    """
+    kwargs = data.get("kwargs") if isinstance(data, dict) else None
+    if isinstance(kwargs, dict):
+        for value in kwargs.values():
+            if isinstance(value, dict) and value.get("type") == "secret":
+                value["id"] = ["VLLM_API_KEY"]
+    return data
+
+
 def check_base_url(url: str) -> str:
     """Return `url` if it is an http(s) URL with a host, else raise ValueError.
 

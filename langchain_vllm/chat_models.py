@@ -36,6 +36,7 @@ from langchain_vllm._server_api import (
     api_key_field,
     base_url_field,
     response_error,
+    vllm_secret_ids,
 )
 from langchain_vllm._structured import (
     LEGACY_NAMES,
@@ -243,19 +244,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         return {"openai_api_key": "VLLM_API_KEY"}
 
     def to_json(self) -> Any:
-        """Serialize; the key is a secret read back from `VLLM_API_KEY`.
-
-        Serializable merges `lc_secrets` along the MRO with the parents last, so
-        `ChatOpenAI`'s `OPENAI_API_KEY` would win: a loaded ChatVLLM would then send
-        the user's OpenAI key to the vLLM host. Point the secret at our variable.
-        """
-        data = super().to_json()
-        kwargs = data.get("kwargs") if isinstance(data, dict) else None
-        if isinstance(kwargs, dict):
-            for value in kwargs.values():
-                if isinstance(value, dict) and value.get("type") == "secret":
-                    value["id"] = ["VLLM_API_KEY"]
-        return data
+        """Serialize; the key is a secret read back from `VLLM_API_KEY`."""
+        return vllm_secret_ids(super().to_json())
 
     @classmethod
     def get_lc_namespace(cls) -> list[str]:

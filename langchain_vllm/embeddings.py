@@ -11,7 +11,7 @@ from typing import Any, Protocol, Self
 import httpx2
 import openai
 from langchain_openai import OpenAIEmbeddings
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from langchain_vllm._params import (
     VLLMPoolingParams,
@@ -140,11 +140,6 @@ class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
     """Connection pool size of the async HTTP client (per event loop)."""
 
     _link: ServerLink = PrivateAttr()
-
-    @field_validator("openai_api_base")
-    @classmethod
-    def _check_vllm_base_url(cls, value: str | None) -> str | None:
-        return _check_base_url(value)
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -371,14 +366,3 @@ def _progress(enabled: bool, total: int) -> Iterator[_Progress]:
         yield bar
     finally:
         bar.close()
-
-
-def _check_base_url(url: str | None) -> str | None:
-    """Refuse a base URL that is not http(s), naming it (before any request)."""
-    if url is not None and not url.startswith(("http://", "https://")):
-        msg = (
-            f"base_url {url!r} is not an http(s) URL; give the server's OpenAI API "
-            "address, e.g. http://localhost:8000/v1 (or set VLLM_API_BASE)."
-        )
-        raise ValueError(msg)
-    return url

@@ -15,7 +15,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import GenerationChunk, LLMResult
 from langchain_openai import OpenAI
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from langchain_vllm._params import (
     VLLMCompletionParams,
@@ -29,6 +29,7 @@ from langchain_vllm._server_api import (
     ServerLink,
     api_key_field,
     base_url_field,
+    vllm_secret_ids,
 )
 from langchain_vllm.errors import VLLMIncompleteStreamError, VLLMResponseError
 
@@ -165,11 +166,6 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
 
     _link: ServerLink = PrivateAttr()
 
-    @field_validator("openai_api_base")
-    @classmethod
-    def _check_vllm_base_url(cls, value: str | None) -> str | None:
-        return _check_base_url(value)
-
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
     @model_validator(mode="after")
@@ -193,19 +189,8 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
         return {"openai_api_key": "VLLM_API_KEY"}
 
     def to_json(self) -> Any:
-        """Serialize; the key is a secret read back from `VLLM_API_KEY`.
-
-        Serializable merges `lc_secrets` along the MRO with the parents last, so
-        `OpenAI`'s `OPENAI_API_KEY` would win: a loaded VLLMOpenAI would then send
-        the user's OpenAI key to the vLLM host. Point the secret at our variable.
-        """
-        data = super().to_json()
-        kwargs = data.get("kwargs") if isinstance(data, dict) else None
-        if isinstance(kwargs, dict):
-            for value in kwargs.values():
-                if isinstance(value, dict) and value.get("type") == "secret":
-                    value["id"] = ["VLLM_API_KEY"]
-        return data
+        """Serialize; the key is a secret read back from `VLLM_API_KEY`."""
+        return vllm_secret_ids(super().to_json())
 
     @classmethod
     def get_lc_namespace(cls) -> list[str]:
@@ -440,14 +425,3 @@ def _group(choices: Any, n: int) -> list[list[Any]]:
 
 def _is_final(chunk: GenerationChunk) -> bool:
     return bool((chunk.generation_info or {}).get("finish_reason"))
-
-
-def _check_base_url(url: str | None) -> str | None:
-    """Refuse a base URL that is not http(s), naming it (before any request)."""
-    if url is not None and not url.startswith(("http://", "https://")):
-        msg = (
-            f"base_url {url!r} is not an http(s) URL; give the server's OpenAI API "
-            "address, e.g. http://localhost:8000/v1 (or set VLLM_API_BASE)."
-        )
-        raise ValueError(msg)
-    return url

@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    field_validator,
     model_validator,
 )
 
@@ -155,11 +154,6 @@ class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
     """Extra JSON fields for every `/rerank` request; merged under per-call ones."""
 
     _link: ServerLink = PrivateAttr()
-
-    @field_validator("openai_api_base")
-    @classmethod
-    def _check_vllm_base_url(cls, value: str | None) -> str | None:
-        return _check_base_url(value)
 
     @model_validator(mode="after")
     def _link_vllm_rerank_server(self) -> Self:
@@ -372,14 +366,3 @@ def _pick(
             Document(page_content=doc.page_content, metadata=metadata, id=doc.id)
         )
     return picked
-
-
-def _check_base_url(url: str | None) -> str | None:
-    """Refuse a base URL that is not http(s), naming it (before any request)."""
-    if url is not None and not url.startswith(("http://", "https://")):
-        msg = (
-            f"base_url {url!r} is not an http(s) URL; give the server's OpenAI API "
-            "address, e.g. http://localhost:8000/v1 (or set VLLM_API_BASE)."
-        )
-        raise ValueError(msg)
-    return url
