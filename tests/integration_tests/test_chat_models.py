@@ -77,7 +77,10 @@ def test_batch_and_async(chat: ChatVLLM) -> None:
         ]
 
     out = asyncio.run(run())
-    assert out[0] == answers[0].content == out[3]
+    assert all(out)
+    # Greedy decoding of one request alone is reproducible; a batch need not match
+    # it token for token (vLLM's CPU kernels are not batch-invariant).
+    assert out[0] == out[3]
 
 
 def test_successive_event_loops(chat: ChatVLLM) -> None:
