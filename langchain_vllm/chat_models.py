@@ -22,6 +22,11 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
+from langchain_vllm._json_client import (
+    CHAT_KEYWORDS,
+    AsyncJSONEndpoint,
+    JSONEndpoint,
+)
 from langchain_vllm._params import (
     VLLMChatParams,
     check_openai_params,
@@ -225,12 +230,21 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 if hasattr(self, name)
             }
         )
+        if self.use_responses_api is not True:
+            _to_chat_completions(
+                {name: getattr(self, name, None) for name in _RESPONSES_ONLY}
+            )
         self._link = ServerLink(
             self.root_client,
             self.root_async_client,
             max_connections=self.max_connections,
             custom_async_http_client=self.http_async_client is not None,
         )
+        if self.root_client is not None:
+            # Decoded JSON in, JSON out: no SDK models built and dumped again.
+            self.client = JSONEndpoint(
+                self.root_client, "/chat/completions", CHAT_KEYWORDS
+            )
         return self
 
     # -- LangChain integration details ------------------------------------------------
@@ -312,6 +326,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 raise ValueError(msg)
             checked["structured_outputs"] = StructuredOutputs.from_legacy(legacy)
         payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if not self._use_responses_api(payload):
+            _to_chat_completions(payload)
         if "max_completion_tokens" in payload:
             payload["max_tokens"] = payload.pop("max_completion_tokens")
         extra = {
@@ -355,8 +371,19 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
     def _use_loop_client(self) -> None:
         client = self._link.async_client()
-        self.root_async_client = client
-        self.async_client = client.chat.completions
+        if self.root_async_client is not client or not isinstance(
+            self.async_client, AsyncJSONEndpoint
+        ):
+            self.root_async_client = client
+            self.async_client = AsyncJSONEndpoint(
+                client, "/chat/completions", CHAT_KEYWORDS
+            )
+
+    def _use_responses_api(self, payload: dict) -> bool:
+        # vLLM is driven through Chat Completions; the parent would switch to
+        # `/v1/responses` for some model names and fields. Only an explicit
+        # `use_responses_api=True` does that here.
+        return self.use_responses_api is True
 
     # -- tools and structured output ------------------------------------------------
     def bind_tools(
@@ -648,6 +675,51 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
 
 _TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
+
+
+_RESPONSES_ONLY = (
+    "reasoning",
+    "include",
+    "truncation",
+    "context_management",
+    "previous_response_id",
+)
+"""Parameters that exist only in the Responses API (the parent's fields)."""
+
+
+def _to_chat_completions(payload: dict[str, Any]) -> None:
+    """Map or refuse Responses-API-only parameters in a Chat Completions payload.
+
+    `reasoning={"effort": ...}` becomes Chat Completions' `reasoning_effort`; the
+    others have no Chat Completions meaning, and sending them would be a 400 (or
+    silently ignored), so they are refused by name.
+
+    Raises:
+        ValueError: a Responses-API-only parameter is set.
+    """
+    reasoning = payload.pop("reasoning", None)
+    if reasoning is not None:
+        extra = (
+            sorted(set(reasoning) - {"effort"}) if isinstance(reasoning, dict) else []
+        )
+        if not isinstance(reasoning, dict) or extra:
+            msg = (
+                f"`reasoning={reasoning!r}`: only `{{'effort': ...}}` maps to vLLM's "
+                "Chat Completions (as `reasoning_effort`); "
+                f"{', '.join(extra) or 'this value'} needs the Responses API "
+                "(`use_responses_api=True`)."
+            )
+            raise ValueError(msg)
+        if reasoning.get("effort") is not None:
+            payload.setdefault("reasoning_effort", reasoning["effort"])
+    for name in _RESPONSES_ONLY[1:]:
+        if payload.get(name) is not None:
+            msg = (
+                f"`{name}` is a Responses API parameter, and ChatVLLM uses vLLM's "
+                "Chat Completions endpoint. Remove it, or set "
+                "`use_responses_api=True` to use the server's /v1/responses."
+            )
+            raise ValueError(msg)
 
 
 def _tool_name(tool: Any) -> str:

@@ -7,7 +7,9 @@ like vLLM 0.32's (recorded from the live test server). Tests set `chat_response`
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -246,16 +248,26 @@ def fake_embedding(text: str, dim: int = 4) -> list[float]:
 
 
 def embeddings_body(body: dict[str, Any], dim: int = 4) -> dict[str, Any]:
-    """A `/v1/embeddings` answer as vLLM 0.32 sends it (float encoding)."""
+    """A `/v1/embeddings` answer as vLLM 0.32 sends it (float or base64 encoding)."""
     texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
     size = int(body.get("dimensions") or dim)
+
+    def encode(vector: list[float]) -> list[float] | str:
+        if body.get("encoding_format") != "base64":
+            return vector
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
     return {
         "id": "embd-test",
         "object": "list",
         "created": 1795637633,
         "model": body.get("model"),
         "data": [
-            {"index": i, "object": "embedding", "embedding": fake_embedding(t, size)}
+            {
+                "index": i,
+                "object": "embedding",
+                "embedding": encode(fake_embedding(t, size)),
+            }
             for i, t in enumerate(texts)
         ],
         "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},

@@ -74,8 +74,11 @@ def test_texts_sent_as_strings_without_tiktoken(
     vectors = make(fake, model="m").embed_documents(["hello", long_text, ""])
     body = fake.last_body("/embeddings")
     assert body["input"] == ["hello", long_text, ""]
-    assert body["encoding_format"] == "float"
+    assert body["encoding_format"] == "base64"
     assert vectors == [fake_embedding(t) for t in ["hello", long_text, ""]]
+    floats = make(fake, model="m").embed_documents(["hello"], encoding_format="float")
+    assert fake.last_body("/embeddings")["encoding_format"] == "float"
+    assert floats == [fake_embedding("hello")]
 
 
 def test_check_ctx_length_or_tiktoken_refused() -> None:

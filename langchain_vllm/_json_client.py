@@ -1,0 +1,163 @@
+"""JSON pass-through endpoints: the openai client's transport without its models.
+
+`ChatOpenAI` calls `client.chat.completions.create(**payload)`. The SDK then copies the
+payload LangChain already built through `maybe_transform` (a recursive TypedDict-driven
+walk), builds pydantic models of the answer, and langchain-openai turns them straight
+back into dicts with `model_dump`: once per response and once per stream chunk. That
+was most of ChatVLLM's client overhead (BENCHMARKS.md). The classes here post the
+payload as JSON with `cast_to=object`: the SDK still does retries, timeouts, auth,
+headers and error mapping, and hands back decoded JSON (or a stream of decoded chunk
+dicts), which langchain-openai's `_generate`/`_stream` accept as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import sys
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+import openai
+from openai._constants import RAW_RESPONSE_HEADER
+
+
+def keywords_of(create: Callable[..., Any]) -> frozenset[str]:
+    """The keyword arguments an openai SDK `create` method accepts."""
+    return frozenset(inspect.signature(create).parameters) - {"self"}
+
+
+CHAT_KEYWORDS = keywords_of(openai.resources.chat.Completions.create)
+EMBEDDINGS_KEYWORDS = keywords_of(openai.resources.Embeddings.create)
+
+
+def split_request(
+    payload: dict[str, Any],
+    accepted: frozenset[str],
+    *,
+    raw: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split `create(**payload)` keywords into the JSON body and request options.
+
+    Raises:
+        TypeError: a keyword the SDK's `create` would refuse too (a misspelt
+            parameter must not reach the server silently).
+    """
+    unknown = sorted(set(payload) - accepted)
+    if unknown:
+        msg = (
+            f"Unexpected request parameter(s) {', '.join(map(repr, unknown))}: not "
+            "OpenAI API parameters nor vLLM ones. Check the spelling, or send "
+            "server-specific fields in `extra_body`."
+        )
+        raise TypeError(msg)
+    body = dict(payload)
+    body.update(body.pop("extra_body", None) or {})
+    options: dict[str, Any] = {}
+    headers = dict(body.pop("extra_headers", None) or {})
+    if raw:
+        headers[RAW_RESPONSE_HEADER] = "true"
+    if headers:
+        options["headers"] = headers
+    if (query := body.pop("extra_query", None)) is not None:
+        options["params"] = query
+    if (timeout := body.pop("timeout", None)) is not None:
+        options["timeout"] = timeout
+    return body, options
+
+
+class JSONEndpoint:
+    """A `client.<resource>` look-alike whose `create` returns decoded JSON.
+
+    With `stream=True` in the payload, `create` returns an `openai.Stream` of decoded
+    chunk dicts. `with_raw_response` gives the same endpoint returning the raw HTTP
+    response (langchain-openai uses it for `include_response_headers`).
+    """
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        path: str,
+        accepted: frozenset[str],
+        *,
+        raw: bool = False,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._accepted = accepted
+        self._raw = raw
+
+    @property
+    def with_raw_response(self) -> JSONEndpoint:
+        return JSONEndpoint(self._client, self._path, self._accepted, raw=True)
+
+    def create(self, **payload: Any) -> Any:
+        body, options = split_request(payload, self._accepted, raw=self._raw)
+        return self._client.post(  # type: ignore[call-overload]
+            self._path,
+            body=body,
+            options=options,
+            cast_to=object,
+            stream=bool(body.get("stream")),
+            stream_cls=openai.Stream[object],
+        )
+
+
+class AsyncJSONEndpoint:
+    """Async `JSONEndpoint`."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        path: str,
+        accepted: frozenset[str],
+        *,
+        raw: bool = False,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._accepted = accepted
+        self._raw = raw
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The openai client the requests go through."""
+        return self._client
+
+    @property
+    def with_raw_response(self) -> AsyncJSONEndpoint:
+        return AsyncJSONEndpoint(self._client, self._path, self._accepted, raw=True)
+
+    async def create(self, **payload: Any) -> Any:
+        body, options = split_request(payload, self._accepted, raw=self._raw)
+        return await self._client.post(  # type: ignore[call-overload]
+            self._path,
+            body=body,
+            options=options,
+            cast_to=object,
+            stream=bool(body.get("stream")),
+            stream_cls=openai.AsyncStream[object],
+        )
+
+
+def decode_base64_vectors(response: Any) -> Any:
+    """Turn base64 `embedding` strings of an embeddings answer into float lists.
+
+    vLLM's `encoding_format="base64"` sends each vector as little-endian float32
+    bytes: one `b64decode` per vector instead of parsing thousands of JSON numbers.
+    Anything that is not such a string is left for the caller's checks.
+    """
+    items = response.get("data") if isinstance(response, dict) else None
+    for item in items if isinstance(items, list) else []:
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, str):
+            packed = base64.b64decode(vector, validate=True)
+            if len(packed) % 4:
+                msg = f"a base64 embedding of {len(packed)} bytes is not float32s"
+                raise ValueError(msg)
+            floats = array("f", packed)
+            if sys.byteorder == "big":
+                floats.byteswap()
+            item["embedding"] = floats.tolist()
+    return response
