@@ -291,7 +291,8 @@ def test_strict_tool_calls(chat: ChatVLLM, tool_choice: object) -> None:
 
 def test_tool_call_chunks_add_up(chat: ChatVLLM) -> None:
     bound = chat.bind_tools([magic_function], tool_choice="magic_function")
-    full = _sum(list(bound.stream("magic_function(3)?", max_tokens=60)))
+    chunks = bound.stream("magic_function(3)?", max_tokens=60)
+    full = _sum([c for c in chunks if isinstance(c, AIMessageChunk)])
     assert full.tool_calls[0]["args"] == {"input": 3}
 
 
@@ -363,14 +364,15 @@ def test_chat_template_kwargs_reach_the_template(thinker: ChatVLLM) -> None:
 
 # -- token counts ------------------------------------------------------------------
 def test_token_counts_equal_usage(chat: ChatVLLM) -> None:
-    assert chat.get_num_tokens_from_messages(SEED) == (
-        chat.invoke(SEED).usage_metadata or {}
-    ).get("input_tokens")
+    usage = chat.invoke(SEED).usage_metadata
+    assert usage is not None
+    assert chat.get_num_tokens_from_messages(SEED) == usage["input_tokens"]
     tools = [magic_function]
     bound = chat.bind_tools(tools, tool_choice="magic_function")
     with_tools = chat.get_num_tokens_from_messages(SEED, tools=tools)
-    usage = bound.invoke(SEED, max_tokens=40).usage_metadata or {}
-    assert with_tools == usage.get("input_tokens")
+    tool_usage = bound.invoke(SEED, max_tokens=40).usage_metadata
+    assert tool_usage is not None
+    assert with_tools == tool_usage["input_tokens"]
     assert with_tools > chat.get_num_tokens_from_messages(SEED)
 
 
