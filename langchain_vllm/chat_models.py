@@ -48,7 +48,7 @@ from langchain_vllm._structured import (
     StructuredOutputs,
     check_json_schema,
 )
-from langchain_vllm.errors import VLLMIncompleteStreamError
+from langchain_vllm.errors import VLLMEmptyAnswerError, VLLMIncompleteStreamError
 
 _CHAT_PARAMS = frozenset(param_names(VLLMChatParams))
 _STRUCTURED_OUTPUTS_SINCE = (0, 12)
@@ -204,6 +204,17 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
     """Connection pool size of the async HTTP client (per event loop)."""
 
+    reasoning_round_trip: Literal["never", "tool_calls", "always"] = "never"
+    """Send earlier assistant messages' reasoning back to the server, as the
+    `reasoning` field vLLM reads on incoming assistant messages (the chat template
+    decides whether the model sees it): `"never"` (default), `"tool_calls"` (only
+    for assistant turns that called tools, as agent loops with interleaved thinking
+    need), or `"always"`."""
+
+    error_on_empty_reasoning_only: bool = False
+    """Raise `VLLMEmptyAnswerError` instead of warning when the model used every
+    token on reasoning (`finish_reason="length"`, no content, no tool call)."""
+
     _link: ServerLink = PrivateAttr()
 
     @model_validator(mode="before")
@@ -240,6 +251,10 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             max_connections=self.max_connections,
             custom_async_http_client=self.http_async_client is not None,
         )
+        if self.profile is None:
+            self.profile = ServedModelProfile(  # type: ignore[assignment]
+                self._link, self.model_name
+            )
         if self.root_client is not None:
             # Decoded JSON in, JSON out: no SDK models built and dumped again.
             self.client = JSONEndpoint(
@@ -311,7 +326,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         call_extra = kwargs.pop("extra_body", None) or {}
         checked = validate_call_params(VLLMChatParams, vllm_kwargs)
         check_openai_params({k: kwargs[k] for k in _OPENAI_CHECKED if k in kwargs})
-        if not self._convert_input(input_).to_messages():
+        messages = self._convert_input(input_).to_messages()
+        if not messages:
             msg = (
                 "ChatVLLM got an empty message list: pass at least one message "
                 "(vLLM refuses an empty conversation with HTTP 400)."
@@ -328,6 +344,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         payload = super()._get_request_payload(input_, stop=stop, **kwargs)
         if not self._use_responses_api(payload):
             _to_chat_completions(payload)
+            self._send_back_reasoning(messages, payload["messages"])
         if "max_completion_tokens" in payload:
             payload["max_tokens"] = payload.pop("max_completion_tokens")
         extra = {
@@ -344,6 +361,21 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         if not payload.get("model"):
             payload["model"] = self._link.resolve_model(self.model_name)
         return payload
+
+    def _send_back_reasoning(
+        self, messages: list[BaseMessage], wire: list[dict[str, Any]]
+    ) -> None:
+        """Add assistant messages' reasoning to their wire form, per the policy."""
+        if self.reasoning_round_trip == "never":
+            return
+        for message, sent in zip(messages, wire, strict=True):
+            if not isinstance(message, AIMessage) or sent.get("role") != "assistant":
+                continue
+            if self.reasoning_round_trip == "tool_calls" and not message.tool_calls:
+                continue
+            reasoning = _reasoning_of(message)
+            if reasoning:
+                sent["reasoning"] = reasoning
 
     def _server_is_legacy(self) -> bool:
         return _version_tuple(self._link.version()) < _STRUCTURED_OUTPUTS_SINCE
@@ -494,7 +526,32 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             generation.message.response_metadata["model_provider"] = "vllm"
         if result.llm_output is not None:
             result.llm_output["model_provider"] = "vllm"
+        for generation in result.generations:
+            info = generation.generation_info or {}
+            message = generation.message
+            if isinstance(message, AIMessage):
+                self._check_answer(
+                    info.get("finish_reason"),
+                    bool(message.content or message.tool_calls),
+                    len(message.additional_kwargs.get("reasoning_content") or ""),
+                )
         return result
+
+    def _check_answer(
+        self, finish_reason: str | None, answered: bool, reasoning_chars: int
+    ) -> None:
+        """Warn (or raise) when every token went to reasoning and none to an answer."""
+        if finish_reason != "length" or answered or not reasoning_chars:
+            return
+        msg = (
+            "vLLM stopped at the token limit (finish_reason='length') while the "
+            f"model was still reasoning: no answer, {reasoning_chars} characters "
+            "of reasoning. Raise `max_tokens`, or cap the reasoning below it with "
+            "`thinking_token_budget`."
+        )
+        if self.error_on_empty_reasoning_only:
+            raise VLLMEmptyAnswerError(msg)
+        warnings.warn(msg, UserWarning, stacklevel=4)
 
     def _convert_chunk_to_generation_chunk(
         self,
@@ -552,10 +609,12 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
     def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         finished = received = False
+        seen = _StreamSeen()
         try:
             for chunk in super()._stream(*args, **kwargs):
                 finished = finished or _is_final(chunk)
                 received = True
+                seen.add(chunk)
                 yield chunk
         except openai.APIError as e:
             raise self._link.translate(e) from e
@@ -567,16 +626,19 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             raise response_error(self._completions_url, repr(e), "POST") from e
         if not finished:
             raise self._incomplete_stream()
+        self._check_answer(seen.finish_reason, seen.answered, seen.reasoning_chars)
 
     async def _astream(
         self, *args: Any, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
         finished = received = False
+        seen = _StreamSeen()
         try:
             await self._aprepare(kwargs)
             async for chunk in super()._astream(*args, **kwargs):
                 finished = finished or _is_final(chunk)
                 received = True
+                seen.add(chunk)
                 yield chunk
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
@@ -588,6 +650,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             raise response_error(self._completions_url, repr(e), "POST") from e
         if not finished:
             raise self._incomplete_stream()
+        self._check_answer(seen.finish_reason, seen.answered, seen.reasoning_chars)
 
     @property
     def _completions_url(self) -> str:
@@ -798,6 +861,123 @@ def _chunk_problem(chunk: Any) -> str | None:
         if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
             return f"a stream choice without a delta: {choice!r:.100}"
     return None
+
+
+class _StreamSeen:
+    """What a stream delivered so far (for the empty-answer check)."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.answered = False
+        self.reasoning_chars = 0
+
+    def add(self, chunk: ChatGenerationChunk) -> None:
+        message = chunk.message
+        self.finish_reason = (chunk.generation_info or {}).get(
+            "finish_reason"
+        ) or self.finish_reason
+        if isinstance(message, AIMessageChunk):
+            self.answered = self.answered or bool(
+                message.content or message.tool_call_chunks
+            )
+            reasoning = message.additional_kwargs.get("reasoning_content")
+            self.reasoning_chars += len(reasoning or "")
+
+
+def _reasoning_of(message: AIMessage) -> str:
+    """An assistant message's reasoning text (additional_kwargs or content blocks)."""
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        return reasoning
+    if isinstance(message.content, list):
+        return "".join(
+            str(block.get("reasoning") or "")
+            for block in message.content
+            if isinstance(block, dict) and block.get("type") == "reasoning"
+        )
+    return ""
+
+
+class ServedModelProfile(dict[str, Any]):
+    """ChatVLLM's model profile: `max_input_tokens` from the server, fetched lazily.
+
+    LangChain reads `chat.profile` (a dict) for the context window, e.g. middleware
+    that summarizes at a fraction of it. vLLM's `/v1/models` card says
+    `max_model_len`; it is asked on the first read of the profile (never at
+    construction), once, through the model's own server link.
+    """
+
+    def __init__(self, link: ServerLink, model: str | None) -> None:
+        super().__init__()
+        self._link = link
+        self._model = model
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        model = self._link.resolve_model(self._model)
+        card = self._link.model_card(model) or {}
+        limit = card.get("max_model_len")
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            super().__setitem__("max_input_tokens", limit)
+        super().update(tool_calling=True, structured_output=True)
+        self._loaded = True
+
+    def __bool__(self) -> bool:  # a profile exists, even before it is fetched
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        self._load()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """As for dict, after fetching the profile."""
+        self._load()
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._load()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        """As for dict, after fetching the profile."""
+        self._load()
+        return super().keys()
+
+    def items(self) -> Any:
+        """As for dict, after fetching the profile."""
+        self._load()
+        return super().items()
+
+    def values(self) -> Any:
+        """As for dict, after fetching the profile."""
+        self._load()
+        return super().values()
+
+    def copy(self) -> dict[str, Any]:
+        """As for dict, after fetching the profile."""
+        self._load()
+        return dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._load()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            super().__repr__() if self._loaded else "ServedModelProfile(<not fetched>)"
+        )
 
 
 def _is_final(chunk: ChatGenerationChunk) -> bool:

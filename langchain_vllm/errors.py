@@ -63,3 +63,11 @@ class VLLMResponseError(openai.APIError, ModelError):
 
 class VLLMModelDiscoveryError(ValueError):
     """The served model could not be chosen: zero or several are served."""
+
+
+class VLLMEmptyAnswerError(ValueError):
+    """The model spent every token on reasoning and gave no answer.
+
+    Raised instead of a warning with `ChatVLLM(error_on_empty_reasoning_only=True)`;
+    the message names `max_tokens` and `thinking_token_budget`.
+    """

@@ -268,3 +268,149 @@ def test_ls_params_and_serialization() -> None:
     )
     assert restored.model_name == "m"
     assert restored.openai_api_key.get_secret_value() == "other"
+
+
+# -- reasoning sent back (reasoning_round_trip) --------------------------------------
+def _history() -> list[Any]:
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    call = {"name": "magic", "args": {"x": 1}, "id": "call_1", "type": "tool_call"}
+    return [
+        HumanMessage("hi"),
+        AIMessage("Hello", additional_kwargs={"reasoning_content": "greet back"}),
+        HumanMessage("use the tool"),
+        AIMessage(
+            "",
+            tool_calls=[call],
+            additional_kwargs={"reasoning_content": "need the tool"},
+        ),
+        ToolMessage("2", tool_call_id="call_1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("never", [None, None]),
+        ("tool_calls", [None, "need the tool"]),
+        ("always", ["greet back", "need the tool"]),
+    ],
+)
+def test_reasoning_round_trip_policy(
+    fake: FakeVLLM, policy: str, expected: list[str | None]
+) -> None:
+    chat = ChatVLLM(model="smollm2", reasoning_round_trip=policy, **fake.kwargs())
+    chat.invoke(_history())
+    sent = [m for m in fake.last_body()["messages"] if m["role"] == "assistant"]
+    assert [m.get("reasoning") for m in sent] == expected
+
+
+def test_reasoning_round_trip_reads_content_blocks(fake: FakeVLLM) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    earlier = AIMessage(
+        [
+            {"type": "reasoning", "reasoning": "step one"},
+            {"type": "text", "text": "Answer"},
+        ]
+    )
+    chat = ChatVLLM(model="smollm2", reasoning_round_trip="always", **fake.kwargs())
+    chat.invoke([HumanMessage("q"), earlier, HumanMessage("and?")])
+    assistant = fake.last_body()["messages"][1]
+    assert assistant["reasoning"] == "step one"
+
+
+def test_reasoning_round_trip_rejects_unknown_policy() -> None:
+    with pytest.raises(ValueError, match="reasoning_round_trip"):
+        ChatVLLM(model="m", reasoning_round_trip="sometimes")
+
+
+# -- every token spent on reasoning --------------------------------------------------
+def _reasoning_only_stream() -> list[dict[str, Any]]:
+    chunks = stream_chunks([], reasoning=["Let me", " think"])
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            if choice["finish_reason"]:
+                choice["finish_reason"] = "length"
+    return chunks
+
+
+def test_reasoning_only_answer_warns(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion(
+        None, reasoning="Let me think", finish_reason="length"
+    )
+    chat = ChatVLLM(model="smollm2", **fake.kwargs())
+    with pytest.warns(UserWarning, match="max_tokens.*thinking_token_budget"):
+        chat.invoke("hard question")
+    fake.stream = _reasoning_only_stream()
+    with pytest.warns(UserWarning, match="finish_reason='length'"):
+        list(chat.stream("hard question"))
+
+
+def test_reasoning_only_answer_can_raise(fake: FakeVLLM) -> None:
+    from langchain_vllm import VLLMEmptyAnswerError
+
+    fake.chat_response = chat_completion(
+        None, reasoning="Let me think", finish_reason="length"
+    )
+    chat = ChatVLLM(
+        model="smollm2", error_on_empty_reasoning_only=True, **fake.kwargs()
+    )
+    with pytest.raises(VLLMEmptyAnswerError, match="max_tokens"):
+        chat.invoke("hard question")
+    fake.stream = _reasoning_only_stream()
+
+    async def run() -> None:
+        async for _ in chat.astream("hard question"):
+            pass
+
+    with pytest.raises(VLLMEmptyAnswerError, match="thinking_token_budget"):
+        asyncio.run(run())
+
+
+def test_length_with_an_answer_does_not_warn(fake: FakeVLLM) -> None:
+    import warnings
+
+    fake.chat_response = chat_completion(
+        "Partial answer", reasoning="thought", finish_reason="length"
+    )
+    chat = ChatVLLM(model="smollm2", **fake.kwargs())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert chat.invoke("q").content == "Partial answer"
+
+
+# -- model profile from /v1/models ---------------------------------------------------
+def test_profile_is_fetched_lazily_and_once(fake: FakeVLLM) -> None:
+    fake.max_model_len = 4096
+    chat = ChatVLLM(**fake.kwargs())
+    assert fake.paths() == []  # construction asks nothing
+    assert chat.profile is not None
+    assert chat.profile.get("max_input_tokens") == 4096
+    assert chat.profile["max_input_tokens"] == 4096
+    assert dict(chat.profile)["tool_calling"] is True
+    assert fake.paths() == ["GET /v1/models"]
+
+
+def test_profile_given_by_user_wins(fake: FakeVLLM) -> None:
+    chat = ChatVLLM(model="m", profile={"max_input_tokens": 10}, **fake.kwargs())
+    assert chat.profile == {"max_input_tokens": 10}
+    assert fake.paths() == []
+
+
+def test_profile_of_dead_server_is_the_connection_error() -> None:
+    import httpx2
+
+    from langchain_vllm import VLLMConnectionError
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    chat = ChatVLLM(
+        base_url="http://127.0.0.1:9/v1",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(refuse)),
+    )
+    assert chat.profile is not None
+    with pytest.raises(VLLMConnectionError, match=r"127\.0\.0\.1:9"):
+        chat.profile.get("max_input_tokens")
