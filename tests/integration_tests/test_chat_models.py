@@ -11,7 +11,12 @@ from typing import Literal
 
 import pytest
 from langchain_core.load import dumpd, load
-from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field
 
@@ -360,6 +365,48 @@ def test_chat_template_kwargs_reach_the_template(thinker: ChatVLLM) -> None:
     msg = off.invoke("What is 2+2?", max_tokens=16, min_tokens=4)
     assert msg.content
     assert "reasoning_content" not in msg.additional_kwargs
+
+
+def test_reasoning_round_trip_in_a_tool_loop(reasoning_url: str) -> None:
+    """The second request of a tool loop carries the first turn's reasoning."""
+    agent = ChatVLLM(
+        base_url=reasoning_url,
+        temperature=0,
+        max_tokens=80,
+        thinking_token_budget=12,
+        reasoning_round_trip="tool_calls",
+    )
+    bound = agent.bind_tools([magic_function], tool_choice="magic_function")
+    question = HumanMessage("What is magic_function(3)?")
+    first = bound.invoke([question])
+    reasoning = first.additional_kwargs.get("reasoning_content")
+    assert reasoning, first
+    assert first.tool_calls, first
+    history = [
+        question,
+        first,
+        ToolMessage("5", tool_call_id=first.tool_calls[0]["id"]),
+    ]
+    prompt = agent.get_prompt_text(history, tools=[magic_function])
+    print("second request's prompt, as the server builds it:\n" + prompt)
+    assert f"<think>\n{reasoning}\n</think>" in prompt
+    # The prompt shown is the one the second request really sends.
+    second = bound.invoke(history, tool_choice="none", max_tokens=16)
+    assert second.usage_metadata is not None
+    counted = agent.get_num_tokens_from_messages(history, tools=[magic_function])
+    assert second.usage_metadata["input_tokens"] == counted
+    # The default policy ("never") leaves it out.
+    default = ChatVLLM(base_url=reasoning_url)
+    assert reasoning not in default.get_prompt_text(history)
+
+
+def test_reasoning_only_answer_warns_live(reasoning_url: str) -> None:
+    """Every token spent thinking: a warning that names the two knobs."""
+    short = ChatVLLM(base_url=reasoning_url, temperature=0, max_tokens=4)
+    with pytest.warns(UserWarning, match="max_tokens.*thinking_token_budget"):
+        msg = short.invoke("Explain the theory of relativity in detail.")
+    assert msg.response_metadata["finish_reason"] == "length"
+    assert not msg.content
 
 
 # -- token counts ------------------------------------------------------------------
