@@ -523,7 +523,15 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             reasoning = message.get("reasoning") or message.get("reasoning_content")
             if reasoning:
                 generation.message.additional_kwargs["reasoning_content"] = reasoning
-            generation.message.response_metadata["model_provider"] = "vllm"
+            metadata = generation.message.response_metadata
+            metadata["model_provider"] = "vllm"
+            # vLLM-only answer fields (prompt_logprobs=, return_token_ids=, ...).
+            for name in _VLLM_RESPONSE_FIELDS:
+                if data.get(name) is not None:
+                    metadata[name] = data[name]
+            for name in _VLLM_CHOICE_FIELDS:
+                if choice.get(name) is not None:
+                    metadata[name] = choice[name]
         if result.llm_output is not None:
             result.llm_output["model_provider"] = "vllm"
         for generation in result.generations:
@@ -736,6 +744,11 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 body[name] = extra[name]
         return body
 
+
+_VLLM_RESPONSE_FIELDS = ("prompt_logprobs", "prompt_token_ids", "kv_transfer_params")
+"""Top-level fields of a vLLM chat answer that OpenAI's has not."""
+_VLLM_CHOICE_FIELDS = ("stop_reason", "token_ids")
+"""Per-choice fields of a vLLM chat answer that OpenAI's has not."""
 
 _TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
 

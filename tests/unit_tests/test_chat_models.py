@@ -414,3 +414,18 @@ def test_profile_of_dead_server_is_the_connection_error() -> None:
     assert chat.profile is not None
     with pytest.raises(VLLMConnectionError, match=r"127\.0\.0\.1:9"):
         chat.profile.get("max_input_tokens")
+
+
+def test_vllm_answer_fields_reach_response_metadata(fake: FakeVLLM) -> None:
+    answer = chat_completion("Hi")
+    answer["prompt_logprobs"] = [None, {"42": {"logprob": -1.5, "rank": 3}}]
+    answer["prompt_token_ids"] = [1, 42]
+    answer["choices"][0]["token_ids"] = [7]
+    answer["choices"][0]["stop_reason"] = 2
+    fake.chat_response = answer
+    chat = ChatVLLM(model="smollm2", **fake.kwargs())
+    meta = chat.invoke("hi", prompt_logprobs=1, return_token_ids=True).response_metadata
+    assert meta["prompt_logprobs"] == answer["prompt_logprobs"]
+    assert meta["prompt_token_ids"] == [1, 42]
+    assert meta["token_ids"] == [7]
+    assert meta["stop_reason"] == 2
