@@ -15,7 +15,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -27,6 +27,7 @@ from langchain_vllm._json_client import (
     AsyncJSONEndpoint,
     JSONEndpoint,
 )
+from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
 from langchain_vllm._params import (
     VLLMChatParams,
     check_openai_params,
@@ -211,6 +212,22 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     for assistant turns that called tools, as agent loops with interleaved thinking
     need), or `"always"`."""
 
+    parse_think_tags: bool = False
+    """Split `<think>…</think>` out of the content on the client, into
+    `additional_kwargs["reasoning_content"]` (for servers started without
+    `--reasoning-parser`; a server-side parser's reasoning is left as is)."""
+
+    think_tag_in_prompt: bool = False
+    """With `parse_think_tags`: the chat template opens `<think>` in the prompt,
+    so the generated text starts inside the reasoning (only `</think>` appears)."""
+
+    parse_tool_call_tags: bool = False
+    """Parse hermes-style `<tool_call>{"name": ..., "arguments": ...}</tool_call>`
+    blocks of the content into tool calls on the client (for servers started
+    without `--tool-call-parser`). Such a server refuses `tool_choice="auto"`, so
+    with bound tools an unset or `"auto"` tool choice is sent as `"none"`: the
+    template still shows the tools to the model, and the client parses the calls."""
+
     error_on_empty_reasoning_only: bool = False
     """Raise `VLLMEmptyAnswerError` instead of warning when the model used every
     token on reasoning (`finish_reason="length"`, no content, no tool call)."""
@@ -358,6 +375,12 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             extra.update(StructuredOutputs.model_validate(structured).to_legacy_wire())
         if extra:
             payload["extra_body"] = extra
+        if (
+            self.parse_tool_call_tags
+            and payload.get("tools")
+            and payload.get("tool_choice") in (None, "auto")
+        ):
+            payload["tool_choice"] = "none"
         if not payload.get("model"):
             payload["model"] = self._link.resolve_model(self.model_name)
         return payload
@@ -534,6 +557,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                     metadata[name] = choice[name]
         if result.llm_output is not None:
             result.llm_output["model_provider"] = "vllm"
+        if self.parse_think_tags or self.parse_tool_call_tags:
+            result.generations = [self._split_markup(g) for g in result.generations]
         for generation in result.generations:
             info = generation.generation_info or {}
             message = generation.message
@@ -544,6 +569,46 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                     len(message.additional_kwargs.get("reasoning_content") or ""),
                 )
         return result
+
+    def _split_markup(self, generation: ChatGeneration) -> ChatGeneration:
+        """Client-side reasoning and tool-call parsing of one whole answer."""
+        message = generation.message
+        if not isinstance(message, AIMessage) or not isinstance(message.content, str):
+            return generation
+        think = (
+            self.parse_think_tags
+            and "reasoning_content" not in message.additional_kwargs
+        )
+        tools = self.parse_tool_call_tags and not message.tool_calls
+        content, reasoning, calls, invalid = split_markup(
+            message.content,
+            think=think,
+            tool_calls=tools,
+            starts_inside=self.think_tag_in_prompt,
+        )
+        update: dict[str, Any] = {"content": content}
+        if reasoning:
+            update["additional_kwargs"] = {
+                **message.additional_kwargs,
+                "reasoning_content": reasoning,
+            }
+        if calls or invalid:
+            update["tool_calls"] = [*message.tool_calls, *calls]
+            update["invalid_tool_calls"] = [*message.invalid_tool_calls, *invalid]
+        # A new generation: its `text` is computed at construction.
+        return ChatGeneration(
+            message=message.model_copy(update=update),
+            generation_info=generation.generation_info,
+        )
+
+    def _markup_parser(self) -> MarkupParser | None:
+        if not (self.parse_think_tags or self.parse_tool_call_tags):
+            return None
+        return MarkupParser(
+            think=self.parse_think_tags,
+            tool_calls=self.parse_tool_call_tags,
+            starts_inside=self.think_tag_in_prompt,
+        )
 
     def _check_answer(
         self, finish_reason: str | None, answered: bool, reasoning_chars: int
@@ -615,11 +680,23 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         except json.JSONDecodeError as e:
             raise self._not_json(e) from e
 
-    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         finished = received = False
         seen = _StreamSeen()
+        parser = self._markup_parser()
+        # With a parser, token callbacks must see the parsed chunks: made here.
+        inner_manager = None if parser else run_manager
         try:
-            for chunk in super()._stream(*args, **kwargs):
+            for raw in super()._stream(messages, stop, inner_manager, **kwargs):
+                chunk = _split_chunk(parser, raw) if parser else raw
+                if parser and run_manager:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 finished = finished or _is_final(chunk)
                 received = True
                 seen.add(chunk)
@@ -637,13 +714,22 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         self._check_answer(seen.finish_reason, seen.answered, seen.reasoning_chars)
 
     async def _astream(
-        self, *args: Any, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         finished = received = False
         seen = _StreamSeen()
+        parser = self._markup_parser()
+        inner_manager = None if parser else run_manager
         try:
             await self._aprepare(kwargs)
-            async for chunk in super()._astream(*args, **kwargs):
+            async for raw in super()._astream(messages, stop, inner_manager, **kwargs):
+                chunk = _split_chunk(parser, raw) if parser else raw
+                if parser and run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 finished = finished or _is_final(chunk)
                 received = True
                 seen.add(chunk)
@@ -874,6 +960,42 @@ def _chunk_problem(chunk: Any) -> str | None:
         if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
             return f"a stream choice without a delta: {choice!r:.100}"
     return None
+
+
+def _split_chunk(
+    parser: MarkupParser, generation: ChatGenerationChunk
+) -> ChatGenerationChunk:
+    """Client-side reasoning and tool-call parsing of one stream chunk."""
+    message = generation.message
+    if not isinstance(message, AIMessageChunk) or not isinstance(message.content, str):
+        return generation
+    index = parser.calls_emitted
+    content, reasoning, calls = parser.feed(message.content)
+    if (generation.generation_info or {}).get("finish_reason"):
+        rest, more_reasoning, more_calls = parser.flush()
+        content, reasoning = content + rest, reasoning + more_reasoning
+        calls = calls + more_calls
+    if content == message.content and not reasoning and not calls:
+        return generation
+    additional = dict(message.additional_kwargs)
+    if reasoning:
+        additional["reasoning_content"] = (
+            additional.get("reasoning_content") or ""
+        ) + reasoning
+    parsed = AIMessageChunk(
+        content=content,
+        additional_kwargs=additional,
+        response_metadata=message.response_metadata,
+        tool_call_chunks=[
+            *message.tool_call_chunks,
+            *to_tool_call_chunks(calls, index),
+        ],
+        usage_metadata=message.usage_metadata,
+        id=message.id,
+    )
+    return ChatGenerationChunk(
+        message=parsed, generation_info=generation.generation_info
+    )
 
 
 class _StreamSeen:

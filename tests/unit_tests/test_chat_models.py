@@ -429,3 +429,99 @@ def test_vllm_answer_fields_reach_response_metadata(fake: FakeVLLM) -> None:
     assert meta["prompt_token_ids"] == [1, 42]
     assert meta["token_ids"] == [7]
     assert meta["stop_reason"] == 2
+
+
+# -- client-side markup parsing (servers without parsers) ---------------------------
+MARKUP = (
+    "<think>Weather needs a tool.</think>\n\n"
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+)
+
+
+def _markup_chat(fake: FakeVLLM, **kwargs: Any) -> ChatVLLM:
+    return ChatVLLM(
+        model="smollm2",
+        parse_think_tags=True,
+        parse_tool_call_tags=True,
+        **kwargs,
+        **fake.kwargs(),
+    )
+
+
+def test_markup_is_parsed_in_invoke(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion(MARKUP)
+    msg = _markup_chat(fake).invoke("weather in Paris?")
+    assert msg.content == ""
+    assert msg.additional_kwargs["reasoning_content"] == "Weather needs a tool."
+    assert [(c["name"], c["args"]) for c in msg.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+
+
+def test_markup_is_parsed_in_stream_and_callbacks_see_parsed_text(
+    fake: FakeVLLM,
+) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    tokens: list[str] = []
+
+    class Tokens(BaseCallbackHandler):
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            tokens.append(token)
+
+    pieces = [MARKUP[i : i + 5] for i in range(0, len(MARKUP), 5)] + [" Done."]
+    fake.stream = stream_chunks(pieces)
+    chat = _markup_chat(fake)
+    chunks = list(chat.stream("weather?"))
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full += chunk
+    assert isinstance(full, AIMessageChunk)
+    assert full.content == "Done."
+    assert full.additional_kwargs["reasoning_content"] == "Weather needs a tool."
+    assert [(c["name"], c["args"]) for c in full.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    assert not any("<" in str(c.content) for c in chunks)
+    # invoke with streaming=True: the callbacks get parsed text, not markup.
+    fake.stream = stream_chunks(pieces)
+    streaming = _markup_chat(fake, streaming=True)
+    msg = streaming.invoke("weather?", config={"callbacks": [Tokens()]})
+    assert msg.content == "Done."
+    assert "".join(tokens) == "Done."
+
+
+def test_server_reasoning_wins_over_markup(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion("<think>x</think>y", reasoning="server's")
+    msg = _markup_chat(fake).invoke("q")
+    assert msg.additional_kwargs["reasoning_content"] == "server's"
+    assert msg.content == "<think>x</think>y"
+
+
+def test_think_tag_in_prompt(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion("still thinking</think>\nAnswer.")
+    msg = ChatVLLM(
+        model="smollm2",
+        parse_think_tags=True,
+        think_tag_in_prompt=True,
+        **fake.kwargs(),
+    ).invoke("q")
+    assert msg.content == "Answer."
+    assert msg.additional_kwargs["reasoning_content"] == "still thinking"
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"), [(None, "none"), ("auto", "none"), ("required", "required")]
+)
+def test_tool_markup_parsing_sends_tool_choice_none(
+    fake: FakeVLLM, given: str | None, sent: str
+) -> None:
+    def get_weather(city: str) -> str:
+        """Weather in a city."""
+        return city
+
+    bound = _markup_chat(fake).bind_tools([get_weather], tool_choice=given)
+    bound.invoke("weather?")
+    body = fake.last_body()
+    assert body["tool_choice"] == sent
+    assert body["tools"][0]["function"]["name"] == "get_weather"
