@@ -466,8 +466,8 @@ def test_markup_is_parsed_in_stream_and_callbacks_see_parsed_text(
     tokens: list[str] = []
 
     class Tokens(BaseCallbackHandler):
-        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-            tokens.append(token)
+        def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+            tokens.append(str(token))
 
     pieces = [MARKUP[i : i + 5] for i in range(0, len(MARKUP), 5)] + [" Done."]
     fake.stream = stream_chunks(pieces)
