@@ -373,6 +373,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         if structured is not None and self._server_is_legacy():
             extra.pop("structured_outputs")
             extra.update(StructuredOutputs.model_validate(structured).to_legacy_wire())
+        _check_merged(payload, extra)
         if extra:
             payload["extra_body"] = extra
         if (
@@ -960,6 +961,29 @@ def _chunk_problem(chunk: Any) -> str | None:
         if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
             return f"a stream choice without a delta: {choice!r:.100}"
     return None
+
+
+def _check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Checks that need the instance's and the call's values together.
+
+    Raises:
+        ValueError: `min_tokens` above `max_tokens`, or `prompt_logprobs` in a
+            stream (vLLM answers both with HTTP 400).
+    """
+    min_tokens, max_tokens = extra.get("min_tokens"), payload.get("max_tokens")
+    if min_tokens is not None and max_tokens is not None and min_tokens > max_tokens:
+        msg = (
+            f"min_tokens={min_tokens} is above max_tokens={max_tokens} "
+            "(instance and per-call values merged): lower min_tokens or raise "
+            "max_tokens."
+        )
+        raise ValueError(msg)
+    if payload.get("stream") and extra.get("prompt_logprobs") is not None:
+        msg = (
+            "prompt_logprobs is not available in streams (vLLM refuses it with "
+            "stream=True): use invoke, or drop prompt_logprobs for this call."
+        )
+        raise ValueError(msg)
 
 
 def _split_chunk(

@@ -528,3 +528,24 @@ def test_other_classes_base_url_not_http(fake: FakeVLLM, cls: type) -> None:
         ["base_url", "not a url"],
         lambda: cls(model=MODEL, base_url="not a url"),
     )
+
+
+# -- values that conflict only once instance and call are merged --
+def test_min_tokens_above_max_tokens_after_merge(fake: FakeVLLM) -> None:
+    model = chat(fake, min_tokens=8)
+    raises_before_network(
+        fake,
+        ValueError,
+        ["min_tokens=8", "max_tokens=1"],
+        lambda: model.invoke("hi", max_tokens=1),
+    )
+
+
+def test_prompt_logprobs_in_a_stream(fake: FakeVLLM) -> None:
+    model = chat(fake, prompt_logprobs=1)
+    raises_before_network(
+        fake,
+        ValueError,
+        ["prompt_logprobs", "stream"],
+        lambda: list(model.stream("hi")),
+    )
