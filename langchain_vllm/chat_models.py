@@ -49,7 +49,11 @@ from langchain_vllm._structured import (
     StructuredOutputs,
     check_json_schema,
 )
-from langchain_vllm.errors import VLLMEmptyAnswerError, VLLMIncompleteStreamError
+from langchain_vllm.errors import (
+    VLLMConnectionError,
+    VLLMEmptyAnswerError,
+    VLLMIncompleteStreamError,
+)
 
 _CHAT_PARAMS = frozenset(param_names(VLLMChatParams))
 _STRUCTURED_OUTPUTS_SINCE = (0, 12)
@@ -703,7 +707,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 seen.add(chunk)
                 yield chunk
         except openai.APIError as e:
-            raise self._link.translate(e) from e
+            raise self._mid_stream(self._link.translate(e), received) from e
         except json.JSONDecodeError as e:
             raise self._not_json(e) from e
         except _PARSE_ERRORS as e:
@@ -736,7 +740,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 seen.add(chunk)
                 yield chunk
         except openai.APIError as e:
-            raise await self._link.atranslate(e) from e
+            error = await self._link.atranslate(e)
+            raise self._mid_stream(error, received) from e
         except json.JSONDecodeError as e:
             raise self._not_json(e) from e
         except _PARSE_ERRORS as e:
@@ -750,6 +755,20 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     @property
     def _completions_url(self) -> str:
         return f"{self._link.base_url}/chat/completions"
+
+    def _mid_stream(self, error: BaseException, received: bool) -> BaseException:
+        """A connection error after the first chunk: say the answer was cut off."""
+        if not received or not isinstance(error, VLLMConnectionError):
+            return error
+        cause = error.__cause__ or (error.args[0] if error.args else "")
+        return VLLMConnectionError(
+            message=(
+                f"The connection to the vLLM server at {self._link.base_url} broke "
+                f"in the middle of the answer ({cause}): the server stopped or the "
+                "network dropped. The partial text is not a complete answer."
+            ),
+            request=error.request,
+        )
 
     def _not_json(self, error: json.JSONDecodeError) -> Exception:
         return response_error(self._completions_url, f"not JSON: {error}", "POST")

@@ -118,6 +118,8 @@ class StreamKiller:
     def check(self, error: BaseException) -> None:
         assert self.killed_at, "the server was never killed: the stream ended first"
         assert not isinstance(error, VLLMTimeoutError)
+        if isinstance(error, VLLMConnectionError):  # says what happened
+            assert "middle of the answer" in str(error), error
         # No chunk claimed the answer was complete, and none carried final usage.
         assert not any(c.response_metadata.get("finish_reason") for c in self.chunks)
         assert not any(c.usage_metadata for c in self.chunks)
