@@ -9,6 +9,7 @@ printed: run with `-s` or `-rP` to see them. Nothing here asserts on time.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import urllib.request
@@ -330,3 +331,25 @@ def test_all_tokens_spent_on_reasoning_warns(reasoning_url: str) -> None:
     assert "thinking_token_budget" in str(raised.value)
     with pytest.raises(VLLMEmptyAnswerError, match="thinking_token_budget"):
         list(strict.stream("What is 2+2?"))
+
+
+# -- context window and the wire ----------------------------------------------------
+def test_profile_max_input_tokens_from_the_server(chat_url: str) -> None:
+    fresh = ChatVLLM(base_url=chat_url)  # model discovered too
+    assert fresh.profile is not None
+    limit = fresh.profile.get("max_input_tokens")
+    with urllib.request.urlopen(f"{chat_url}/models", timeout=30) as answer:
+        card = json.load(answer)["data"][0]
+    assert isinstance(limit, int)
+    assert limit == card["max_model_len"]
+    print(f"profile: {dict(fresh.profile)}")
+    # A fraction of the window, as summarization middleware computes it, fits.
+    assert fresh.get_num_tokens_from_messages([HumanMessage("hi " * 100)]) < limit
+
+
+def test_openai_reasoning_effort_stays_on_chat_completions(chat: ChatVLLM) -> None:
+    """`reasoning={"effort": ...}` would move ChatOpenAI to /v1/responses."""
+    answer = chat.invoke("Hi", reasoning={"effort": "low"})
+    assert answer.content
+    assert answer.response_metadata["model_provider"] == "vllm"
+    assert answer.response_metadata.get("id", "").startswith("chatcmpl-")

@@ -321,6 +321,7 @@ def test_context_overflow_live(server: VLLMServer) -> None:
     with pytest.raises(VLLMContextOverflowError) as info:
         chat.invoke("word " * 3000)
     message = str(info.value)
+    print(f"context overflow: {message}")
     assert "context is 2048 tokens" in message
     assert "The prompt has " in message
 
