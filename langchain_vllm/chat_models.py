@@ -180,6 +180,13 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         msg.additional_kwargs["reasoning_content"]
         ```
 
+    Agents (reasoning sent back, context window, servers without parsers):
+        ```python
+        agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking_token_budget=256)
+        agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
+        ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
+        ```
+
     Token usage:
         ```python
         chat.invoke(messages).usage_metadata  # also on the last chunk of a stream
