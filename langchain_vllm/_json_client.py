@@ -17,7 +17,7 @@ import inspect
 import sys
 from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
@@ -67,7 +67,41 @@ def split_request(
     return body, options
 
 
-class JSONEndpoint:
+Client = TypeVar("Client", openai.OpenAI, openai.AsyncOpenAI)
+
+
+class _Endpoint(Generic[Client]):
+    """What the sync and async endpoints share: the client, path and options."""
+
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        accepted: frozenset[str],
+        *,
+        raw: bool = False,
+    ) -> None:
+        self._client: Client = client
+        self._path = path
+        self._accepted = accepted
+        self._raw = raw
+
+    @property
+    def with_raw_response(self) -> Self:
+        """The same endpoint, returning the raw HTTP response (`.parse()` it)."""
+        return type(self)(self._client, self._path, self._accepted, raw=True)
+
+    def _request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        body, options = split_request(payload, self._accepted, raw=self._raw)
+        return {
+            "body": body,
+            "options": options,
+            "cast_to": object,
+            "stream": bool(body.get("stream")),
+        }
+
+
+class JSONEndpoint(_Endpoint[openai.OpenAI]):
     """A `client.<resource>` look-alike whose `create` returns decoded JSON.
 
     With `stream=True` in the payload, `create` returns an `openai.Stream` of decoded
@@ -75,69 +109,20 @@ class JSONEndpoint:
     response (langchain-openai uses it for `include_response_headers`).
     """
 
-    def __init__(
-        self,
-        client: openai.OpenAI,
-        path: str,
-        accepted: frozenset[str],
-        *,
-        raw: bool = False,
-    ) -> None:
-        self._client = client
-        self._path = path
-        self._accepted = accepted
-        self._raw = raw
-
-    @property
-    def with_raw_response(self) -> JSONEndpoint:
-        return JSONEndpoint(self._client, self._path, self._accepted, raw=True)
-
     def create(self, **payload: Any) -> Any:
-        body, options = split_request(payload, self._accepted, raw=self._raw)
+        """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
         return self._client.post(  # type: ignore[call-overload]
-            self._path,
-            body=body,
-            options=options,
-            cast_to=object,
-            stream=bool(body.get("stream")),
-            stream_cls=openai.Stream[object],
+            self._path, **self._request(payload), stream_cls=openai.Stream[object]
         )
 
 
-class AsyncJSONEndpoint:
+class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
     """Async `JSONEndpoint`."""
 
-    def __init__(
-        self,
-        client: openai.AsyncOpenAI,
-        path: str,
-        accepted: frozenset[str],
-        *,
-        raw: bool = False,
-    ) -> None:
-        self._client = client
-        self._path = path
-        self._accepted = accepted
-        self._raw = raw
-
-    @property
-    def client(self) -> openai.AsyncOpenAI:
-        """The openai client the requests go through."""
-        return self._client
-
-    @property
-    def with_raw_response(self) -> AsyncJSONEndpoint:
-        return AsyncJSONEndpoint(self._client, self._path, self._accepted, raw=True)
-
     async def create(self, **payload: Any) -> Any:
-        body, options = split_request(payload, self._accepted, raw=self._raw)
+        """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
         return await self._client.post(  # type: ignore[call-overload]
-            self._path,
-            body=body,
-            options=options,
-            cast_to=object,
-            stream=bool(body.get("stream")),
-            stream_cls=openai.AsyncStream[object],
+            self._path, **self._request(payload), stream_cls=openai.AsyncStream[object]
         )
 
 

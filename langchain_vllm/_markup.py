@@ -80,6 +80,20 @@ def _new_call_id() -> str:
 
 
 # --------------------------------------------------------------------- reasoning
+def _append_content(text: str, content: list[str], after_close: bool) -> bool:
+    """Append content text, dropping whitespace right after a closing tag.
+
+    Returns:
+        Whether the next text still follows a closing tag (only whitespace so far).
+    """
+    if after_close:
+        text = text.lstrip()
+        if not text:
+            return True
+    content.append(text)
+    return False
+
+
 class ThinkSplitter:
     r"""Streaming splitter of `<think>…</think>` out of content text.
 
@@ -175,13 +189,8 @@ class ThinkSplitter:
     def _emit(self, text: str, content: list[str], reasoning: list[str]) -> None:
         if self._inside:
             reasoning.append(text)
-            return
-        if self._after_close:
-            text = text.lstrip()
-            if not text:
-                return
-            self._after_close = False
-        content.append(text)
+        else:
+            self._after_close = _append_content(text, content, self._after_close)
 
 
 def split_think(
@@ -358,12 +367,7 @@ class ToolCallMarkupParser:
         return "".join(content), calls
 
     def _emit(self, text: str, content: list[str]) -> None:
-        if self._after_close:
-            text = text.lstrip()
-            if not text:
-                return
-            self._after_close = False
-        content.append(text)
+        self._after_close = _append_content(text, content, self._after_close)
 
 
 def parse_tool_calls(

@@ -25,6 +25,7 @@ from langchain_core.messages import (
     SystemMessage,
     trim_messages,
 )
+from langchain_core.messages.ai import add_ai_message_chunks
 
 from langchain_vllm import ChatVLLM
 from langchain_vllm.errors import VLLMEmptyAnswerError
@@ -33,13 +34,6 @@ from langchain_vllm.errors import VLLMEmptyAnswerError
 @pytest.fixture(scope="module")
 def chat(chat_url: str) -> ChatVLLM:
     return ChatVLLM(base_url=chat_url, temperature=0, max_tokens=6)
-
-
-def _sum(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total += chunk
-    return total
 
 
 # -- trim_messages with the served tokenizer ------------------------------------------
@@ -142,7 +136,7 @@ def test_logprobs_in_stream_add_up(chat: ChatVLLM) -> None:
     """
     whole = chat.invoke(PROMPT, logprobs=True, top_logprobs=2)
     chunks = list(chat.stream(PROMPT, logprobs=True, top_logprobs=2))
-    streamed = _sum(chunks)
+    streamed = add_ai_message_chunks(*chunks)
     entries = streamed.response_metadata["logprobs"]["content"]
     assert streamed.usage_metadata is not None
     assert len(entries) == streamed.usage_metadata["output_tokens"] == 6
@@ -260,7 +254,7 @@ async def test_256_concurrent_streams_complete(chat_url: str) -> None:
 
     async def one(i: int) -> AIMessageChunk:
         chunks = [c async for c in chat.astream(f"Say the number {i}.")]
-        return _sum(chunks)
+        return add_ai_message_chunks(*chunks)
 
     watcher = asyncio.create_task(watch())
     start = time.perf_counter()
@@ -309,7 +303,7 @@ def test_all_tokens_spent_on_reasoning_warns(reasoning_url: str) -> None:
     assert msg.usage_metadata["output_tokens"] == 8
 
     with pytest.warns(UserWarning, match="thinking_token_budget"):
-        streamed = _sum(list(thinker.stream("What is 2+2?")))
+        streamed = add_ai_message_chunks(*list(thinker.stream("What is 2+2?")))
     assert streamed.content == ""
     assert streamed.additional_kwargs["reasoning_content"]
     assert streamed.response_metadata["finish_reason"] == "length"

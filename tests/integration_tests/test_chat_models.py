@@ -17,6 +17,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field
 
@@ -38,13 +39,6 @@ def chat(chat_url: str) -> ChatVLLM:
     return ChatVLLM(base_url=chat_url, temperature=0, max_tokens=24)
 
 
-def _sum(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total += chunk
-    return total
-
-
 # -- the core --------------------------------------------------------------------
 def test_invoke_discovers_model_and_reports_usage(chat: ChatVLLM) -> None:
     msg = chat.invoke(SEED)
@@ -59,7 +53,7 @@ def test_invoke_discovers_model_and_reports_usage(chat: ChatVLLM) -> None:
 def test_stream_adds_up_with_usage(chat: ChatVLLM) -> None:
     chunks = list(chat.stream(SEED))
     assert len(chunks) > 2
-    full = _sum(chunks)
+    full = add_ai_message_chunks(*chunks)
     assert full.content == chat.invoke(SEED).content  # temperature 0
     assert full.usage_metadata is not None
     assert full.usage_metadata["output_tokens"] > 0
@@ -78,7 +72,7 @@ def test_batch_and_async(chat: ChatVLLM) -> None:
         return [
             str(one.content),
             *(str(m.content) for m in many),
-            str(_sum(streamed).content),
+            str(add_ai_message_chunks(*streamed).content),
         ]
 
     out = asyncio.run(run())
@@ -229,7 +223,7 @@ def test_structured_outputs_in_stream(chat: ChatVLLM) -> None:
     chunks = list(
         chat.stream("Pick one.", structured_outputs={"choice": ["alpha", "beta"]})
     )
-    assert _sum(chunks).content in ("alpha", "beta")
+    assert add_ai_message_chunks(*chunks).content in ("alpha", "beta")
 
 
 class Answer(BaseModel):
@@ -297,7 +291,7 @@ def test_strict_tool_calls(chat: ChatVLLM, tool_choice: object) -> None:
 def test_tool_call_chunks_add_up(chat: ChatVLLM) -> None:
     bound = chat.bind_tools([magic_function], tool_choice="magic_function")
     chunks = bound.stream("magic_function(3)?", max_tokens=60)
-    full = _sum([c for c in chunks if isinstance(c, AIMessageChunk)])
+    full = add_ai_message_chunks(*[c for c in chunks if isinstance(c, AIMessageChunk)])
     assert full.tool_calls[0]["args"] == {"input": 3}
 
 
@@ -328,7 +322,7 @@ def test_reasoning_invoke(thinker: ChatVLLM) -> None:
 
 def test_reasoning_stream_matches_invoke(thinker: ChatVLLM) -> None:
     whole = thinker.invoke("What is 2+2?")
-    streamed = _sum(list(thinker.stream("What is 2+2?")))
+    streamed = add_ai_message_chunks(*list(thinker.stream("What is 2+2?")))
     assert (
         streamed.additional_kwargs["reasoning_content"]
         == whole.additional_kwargs["reasoning_content"]

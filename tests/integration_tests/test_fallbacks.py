@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.tools import tool
 
 from langchain_vllm import ChatVLLM
@@ -44,13 +45,6 @@ def get_weather(city: str) -> str:
 
 def _chat(url: str, **kwargs: Any) -> ChatVLLM:
     return ChatVLLM(base_url=url, **{"temperature": 0, "max_tokens": 96, **kwargs})
-
-
-def _sum(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total += chunk
-    return total
 
 
 def _assert_split(message: AIMessage) -> None:
@@ -98,7 +92,7 @@ def test_think_fallback_stream(plain_url: str) -> None:
     for chunk in chunks:
         text = str(chunk.content) + chunk.additional_kwargs.get("reasoning_content", "")
         assert not any(tag in text for tag in TAGS), chunk
-    full = _sum(chunks)
+    full = add_ai_message_chunks(*chunks)
     _assert_split(full)
     # Streamed as it comes: reasoning over several chunks, then the answer.
     thinking = [
@@ -120,7 +114,7 @@ def test_tool_fallback_invoke(plain_url: str) -> None:
 def test_tool_fallback_stream(plain_url: str) -> None:
     chat = _chat(plain_url, parse_tool_call_tags=True)
     chunks = list(chat.stream(TOOL_PROMPT, structured_outputs={"regex": TOOL_REGEX}))
-    full = _sum(chunks)
+    full = add_ai_message_chunks(*chunks)
     _assert_weather_call(full)
     assert full.content == ""
     assert sum(len(chunk.tool_call_chunks) for chunk in chunks) == 1
@@ -156,7 +150,7 @@ def test_both_fallbacks_async(plain_url: str) -> None:
         return message, chunks
 
     message, chunks = asyncio.run(run())
-    for result in (message, _sum(chunks)):
+    for result in (message, add_ai_message_chunks(*chunks)):
         _assert_weather_call(result)
         assert result.content == ""
         reasoning = result.additional_kwargs.get("reasoning_content")
@@ -172,7 +166,9 @@ def test_fallbacks_leave_plain_answers_alone(plain_url: str, flag: str) -> None:
     regex = {"regex": ANSWER}
     expected = plain.invoke(THINK_PROMPT, structured_outputs=regex)
     got = parsed.invoke(THINK_PROMPT, structured_outputs=regex)
-    streamed = _sum(list(parsed.stream(THINK_PROMPT, structured_outputs=regex)))
+    streamed = add_ai_message_chunks(
+        *list(parsed.stream(THINK_PROMPT, structured_outputs=regex))
+    )
     assert isinstance(expected.content, str)
     assert re.fullmatch(ANSWER, expected.content)
     for message in (got, streamed):
