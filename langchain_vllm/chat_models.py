@@ -575,11 +575,9 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             info = generation.generation_info or {}
             message = generation.message
             if isinstance(message, AIMessage):
-                self._check_answer(
-                    info.get("finish_reason"),
-                    bool(message.content or message.tool_calls),
-                    len(message.additional_kwargs.get("reasoning_content") or ""),
-                )
+                seen = _AnswerSeen()
+                seen.add_message(message, info.get("finish_reason"))
+                self._check_answer(seen)
         return result
 
     def _split_markup(self, generation: ChatGeneration) -> ChatGeneration:
@@ -622,21 +620,35 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             starts_inside=self.think_tag_in_prompt,
         )
 
-    def _check_answer(
-        self, finish_reason: str | None, answered: bool, reasoning_chars: int
-    ) -> None:
-        """Warn (or raise) when every token went to reasoning and none to an answer."""
-        if finish_reason != "length" or answered or not reasoning_chars:
+    def _check_answer(self, seen: _AnswerSeen) -> None:
+        """Warn about answers cut off at the token limit that look like none.
+
+        Every token spent on reasoning (no answer; an error with
+        `error_on_empty_reasoning_only`), or the limit hit inside a tool call
+        (vLLM then returns no tool call, and function-calling structured output
+        gives None).
+        """
+        if seen.finish_reason != "length":
             return
-        msg = (
-            "vLLM stopped at the token limit (finish_reason='length') while the "
-            f"model was still reasoning: no answer, {reasoning_chars} characters "
-            "of reasoning. Raise `max_tokens`, or cap the reasoning below it with "
-            "`thinking_token_budget`."
-        )
-        if self.error_on_empty_reasoning_only:
-            raise VLLMEmptyAnswerError(msg)
-        warnings.warn(msg, UserWarning, stacklevel=4)
+        if not seen.answered and seen.reasoning_chars:
+            msg = (
+                "vLLM stopped at the token limit (finish_reason='length') while the "
+                f"model was still reasoning: no answer, {seen.reasoning_chars} "
+                "characters of reasoning. Raise `max_tokens`, or cap the reasoning "
+                "below it with `thinking_token_budget`."
+            )
+            if self.error_on_empty_reasoning_only:
+                raise VLLMEmptyAnswerError(msg)
+            warnings.warn(msg, UserWarning, stacklevel=4)
+        elif not seen.tool_calls and seen.head.lstrip().startswith(_TOOL_CALL_OPENERS):
+            msg = (
+                "vLLM stopped at the token limit (finish_reason='length') in the "
+                "middle of a tool call: the call is incomplete, so the message has "
+                "none (function-calling structured output returns None). Raise "
+                "`max_tokens`; a model that repeats itself inside the arguments "
+                "may need `repetition_penalty` (e.g. 1.2)."
+            )
+            warnings.warn(msg, UserWarning, stacklevel=4)
 
     def _convert_chunk_to_generation_chunk(
         self,
@@ -700,7 +712,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         finished = received = False
-        seen = _StreamSeen()
+        seen = _AnswerSeen()
         parser = self._markup_parser()
         # With a parser, token callbacks must see the parsed chunks: made here.
         inner_manager = None if parser else run_manager
@@ -723,7 +735,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             raise response_error(self._completions_url, repr(e), "POST") from e
         if not finished:
             raise self._incomplete_stream()
-        self._check_answer(seen.finish_reason, seen.answered, seen.reasoning_chars)
+        self._check_answer(seen)
 
     async def _astream(
         self,
@@ -733,7 +745,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         finished = received = False
-        seen = _StreamSeen()
+        seen = _AnswerSeen()
         parser = self._markup_parser()
         inner_manager = None if parser else run_manager
         try:
@@ -757,7 +769,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             raise response_error(self._completions_url, repr(e), "POST") from e
         if not finished:
             raise self._incomplete_stream()
-        self._check_answer(seen.finish_reason, seen.answered, seen.reasoning_chars)
+        self._check_answer(seen)
 
     @property
     def _completions_url(self) -> str:
@@ -1048,25 +1060,37 @@ def _split_chunk(
     )
 
 
-class _StreamSeen:
-    """What a stream delivered so far (for the empty-answer check)."""
+_TOOL_CALL_OPENERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+"""How tool-call markup starts (hermes, mistral, llama 3) when a parser failed."""
+
+
+class _AnswerSeen:
+    """What an answer (or a stream so far) delivered, for `_check_answer`."""
 
     def __init__(self) -> None:
         self.finish_reason: str | None = None
         self.answered = False
+        self.tool_calls = False
         self.reasoning_chars = 0
+        self.head = ""
+
+    def add_message(self, message: AIMessage, finish_reason: str | None) -> None:
+        self.finish_reason = finish_reason or self.finish_reason
+        calls = bool(
+            message.tool_calls
+            or (isinstance(message, AIMessageChunk) and message.tool_call_chunks)
+        )
+        self.tool_calls = self.tool_calls or calls
+        self.answered = self.answered or calls or bool(message.content)
+        if len(self.head) < 32 and isinstance(message.content, str):
+            self.head += message.content
+        reasoning = message.additional_kwargs.get("reasoning_content")
+        self.reasoning_chars += len(reasoning or "")
 
     def add(self, chunk: ChatGenerationChunk) -> None:
-        message = chunk.message
-        self.finish_reason = (chunk.generation_info or {}).get(
-            "finish_reason"
-        ) or self.finish_reason
-        if isinstance(message, AIMessageChunk):
-            self.answered = self.answered or bool(
-                message.content or message.tool_call_chunks
-            )
-            reasoning = message.additional_kwargs.get("reasoning_content")
-            self.reasoning_chars += len(reasoning or "")
+        if isinstance(chunk.message, AIMessageChunk):
+            finish_reason = (chunk.generation_info or {}).get("finish_reason")
+            self.add_message(chunk.message, finish_reason)
 
 
 def _reasoning_of(message: AIMessage) -> str:

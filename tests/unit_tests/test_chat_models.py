@@ -525,3 +525,20 @@ def test_tool_markup_parsing_sends_tool_choice_none(
     body = fake.last_body()
     assert body["tool_choice"] == sent
     assert body["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_cut_off_inside_a_tool_call_warns(fake: FakeVLLM) -> None:
+    cut = '<tool_call>\n{"name": "Joke", "arguments": {"setup": "The cat was a cat, and'
+    fake.chat_response = chat_completion(cut, finish_reason="length")
+    chat = ChatVLLM(model="smollm2", **fake.kwargs())
+    with pytest.warns(UserWarning, match="middle of a tool call.*max_tokens"):
+        msg = chat.invoke("joke")
+    assert msg.tool_calls == []
+    chunks = stream_chunks([cut[:20], cut[20:]])
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            if choice["finish_reason"]:
+                choice["finish_reason"] = "length"
+    fake.stream = chunks
+    with pytest.warns(UserWarning, match="middle of a tool call"):
+        list(chat.stream("joke"))
