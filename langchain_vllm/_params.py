@@ -190,13 +190,18 @@ _OPENAI_RANGES: dict[str, Any] = {
 `ChatOpenAI` declares them without bounds."""
 
 
+@cache
+def _openai_adapter(name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(_OPENAI_RANGES[name])
+
+
 def check_openai_params(values: dict[str, Any]) -> None:
     """Raise ValueError naming an OpenAI sampling parameter out of vLLM's range."""
     for name, value in values.items():
         if value is None or name not in _OPENAI_RANGES:
             continue
         try:
-            TypeAdapter(_OPENAI_RANGES[name]).validate_python(value)
+            _openai_adapter(name).validate_python(value)
         except ValidationError as e:
             problems = "; ".join(err["msg"] for err in e.errors())
             msg = f"Invalid value for `{name}`={value!r}: {problems}"
