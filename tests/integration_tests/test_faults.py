@@ -161,6 +161,8 @@ def test_kill_mid_streamed_invoke_gives_no_partial_message(server: VLLMServer) -
         time.monotonic() - killer.killed_at,
     )
     assert not isinstance(info.value, VLLMTimeoutError)
+    if isinstance(info.value, VLLMConnectionError):  # says what happened
+        assert "middle of the answer" in str(info.value), info.value
 
 
 async def test_kill_mid_streamed_ainvoke_gives_no_partial_message(
@@ -178,6 +180,8 @@ async def test_kill_mid_streamed_ainvoke_gives_no_partial_message(
         time.monotonic() - killer.killed_at,
     )
     assert not isinstance(info.value, VLLMTimeoutError)
+    if isinstance(info.value, VLLMConnectionError):  # says what happened
+        assert "middle of the answer" in str(info.value), info.value
 
 
 # -- server down, then restarted --
