@@ -381,6 +381,9 @@ _CONTEXT_PATTERNS = (
 _TOOL_PARSER_HINT = re.compile(r"enable-auto-tool-choice|tool-call-parser|tool_choice")
 
 
+_AT_LEAST = re.compile(r"prompt contains at least \d+")
+
+
 def _is_model_not_found(error: BaseException) -> bool:
     return isinstance(error, openai.NotFoundError) and "model" in str(error).lower()
 
@@ -447,9 +450,11 @@ def translate_error(
     if isinstance(error, openai.BadRequestError):
         if _is_context_overflow(server_msg):
             prompt, limit = context_numbers(server_msg)
+            # vLLM 0.32 stops counting one past the limit: "at least N".
+            at_least = "at least " if _AT_LEAST.search(server_msg) else ""
             numbers = (
-                f"The prompt has {prompt} tokens; the model's context is {limit} "
-                "tokens. "
+                f"The prompt has {at_least}{prompt} tokens; the model's context is "
+                f"{limit} tokens. "
                 if prompt is not None and limit is not None
                 else ""
             )

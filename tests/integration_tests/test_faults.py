@@ -327,7 +327,7 @@ def test_context_overflow_live(server: VLLMServer) -> None:
     message = str(info.value)
     print(f"context overflow: {message}")
     assert "context is 2048 tokens" in message
-    assert "The prompt has " in message
+    assert "The prompt has at least 2049 tokens" in message
 
 
 def test_max_tokens_above_context_live(server: VLLMServer) -> None:
