@@ -80,6 +80,18 @@ def _new_call_id() -> str:
 
 
 # --------------------------------------------------------------------- reasoning
+class _TagStream:
+    """State shared by the streaming parsers: the tags, inside-or-not, held text."""
+
+    def __init__(self, open_tag: str, close_tag: str, *, inside: bool) -> None:
+        _check_tags(open_tag, close_tag)
+        self.open_tag = open_tag
+        self.close_tag = close_tag
+        self._inside = inside
+        self._pending = ""
+        self._after_close = False
+
+
 def _append_content(text: str, content: list[str], after_close: bool) -> bool:
     """Append content text, dropping whitespace right after a closing tag.
 
@@ -94,7 +106,7 @@ def _append_content(text: str, content: list[str], after_close: bool) -> bool:
     return False
 
 
-class ThinkSplitter:
+class ThinkSplitter(_TagStream):
     r"""Streaming splitter of `<think>…</think>` out of content text.
 
     Feed the content deltas of a stream in order; each call returns what can be
@@ -128,12 +140,7 @@ class ThinkSplitter:
         Raises:
             ValueError: An empty tag.
         """
-        _check_tags(open_tag, close_tag)
-        self.open_tag = open_tag
-        self.close_tag = close_tag
-        self._inside = starts_inside
-        self._pending = ""
-        self._after_close = False
+        super().__init__(open_tag, close_tag, inside=starts_inside)
 
     @property
     def inside(self) -> bool:
@@ -277,7 +284,7 @@ def _parse_block(body: str, *, closed: bool) -> ToolCall | InvalidToolCall:
     return tool_call(name=name, args=args, id=call_id)
 
 
-class ToolCallMarkupParser:
+class ToolCallMarkupParser(_TagStream):
     r"""Streaming parser of hermes-style `<tool_call>` blocks.
 
     A block is `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
@@ -308,12 +315,7 @@ class ToolCallMarkupParser:
         Raises:
             ValueError: An empty tag.
         """
-        _check_tags(open_tag, close_tag)
-        self.open_tag = open_tag
-        self.close_tag = close_tag
-        self._inside = False
-        self._pending = ""
-        self._after_close = False
+        super().__init__(open_tag, close_tag, inside=False)
 
     def feed(self, text: str) -> tuple[str, list[ToolCall | InvalidToolCall]]:
         """Take the next piece of text.
