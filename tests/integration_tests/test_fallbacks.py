@@ -104,6 +104,25 @@ def test_think_fallback_stream(plain_url: str) -> None:
     assert max(thinking) < min(answering)
 
 
+def test_think_tag_in_prompt(plain_url: str) -> None:
+    """A template that opens `<think>` in the prompt: only `</think>` is generated."""
+    chat = _chat(
+        plain_url,
+        parse_think_tags=True,
+        think_tag_in_prompt=True,
+        chat_template_kwargs={"enable_thinking": True},
+    )
+    assert chat.get_prompt_text([HumanMessage(THINK_PROMPT)]).endswith("<think>\n")
+    regex = {"regex": rf"{REASONING}</think>\n\n{ANSWER}"}
+    message = chat.invoke(THINK_PROMPT, structured_outputs=regex)
+    _assert_split(message)
+    streamed = add_ai_message_chunks(
+        *chat.stream(THINK_PROMPT, structured_outputs=regex)
+    )
+    _assert_split(streamed)
+    assert streamed.content == message.content
+
+
 def test_tool_fallback_invoke(plain_url: str) -> None:
     chat = _chat(plain_url, parse_tool_call_tags=True)
     message = chat.invoke(TOOL_PROMPT, structured_outputs={"regex": TOOL_REGEX})
