@@ -178,34 +178,28 @@ class VLLMCompletionParams(VLLMSamplingParams):
     """Represent tokens in logprobs as `token_id:N` strings instead of text."""
 
 
-_OPENAI_RANGES: dict[str, Any] = {
-    "temperature": Annotated[float, Field(ge=0.0)],
-    "top_p": Annotated[float, Field(gt=0.0, le=1.0)],
-    "max_tokens": Annotated[int, Field(ge=1)],
-    "presence_penalty": Annotated[float, Field(ge=-2.0, le=2.0)],
-    "frequency_penalty": Annotated[float, Field(ge=-2.0, le=2.0)],
-    "top_logprobs": Annotated[int, Field(ge=0)],
-}
-"""Ranges vLLM enforces on OpenAI's own sampling parameters (HTTP 400 otherwise);
-`ChatOpenAI` declares them without bounds."""
+class OpenAIRanges(BaseModel):
+    """Ranges vLLM enforces on OpenAI's own sampling parameters (HTTP 400 otherwise).
 
+    `ChatOpenAI` declares these fields without bounds; `check_openai_params` checks
+    them against the bounds here. Not sent from here: the parent sends them.
+    """
 
-@cache
-def _openai_adapter(name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(_OPENAI_RANGES[name])
+    temperature: Annotated[float, Field(ge=0.0)] | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
+    top_logprobs: Annotated[int, Field(ge=0)] | None = None
 
 
 def check_openai_params(values: dict[str, Any]) -> None:
-    """Raise ValueError naming an OpenAI sampling parameter out of vLLM's range."""
-    for name, value in values.items():
-        if value is None or name not in _OPENAI_RANGES:
-            continue
-        try:
-            _openai_adapter(name).validate_python(value)
-        except ValidationError as e:
-            problems = "; ".join(err["msg"] for err in e.errors())
-            msg = f"Invalid value for `{name}`={value!r}: {problems}"
-            raise ValueError(msg) from None
+    """Raise ValueError naming an OpenAI sampling parameter out of vLLM's range.
+
+    Keys that are not in `OpenAIRanges` are ignored.
+    """
+    ranged = {k: v for k, v in values.items() if k in OpenAIRanges.model_fields}
+    _checked(OpenAIRanges, ranged, "")
 
 
 def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
@@ -233,6 +227,12 @@ def validate_call_params(
     Raises:
         ValueError: naming the parameter and the problem.
     """
+    return _checked(mixin, values, "vLLM parameter ")
+
+
+def _checked(
+    mixin: type[BaseModel], values: dict[str, Any], kind: str
+) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for name, value in values.items():
         if value is None:
@@ -241,7 +241,7 @@ def validate_call_params(
             checked[name] = _adapter(mixin, name).validate_python(value)
         except ValidationError as e:
             problems = "; ".join(err["msg"] for err in e.errors())
-            msg = f"Invalid value for vLLM parameter `{name}`={value!r}: {problems}"
+            msg = f"Invalid value for {kind}`{name}`={value!r}: {problems}"
             raise ValueError(msg) from None
     return checked
 

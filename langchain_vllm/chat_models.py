@@ -29,6 +29,7 @@ from langchain_vllm._json_client import (
 )
 from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
 from langchain_vllm._params import (
+    OpenAIRanges,
     VLLMChatParams,
     check_openai_params,
     param_names,
@@ -263,11 +264,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     @model_validator(mode="after")
     def _link_vllm_server(self) -> Self:
         check_openai_params(
-            {
-                name: getattr(self, name)
-                for name in _OPENAI_CHECKED
-                if hasattr(self, name)
-            }
+            {name: getattr(self, name, None) for name in param_names(OpenAIRanges)}
         )
         if self.use_responses_api is not True:
             _to_chat_completions(
@@ -353,7 +350,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         legacy = {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY_NAMES}
         call_extra = kwargs.pop("extra_body", None) or {}
         checked = validate_call_params(VLLMChatParams, vllm_kwargs)
-        check_openai_params({k: kwargs[k] for k in _OPENAI_CHECKED if k in kwargs})
+        check_openai_params(kwargs)
         messages = self._convert_input(input_).to_messages()
         if not messages:
             msg = (
@@ -711,7 +708,6 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        finished = received = False
         seen = _AnswerSeen()
         parser = self._markup_parser()
         # With a parser, token callbacks must see the parsed chunks: made here.
@@ -721,19 +717,17 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 chunk = _split_chunk(parser, raw) if parser else raw
                 if parser and run_manager:
                     run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                finished = finished or _is_final(chunk)
-                received = True
                 seen.add(chunk)
                 yield chunk
         except openai.APIError as e:
-            raise self._mid_stream(self._link.translate(e), received) from e
+            raise self._mid_stream(self._link.translate(e), seen.received) from e
         except json.JSONDecodeError as e:
             raise self._not_json(e) from e
         except _PARSE_ERRORS as e:
-            if not received:  # before any answer: not a response problem
+            if not seen.received:  # before any answer: not a response problem
                 raise
             raise response_error(self._completions_url, repr(e), "POST") from e
-        if not finished:
+        if seen.finish_reason is None:
             raise self._incomplete_stream()
         self._check_answer(seen)
 
@@ -744,7 +738,6 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        finished = received = False
         seen = _AnswerSeen()
         parser = self._markup_parser()
         inner_manager = None if parser else run_manager
@@ -754,20 +747,18 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 chunk = _split_chunk(parser, raw) if parser else raw
                 if parser and run_manager:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                finished = finished or _is_final(chunk)
-                received = True
                 seen.add(chunk)
                 yield chunk
         except openai.APIError as e:
             error = await self._link.atranslate(e)
-            raise self._mid_stream(error, received) from e
+            raise self._mid_stream(error, seen.received) from e
         except json.JSONDecodeError as e:
             raise self._not_json(e) from e
         except _PARSE_ERRORS as e:
-            if not received:
+            if not seen.received:  # before any answer: not a response problem
                 raise
             raise response_error(self._completions_url, repr(e), "POST") from e
-        if not finished:
+        if seen.finish_reason is None:
             raise self._incomplete_stream()
         self._check_answer(seen)
 
@@ -793,7 +784,7 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         return response_error(self._completions_url, f"not JSON: {error}", "POST")
 
     def _incomplete_stream(self) -> VLLMIncompleteStreamError:
-        url = f"{self._link.base_url}/chat/completions"
+        url = self._completions_url
         return VLLMIncompleteStreamError(
             f"The stream from {url} ended before the server finished the answer "
             "(no finish_reason): the connection dropped or the server stopped. "
@@ -957,14 +948,6 @@ def _check_tool_schema(tool: Any) -> None:
         raise ValueError(msg) from None
 
 
-_OPENAI_CHECKED = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "presence_penalty",
-    "frequency_penalty",
-    "top_logprobs",
-)
 _PARSE_ERRORS = (AttributeError, KeyError, IndexError, TypeError)
 
 
@@ -1065,7 +1048,11 @@ _TOOL_CALL_OPENERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
 
 
 class _AnswerSeen:
-    """What an answer (or a stream so far) delivered, for `_check_answer`."""
+    """What an answer (or a stream so far) delivered.
+
+    Whether anything came, the finish reason (None at the end of a stream: it is
+    incomplete), and what `_check_answer` needs.
+    """
 
     def __init__(self) -> None:
         self.finish_reason: str | None = None
@@ -1073,6 +1060,7 @@ class _AnswerSeen:
         self.tool_calls = False
         self.reasoning_chars = 0
         self.head = ""
+        self.received = False
 
     def add_message(self, message: AIMessage, finish_reason: str | None) -> None:
         self.finish_reason = finish_reason or self.finish_reason
@@ -1088,9 +1076,12 @@ class _AnswerSeen:
         self.reasoning_chars += len(reasoning or "")
 
     def add(self, chunk: ChatGenerationChunk) -> None:
+        self.received = True
+        finish_reason = (chunk.generation_info or {}).get("finish_reason")
         if isinstance(chunk.message, AIMessageChunk):
-            finish_reason = (chunk.generation_info or {}).get("finish_reason")
             self.add_message(chunk.message, finish_reason)
+        else:
+            self.finish_reason = finish_reason or self.finish_reason
 
 
 def _reasoning_of(message: AIMessage) -> str:
@@ -1187,7 +1178,3 @@ class ServedModelProfile(dict[str, Any]):
         return (
             super().__repr__() if self._loaded else "ServedModelProfile(<not fetched>)"
         )
-
-
-def _is_final(chunk: ChatGenerationChunk) -> bool:
-    return bool((chunk.generation_info or {}).get("finish_reason"))

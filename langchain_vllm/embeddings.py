@@ -282,9 +282,8 @@ class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
         return (await self.aembed_documents([text], **kwargs))[0]
 
     def _vectors(self, response: Any, expected: int) -> list[list[float]]:
-        data = response.model_dump() if hasattr(response, "model_dump") else response
-        try:
-            data = decode_base64_vectors(data)
+        try:  # decoded JSON from JSONEndpoint, never SDK models
+            data = decode_base64_vectors(response)
         except ValueError as e:  # binascii.Error too
             raise self._malformed(f"bad base64 vector: {e}", None) from e
         items = data.get("data") if isinstance(data, dict) else None
