@@ -217,3 +217,26 @@ class StructuredOutputs(BaseModel):
         """Build from per-call `guided_*` names (None when none is given)."""
         given = {LEGACY_NAMES[k]: v for k, v in values.items() if v is not None}
         return cls.model_validate(given) if given else None
+
+
+def cap_string_lengths(schema: Any, limit: int) -> Any:
+    """A copy of `schema` whose free-text strings are at most `limit` characters.
+
+    Every string subschema without a `maxLength`, `pattern`, `format`, `enum` or
+    `const` of its own gets `maxLength: limit`. Under constrained decoding the server
+    then closes each string by then, so a small model that keeps writing inside a
+    string still produces complete, valid JSON. Strings with a pattern or format are
+    left alone (xgrammar cannot combine them with a length bound).
+    """
+    if isinstance(schema, list):
+        return [cap_string_lengths(item, limit) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    capped = {key: cap_string_lengths(value, limit) for key, value in schema.items()}
+    kinds = schema.get("type")
+    is_string = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+    if is_string and not any(
+        key in schema for key in ("maxLength", "pattern", "format", "enum", "const")
+    ):
+        capped["maxLength"] = limit
+    return capped

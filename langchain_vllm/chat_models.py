@@ -16,11 +16,24 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.function_calling import (
+    convert_to_json_schema,
+    convert_to_openai_tool,
+)
+from langchain_core.utils.pydantic import is_basemodel_subclass
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.v1 import BaseModel as BaseModelV1
+from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_vllm._json_client import (
     CHAT_KEYWORDS,
@@ -48,6 +61,7 @@ from langchain_vllm._server_api import (
 from langchain_vllm._structured import (
     LEGACY_NAMES,
     StructuredOutputs,
+    cap_string_lengths,
     check_json_schema,
 )
 from langchain_vllm.errors import (
@@ -173,6 +187,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
 
         chat.with_structured_output(Joke).invoke("Tell me a joke about cats")
+        # A small model may never end a free-text string: bound them all.
+        ChatVLLM(max_json_string_length=200).with_structured_output(Joke)
         ```
 
     Reasoning (servers started with `--reasoning-parser`):
@@ -239,6 +255,14 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     without `--tool-call-parser`). Such a server refuses `tool_choice="auto"`, so
     with bound tools an unset or `"auto"` tool choice is sent as `"none"`: the
     template still shows the tools to the model, and the client parses the calls."""
+
+    max_json_string_length: int | None = Field(default=None, gt=0)
+    """Cap, in characters, on every free-text string the server generates under a
+    JSON schema (`with_structured_output`, `response_format` JSON schemas,
+    `structured_outputs={"json": ...}`, strict tools' arguments) whose schema gives
+    no `maxLength`, `pattern` or `format`. Constrained decoding then closes each
+    string by that length, so a small model that keeps writing inside a string
+    still returns complete JSON instead of hitting `max_tokens`. None: no cap."""
 
     error_on_empty_reasoning_only: bool = False
     """Raise `VLLMEmptyAnswerError` instead of warning when the model used every
@@ -381,6 +405,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         if structured is not None and self._server_is_legacy():
             extra.pop("structured_outputs")
             extra.update(StructuredOutputs.model_validate(structured).to_legacy_wire())
+        if self.max_json_string_length:
+            _cap_strings(payload, extra, self.max_json_string_length)
         _check_merged(payload, extra)
         if extra:
             payload["extra_body"] = extra
@@ -523,6 +549,19 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             method = "json_schema"
         if strict is None and method != "json_mode":
             strict = True
+        if method == "json_schema" and _is_model_class(schema):
+            # Pydantic v1 and v2 classes alike: the server enforces the class's
+            # JSON schema (sent as a dict, so `max_json_string_length` applies),
+            # and the JSON answer is validated into the class here.
+            as_dict = super().with_structured_output(
+                convert_to_json_schema(schema),  # type: ignore[arg-type]
+                method="json_schema",
+                include_raw=include_raw,
+                strict=strict,
+                **kwargs,
+            )
+            to_model = RunnableLambda(_ModelValidator(schema, include_raw))  # type: ignore[arg-type]
+            return (as_dict | to_model).with_types(output_type=schema)  # type: ignore[arg-type]
         return super().with_structured_output(
             schema, method=method, include_raw=include_raw, strict=strict, **kwargs
         )
@@ -642,8 +681,8 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
                 "vLLM stopped at the token limit (finish_reason='length') in the "
                 "middle of a tool call: the call is incomplete, so the message has "
                 "none (function-calling structured output returns None). Raise "
-                "`max_tokens`; a model that repeats itself inside the arguments "
-                "may need `repetition_penalty` (e.g. 1.2)."
+                "`max_tokens`; for a model that keeps writing inside a string "
+                "argument, bound the strings with `max_json_string_length`."
             )
             warnings.warn(msg, UserWarning, stacklevel=4)
 
@@ -912,6 +951,70 @@ def _to_chat_completions(payload: dict[str, Any]) -> None:
                 "`use_responses_api=True` to use the server's /v1/responses."
             )
             raise ValueError(msg)
+
+
+def _is_model_class(schema: Any) -> bool:
+    return isinstance(schema, type) and is_basemodel_subclass(schema)
+
+
+class _ModelValidator:
+    """The parsed JSON of a structured answer, validated into a pydantic class.
+
+    Works for pydantic v1 and v2 classes; with `include_raw`, a validation error
+    goes to `parsing_error` as the parent's parsers do.
+    """
+
+    def __init__(self, schema: type, include_raw: bool) -> None:
+        self.schema = schema
+        self.include_raw = include_raw
+
+    def _validate(self, data: Any) -> Any:
+        if issubclass(self.schema, BaseModelV1):
+            return self.schema.parse_obj(data)
+        return self.schema.model_validate(data)  # type: ignore[attr-defined]
+
+    def __call__(self, value: Any) -> Any:
+        if not self.include_raw:
+            return self._validate(value)
+        if value.get("parsing_error") is not None or value.get("parsed") is None:
+            return value
+        try:
+            return {**value, "parsed": self._validate(value["parsed"])}
+        except (ValidationError, ValidationErrorV1) as e:
+            return {**value, "parsed": None, "parsing_error": e}
+
+
+def _cap_strings(payload: dict[str, Any], extra: dict[str, Any], limit: int) -> None:
+    """Apply `max_json_string_length` to every schema the server will enforce."""
+    response_format = payload.get("response_format")
+    if isinstance(response_format, dict) and isinstance(
+        response_format.get("json_schema"), dict
+    ):
+        spec = response_format["json_schema"]
+        payload["response_format"] = {
+            **response_format,
+            "json_schema": {
+                **spec,
+                "schema": cap_string_lengths(spec.get("schema"), limit),
+            },
+        }
+    tools = payload.get("tools")
+    if isinstance(tools, list):
+        payload["tools"] = [_cap_tool(tool, limit) for tool in tools]
+    structured = extra.get("structured_outputs")
+    if isinstance(structured, dict) and structured.get("json") is not None:
+        extra["structured_outputs"] = {
+            **structured,
+            "json": cap_string_lengths(structured["json"], limit),
+        }
+
+
+def _cap_tool(tool: Any, limit: int) -> Any:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or not function.get("strict"):
+        return tool
+    parameters = cap_string_lengths(function.get("parameters"), limit)
+    return {**tool, "function": {**function, "parameters": parameters}}
 
 
 def _tool_name(tool: Any) -> str:

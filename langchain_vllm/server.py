@@ -558,13 +558,19 @@ class RigPreset(NamedTuple):
 
 _CHAT_ARGS = ("--max-model-len", "2048", "--dtype", "bfloat16")
 _TOOL_ARGS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+# No free whitespace in enforced JSON: with bounded strings (ChatVLLM's
+# `max_json_string_length`) an enforced answer's length is then bounded too.
+_JSON_ARGS = (
+    "--structured-outputs-config",
+    '{"backend": "xgrammar", "disable_any_whitespace": true}',
+)
 
 RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     {
         "chat": RigPreset(
             "smollm2-135m-instruct",
             "smollm2-135m-instruct",
-            (*_CHAT_ARGS, *_TOOL_ARGS),
+            (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS),
         ),
         "reasoning": RigPreset(
             "smollm2-135m-reasoning",

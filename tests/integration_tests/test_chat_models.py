@@ -20,6 +20,8 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field
+from pydantic.v1 import BaseModel as BaseModelV1
+from pydantic.v1 import Field as FieldV1
 
 from langchain_vllm import (
     ChatVLLM,
@@ -27,6 +29,7 @@ from langchain_vllm import (
     VLLMModelNotFoundError,
     VLLMServerFeatureError,
 )
+from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 
 SEED = [
     SystemMessage("You are a helpful assistant that translates English to Italian."),
@@ -51,64 +54,79 @@ def test_invoke_discovers_model_and_reports_usage(chat: ChatVLLM) -> None:
 
 
 def test_stream_adds_up_with_usage(chat: ChatVLLM) -> None:
-    chunks = list(chat.stream(SEED))
+    chunks = list(chat.stream(SEED, **FIXED))
     assert len(chunks) > 2
     full = add_ai_message_chunks(*chunks)
-    assert full.content == chat.invoke(SEED).content  # temperature 0
+    assert full.content == FIXED_TEXT == chat.invoke(SEED, **FIXED).content
     assert full.usage_metadata is not None
     assert full.usage_metadata["output_tokens"] > 0
-    assert full.response_metadata["finish_reason"] in ("stop", "length")
+    assert full.response_metadata["finish_reason"] == "stop"
 
 
 def test_batch_and_async(chat: ChatVLLM) -> None:
-    answers = chat.batch(["Say hi.", "Say bye."])
-    assert len(answers) == 2
-    assert all(isinstance(a.content, str) and a.content for a in answers)
+    answers = chat.batch(["Say hi.", "Say bye."], **FIXED)
+    assert [a.content for a in answers] == [FIXED_TEXT, FIXED_TEXT]
 
     async def run() -> list[str]:
-        one = await chat.ainvoke("Say hi.")
-        many = await chat.abatch(["Say hi.", "Say bye."])
-        streamed = [c async for c in chat.astream("Say hi.")]
+        one = await chat.ainvoke("Say hi.", **FIXED)
+        many = await chat.abatch(["Say hi.", "Say bye."], **FIXED)
+        streamed = [c async for c in chat.astream("Say hi.", **FIXED)]
         return [
             str(one.content),
             *(str(m.content) for m in many),
             str(add_ai_message_chunks(*streamed).content),
         ]
 
-    out = asyncio.run(run())
-    assert all(out)
-    # Greedy decoding of one request alone is reproducible; a batch need not match
-    # it token for token (vLLM's CPU kernels are not batch-invariant).
-    assert out[0] == out[3]
+    assert asyncio.run(run()) == [FIXED_TEXT] * 4
 
 
 def test_successive_event_loops(chat: ChatVLLM) -> None:
     """ChatOpenAI fails 2 of 5 of these with `Event loop is closed`."""
     for _ in range(3):
-        assert asyncio.run(chat.ainvoke("Hello")).content
+        assert asyncio.run(chat.ainvoke("Hello", **FIXED)).content == FIXED_TEXT
 
     async def stream() -> str:
-        return "".join([str(c.content) async for c in chat.astream("Hello")])
+        return "".join([str(c.content) async for c in chat.astream("Hello", **FIXED)])
 
     for _ in range(2):
-        assert asyncio.run(stream())
+        assert asyncio.run(stream()) == FIXED_TEXT
 
 
 async def test_pytest_asyncio_loop_one(chat: ChatVLLM) -> None:
-    assert (await chat.ainvoke("Hello")).content
+    assert (await chat.ainvoke("Hello", **FIXED)).content == FIXED_TEXT
 
 
 async def test_pytest_asyncio_loop_two(chat: ChatVLLM) -> None:
-    assert (await chat.ainvoke("Hello")).content
+    assert (await chat.ainvoke("Hello", **FIXED)).content == FIXED_TEXT
+
+
+def _off_top(message: object) -> int:
+    """How many sampled tokens were not the most likely one (raw logprobs).
+
+    vLLM lists the sampled token first in `top_logprobs`, then the most likely
+    ones: with 2 of them, the best logprob at a position is their maximum.
+    """
+    entries = message.response_metadata["logprobs"]["content"]  # type: ignore[attr-defined]
+    assert entries
+    return sum(
+        e["logprob"] < max(t["logprob"] for t in e["top_logprobs"]) for e in entries
+    )
 
 
 def test_top_k_reaches_server(chat: ChatVLLM) -> None:
-    """At temperature 1, top_k=1 makes sampling greedy: two calls agree."""
-    hot = chat.bind(temperature=1.0, max_tokens=24)
-    greedy = [hot.invoke("Write a short poem.", top_k=1).content for _ in range(2)]
-    assert greedy[0] == greedy[1]
-    free = {hot.invoke("Write a short poem.", seed=s).content for s in range(4)}
-    assert len(free) > 1  # without top_k the same calls differ
+    """At temperature 1, top_k=1 leaves only the most likely token to sample.
+
+    vLLM's logprobs are the model's raw ones, so each sampled token's logprob must
+    be the best logprob at its position: decided by the server honouring top_k,
+    whatever the model writes.
+    """
+    hot = chat.bind(temperature=1.0, max_tokens=24, logprobs=True, top_logprobs=2)
+    for seed in range(2):
+        assert _off_top(hot.invoke("Write a short poem.", top_k=1, seed=seed)) == 0
+    # The control: without top_k, sampling at temperature 1 leaves the top token
+    # somewhere in 4 x 24 tokens (this check would catch a top_k that always bites).
+    free = [hot.invoke("Write a short poem.", seed=s) for s in range(4)]
+    assert sum(_off_top(m) for m in free) > 0
 
 
 def test_min_tokens_and_stop_token_ids(chat: ChatVLLM) -> None:
@@ -134,8 +152,8 @@ def test_seed_walkthrough(chat: ChatVLLM) -> None:
         input_language="English", output_language="Italian", text="I love programming."
     ).to_messages()
     with pytest.warns(DeprecationWarning, match="invoke"):
-        old_style = chat(messages)
-    assert old_style.content == chat.invoke(messages).content
+        old_style = chat(messages, **FIXED)
+    assert old_style.content == FIXED_TEXT == chat.invoke(messages, **FIXED).content
 
 
 def test_serialization_round_trip(chat: ChatVLLM) -> None:
@@ -146,7 +164,8 @@ def test_serialization_round_trip(chat: ChatVLLM) -> None:
         secrets_from_env=True,
     )
     assert isinstance(restored, ChatVLLM)
-    assert restored.invoke("Hello").content == chat.invoke("Hello").content
+    assert restored._get_request_payload(SEED) == chat._get_request_payload(SEED)
+    assert restored.invoke("Hello", **FIXED).content == FIXED_TEXT
 
 
 # -- errors ------------------------------------------------------------------------
@@ -301,26 +320,63 @@ def test_strict_false_is_sent_as_such(chat: ChatVLLM) -> None:
 
 
 def test_structured_output_cut_inside_a_tool_call_warns(chat: ChatVLLM) -> None:
-    """The 135M model loops inside a string argument until max_tokens (seen here)."""
+    """A token limit below the shortest possible call cuts it, whatever the model
+    writes: the server returns no tool call, and the client says why."""
 
     class Joke(BaseModel):
         setup: str
         punchline: str
 
-    short = chat.with_structured_output(Joke, method="function_calling")
-    with pytest.warns(UserWarning, match="middle of a tool call"):
-        assert short.invoke("Tell me a joke about cats", max_tokens=60) is None
-    # What the warning suggests works: the arguments close, the object is valid.
+    tight = ChatVLLM(base_url=chat.openai_api_base, temperature=0, max_tokens=12)
+    short = tight.with_structured_output(Joke, method="function_calling")
+    with pytest.warns(UserWarning, match="max_json_string_length"):
+        assert short.invoke("Tell me a joke about cats") is None
+    # What the warning suggests works: bounded strings close, the object is valid
+    # (the 135M model otherwise keeps writing inside `setup` until the limit).
     fixed = ChatVLLM(
         base_url=chat.openai_api_base,
         temperature=0,
-        repetition_penalty=1.3,
-        max_tokens=200,
+        max_json_string_length=40,
+        max_tokens=400,
     )
     joke = fixed.with_structured_output(Joke, method="function_calling").invoke(
         "Tell me a joke about cats"
     )
     assert isinstance(joke, Joke)
+    assert len(joke.setup) <= 40
+    assert len(joke.punchline) <= 40
+
+
+class JokeV1(BaseModelV1):
+    """Joke to tell user."""
+
+    setup: str = FieldV1(description="question to set up a joke")
+    punchline: str = FieldV1(description="answer to resolve the joke")
+
+
+def test_with_structured_output_pydantic_v1_is_server_enforced(chat: ChatVLLM) -> None:
+    """A pydantic v1 class goes the json_schema way too (not function calling)."""
+    model = ChatVLLM(
+        base_url=chat.openai_api_base,
+        temperature=0,
+        max_tokens=256,
+        max_json_string_length=40,
+    )
+    runnable = model.with_structured_output(JokeV1)
+    bound = runnable.first  # type: ignore[attr-defined]
+    assert bound.kwargs["response_format"]["type"] == "json_schema"
+    assert "tools" not in bound.kwargs
+    payload = model._get_request_payload("hi", **bound.kwargs)
+    sent = payload["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["setup"]["maxLength"] == 40
+    joke = runnable.invoke("Tell me a joke about cats.")
+    assert isinstance(joke, JokeV1)
+    parts = list(runnable.stream("Tell me a joke about cats."))
+    assert parts
+    assert all(isinstance(p, JokeV1) for p in parts)
+    raw = model.with_structured_output(JokeV1, include_raw=True).invoke("Cats?")
+    assert raw["parsing_error"] is None  # type: ignore[index]
+    assert isinstance(raw["parsed"], JokeV1)  # type: ignore[index]
 
 
 # -- reasoning ---------------------------------------------------------------------
@@ -344,13 +400,23 @@ def test_reasoning_invoke(thinker: ChatVLLM) -> None:
 
 
 def test_reasoning_stream_matches_invoke(thinker: ChatVLLM) -> None:
-    whole = thinker.invoke("What is 2+2?")
-    streamed = add_ai_message_chunks(*list(thinker.stream("What is 2+2?")))
-    assert (
-        streamed.additional_kwargs["reasoning_content"]
-        == whole.additional_kwargs["reasoning_content"]
-    )
-    assert streamed.content == whole.content
+    """Reasoning first, then the answer, in both; the answer is fixed by a regex
+    (enforced after the reasoning ends), so both must carry exactly it."""
+    # min_tokens must not outlast the fixed answer (its EOS would be masked): 6
+    # keeps the model from stopping before the budget ends the reasoning.
+    whole = thinker.invoke("What is 2+2?", min_tokens=6, **FIXED)
+    chunks = list(thinker.stream("What is 2+2?", min_tokens=6, **FIXED))
+    streamed = add_ai_message_chunks(*chunks)
+    for message in (whole, streamed):
+        assert message.additional_kwargs["reasoning_content"]
+        assert message.content == FIXED_TEXT
+    thinking = [
+        i for i, c in enumerate(chunks) if c.additional_kwargs.get("reasoning_content")
+    ]
+    answering = [i for i, c in enumerate(chunks) if c.content]
+    assert thinking
+    assert answering
+    assert max(thinking) < min(answering)
 
 
 def test_include_reasoning_false(thinker: ChatVLLM) -> None:

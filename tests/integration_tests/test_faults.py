@@ -209,7 +209,7 @@ class CountingClients:
 def test_server_down_then_restarted(server: VLLMServer) -> None:
     counter = CountingClients()
     chat = live_chat(server, max_tokens=8, max_retries=2, **counter.kwargs())
-    assert chat.invoke("Say hi.").content  # warm connection in the pool
+    assert chat.invoke("Say hi.").response_metadata  # warm connection in the pool
     counter.sent = 0
 
     server.kill()
@@ -233,7 +233,7 @@ def test_server_down_then_restarted(server: VLLMServer) -> None:
 async def test_server_down_then_restarted_async(server: VLLMServer) -> None:
     counter = CountingClients()
     chat = live_chat(server, max_tokens=8, max_retries=1, **counter.kwargs())
-    assert (await chat.ainvoke("Say hi.")).content
+    assert (await chat.ainvoke("Say hi.")).response_metadata
     counter.sent = 0
     server.kill()
     with pytest.raises(VLLMConnectionError):

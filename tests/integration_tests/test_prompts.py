@@ -13,6 +13,7 @@ from langchain_vllm.prompts import (
     render_prompt,
     translation_prompt,
 )
+from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 
 SEED = {
     "input_language": "English",
@@ -27,22 +28,22 @@ def chat(chat_url: str) -> ChatVLLM:
 
 
 def test_translation_chain(chat: ChatVLLM) -> None:
-    chain = translation_prompt() | chat | StrOutputParser()
-    answer = chain.invoke(SEED)
-    assert isinstance(answer, str)
-    assert answer.strip()
-    # Same prompt, same greedy answer as the seed's format_prompt(...).to_messages().
+    fixed = chat.bind(**FIXED)
+    chain = translation_prompt() | fixed | StrOutputParser()
+    assert chain.invoke(SEED) == FIXED_TEXT
+    # The chain sends what the seed's format_prompt(...).to_messages() sends.
     messages = translation_prompt().format_prompt(**SEED).to_messages()
-    assert chat.invoke(messages).text == answer
+    usage = fixed.invoke(messages).usage_metadata
+    assert usage is not None
+    assert usage["input_tokens"] == chat.get_num_tokens_from_messages(messages)
 
 
 async def test_translation_chain_async_and_batch(chat: ChatVLLM) -> None:
-    chain = translation_prompt() | chat | StrOutputParser()
+    chain = translation_prompt() | chat.bind(**FIXED) | StrOutputParser()
     french = {**SEED, "output_language": "French"}
     answers = await chain.abatch([SEED, french])
-    assert len(answers) == 2
-    assert all(a.strip() for a in answers)
-    assert answers[0] == await chain.ainvoke(SEED)
+    assert answers == [FIXED_TEXT, FIXED_TEXT]
+    assert await chain.ainvoke(SEED) == FIXED_TEXT
 
 
 def test_chat_prompt_with_examples_and_history_chain(chat: ChatVLLM) -> None:
@@ -68,10 +69,10 @@ def test_chat_prompt_with_examples_and_history_chain(chat: ChatVLLM) -> None:
 
 
 def test_streamed_chain(chat: ChatVLLM) -> None:
-    chain = translation_prompt() | chat | StrOutputParser()
+    chain = translation_prompt() | chat.bind(**FIXED) | StrOutputParser()
     pieces = list(chain.stream(SEED))
     assert len(pieces) > 1
-    assert "".join(pieces) == chain.invoke(SEED)
+    assert "".join(pieces) == FIXED_TEXT == chain.invoke(SEED)
 
 
 def test_extra_variable_fails_before_the_server(chat: ChatVLLM) -> None:

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from langchain_core.load import dumpd, dumps, load
 from langchain_core.messages import AIMessageChunk
+from pydantic import BaseModel, Field
+from pydantic.v1 import BaseModel as BaseModelV1
+from pydantic.v1 import Field as FieldV1
 
 from langchain_vllm import (
     ChatVLLM,
@@ -542,3 +545,64 @@ def test_cut_off_inside_a_tool_call_warns(fake: FakeVLLM) -> None:
     fake.stream = chunks
     with pytest.warns(UserWarning, match="middle of a tool call"):
         list(chat.stream("joke"))
+
+
+class _JokeV1(BaseModelV1):
+    """Joke to tell user."""
+
+    setup: str
+    punchline: str = FieldV1(description="answer")
+
+
+class _Joke(BaseModel):
+    """Joke to tell user."""
+
+    setup: str
+    code: str = Field(pattern=r"^[A-Z]+$")
+
+
+def test_max_json_string_length_bounds_enforced_strings(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion('{"setup": "a", "code": "B"}')
+    chat = ChatVLLM(model="smollm2", max_json_string_length=30, **fake.kwargs())
+    assert chat.with_structured_output(_Joke).invoke("joke") == _Joke(
+        setup="a", code="B"
+    )
+    schema = fake.last_body()["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["setup"]["maxLength"] == 30
+    assert "maxLength" not in schema["properties"]["code"]  # has a pattern
+    chat.invoke("joke", structured_outputs={"json": _Joke})
+    sent = fake.last_body()["structured_outputs"]["json"]
+    assert sent["properties"]["setup"]["maxLength"] == 30
+
+    def shout(text: str) -> str:
+        """Shout the text."""
+        return text
+
+    chat.bind_tools([shout], tool_choice="shout").invoke("hi")
+    parameters = fake.last_body()["tools"][0]["function"]["parameters"]
+    assert parameters["properties"]["text"]["maxLength"] == 30
+    chat.bind_tools([shout], strict=False).invoke("hi")  # not enforced: untouched
+    parameters = fake.last_body()["tools"][0]["function"]["parameters"]
+    assert "maxLength" not in parameters["properties"]["text"]
+    ChatVLLM(model="smollm2", **fake.kwargs()).with_structured_output(_Joke).invoke(
+        "joke"
+    )
+    schema = fake.last_body()["response_format"]["json_schema"]["schema"]
+    assert "maxLength" not in schema["properties"]["setup"]  # no cap by default
+    with pytest.raises(ValueError, match="max_json_string_length"):
+        ChatVLLM(max_json_string_length=0)
+
+
+def test_with_structured_output_pydantic_v1_uses_json_schema(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion('{"setup": "a", "punchline": "b"}')
+    chat = ChatVLLM(model="smollm2", **fake.kwargs())
+    joke = chat.with_structured_output(_JokeV1).invoke("joke")
+    assert isinstance(joke, _JokeV1)
+    assert (joke.setup, joke.punchline) == ("a", "b")
+    body = fake.last_body()
+    assert body["response_format"]["type"] == "json_schema"
+    assert "tools" not in body
+    fake.chat_response = chat_completion('{"setup": "a"}')
+    raw = chat.with_structured_output(_JokeV1, include_raw=True).invoke("joke")
+    assert raw["parsed"] is None  # type: ignore[index]
+    assert "punchline" in str(raw["parsing_error"])  # type: ignore[index]
