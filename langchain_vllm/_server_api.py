@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import re
 import threading
 import urllib.parse
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx2
 import openai
@@ -163,18 +164,19 @@ class ServerLink:
         if self._custom_async:  # the user's own http client: theirs to manage
             return self._async_template
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            limits = httpx2.Limits(
-                max_connections=self._max_connections,
-                # Idle connections are checked on every request start and end:
-                # keep at most 100 (a larger idle pool costs O(N^2) syscalls).
-                max_keepalive_connections=min(100, self._max_connections),
-            )
-            client = self._async_template.copy(
-                http_client=openai.DefaultAsyncHttpxClient(limits=limits)
-            )
-            self._async_clients[loop] = client
+        with self._lock:  # threads with their own loops share this link
+            client = self._async_clients.get(loop)
+            if client is None:
+                limits = httpx2.Limits(
+                    max_connections=self._max_connections,
+                    # Idle connections are checked on every request start and end:
+                    # keep at most 100 (a larger idle pool costs O(N^2) syscalls).
+                    max_keepalive_connections=min(100, self._max_connections),
+                )
+                client = self._async_template.copy(
+                    http_client=openai.DefaultAsyncHttpxClient(limits=limits)
+                )
+                self._async_clients[loop] = client
         return client
 
     # -- GET /v1/models, GET /version -------------------------------------------
@@ -348,6 +350,72 @@ class ServerLink:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 self.models()
         return self._models_ids()
+
+
+class LoopClient:
+    """Stands for the running event loop's async client (or one of its resources).
+
+    Set once on a client object in place of an `AsyncOpenAI`: each attribute read
+    picks the client of the loop that runs the call (`ServerLink.async_client`), so
+    no call writes to the shared object and threads with their own event loops can
+    use one instance at once.
+    """
+
+    def __init__(self, link: ServerLink, *path: str) -> None:
+        self._link = link
+        self._path = path
+
+    def __getattr__(self, name: str) -> Any:
+        target: Any = self._link.async_client()
+        for step in self._path:
+            target = getattr(target, step)
+        return getattr(target, name)
+
+
+CLIENT_FIELDS = frozenset(
+    {"client", "async_client", "root_client", "root_async_client"}
+)
+"""Fields that hold openai clients: rebuilt from the others, never copied."""
+
+
+def rebuild(cls: type, values: dict[str, Any]) -> Any:
+    """Build `cls` again from its constructor arguments (pickle and deepcopy)."""
+    return cls(**values)
+
+
+class RebuiltOnCopy:
+    """Pickle and deep copy by constructor arguments; clients are built anew.
+
+    openai clients hold locks and connection pools that cannot be pickled (nor
+    should be shared across processes): a copy gets its own, from the same
+    settings. The API key stays a `SecretStr`. A user-supplied `http_client` or
+    `http_async_client` cannot be carried over, and says so.
+    """
+
+    _not_copied: ClassVar[frozenset[str]] = CLIENT_FIELDS
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (rebuild, (type(self), self._constructor_values()))
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        return rebuild(type(self), copy.deepcopy(self._constructor_values(), memo))
+
+    def _constructor_values(self) -> dict[str, Any]:
+        for name in ("http_client", "http_async_client"):
+            if getattr(self, name, None) is not None:
+                msg = (
+                    f"{type(self).__name__} with a custom `{name}` cannot be "
+                    "pickled or deep-copied (an HTTP client cannot cross processes): "
+                    f"build the object in the other process, or leave `{name}` "
+                    "unset (one pool per event loop is then made for you)."
+                )
+                raise TypeError(msg)
+        fields_set: set[str] = self.model_fields_set  # type: ignore[attr-defined]
+        return {
+            name: getattr(self, name)
+            for name in fields_set
+            if name not in self._not_copied
+        }
 
 
 _CONTEXT_PATTERNS = (

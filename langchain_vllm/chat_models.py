@@ -52,6 +52,8 @@ from langchain_vllm._params import (
 )
 from langchain_vllm._server_api import (
     DEFAULT_MAX_CONNECTIONS,
+    LoopClient,
+    RebuiltOnCopy,
     ServerLink,
     api_key_field,
     base_url_field,
@@ -83,7 +85,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
+class ChatVLLM(RebuiltOnCopy, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     r"""vLLM chat model, through vLLM's OpenAI-compatible server.
 
     Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters
@@ -309,7 +311,20 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             self.client = JSONEndpoint(
                 self.root_client, "/chat/completions", CHAT_KEYWORDS
             )
+        # Async calls use the running loop's client, picked per call.
+        self.root_async_client = LoopClient(self._link)
+        self.async_client = AsyncJSONEndpoint(
+            LoopClient(self._link),  # type: ignore[arg-type]
+            "/chat/completions",
+            CHAT_KEYWORDS,
+        )
         return self
+
+    def _constructor_values(self) -> dict[str, Any]:
+        values = super()._constructor_values()
+        if isinstance(values.get("profile"), ServedModelProfile):
+            del values["profile"]  # fetched again, lazily, by the copy
+        return values
 
     # -- LangChain integration details ------------------------------------------------
     @property
@@ -444,7 +459,6 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         Discovery and the version check are cached, so `_get_request_payload` then
         finds them ready; an async call never makes a blocking request.
         """
-        self._use_loop_client()
         if not self.model_name and not kwargs.get("model"):
             await self._link.aresolve_model(None)
         if self._wants_structured_outputs(kwargs):
@@ -458,16 +472,6 @@ class ChatVLLM(ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             or "structured_outputs" in (kwargs.get("extra_body") or {})
             or "structured_outputs" in (self.extra_body or {})
         )
-
-    def _use_loop_client(self) -> None:
-        client = self._link.async_client()
-        if self.root_async_client is not client or not isinstance(
-            self.async_client, AsyncJSONEndpoint
-        ):
-            self.root_async_client = client
-            self.async_client = AsyncJSONEndpoint(
-                client, "/chat/completions", CHAT_KEYWORDS
-            )
 
     def _use_responses_api(self, payload: dict) -> bool:
         # vLLM is driven through Chat Completions; the parent would switch to

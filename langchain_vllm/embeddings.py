@@ -28,6 +28,7 @@ from langchain_vllm._params import (
 )
 from langchain_vllm._server_api import (
     DEFAULT_MAX_CONNECTIONS,
+    RebuiltOnCopy,
     ServerLink,
     api_key_field,
     base_url_field,
@@ -39,7 +40,7 @@ _MALFORMED = (json.JSONDecodeError, TypeError, KeyError, AttributeError)
 """What a body that is not an embeddings answer raises inside the openai client."""
 
 
-class VLLMEmbeddings(OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
+class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
     """vLLM embedding model, through vLLM's OpenAI-compatible `/v1/embeddings`.
 
     `OpenAIEmbeddings` made safe for vLLM: texts go to the server as strings (never

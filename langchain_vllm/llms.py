@@ -26,6 +26,8 @@ from langchain_vllm._params import (
 )
 from langchain_vllm._server_api import (
     DEFAULT_MAX_CONNECTIONS,
+    LoopClient,
+    RebuiltOnCopy,
     ServerLink,
     api_key_field,
     base_url_field,
@@ -38,7 +40,7 @@ _MALFORMED = (json.JSONDecodeError, TypeError, KeyError, AttributeError, IndexEr
 """What a malformed answer (not JSON, fields missing) raises inside the parent."""
 
 
-class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
+class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
     """vLLM text completion model, through vLLM's OpenAI-compatible server.
 
     A drop-in replacement for `langchain_community.llms.VLLMOpenAI` (same
@@ -176,6 +178,8 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
             max_connections=self.max_connections,
             custom_async_http_client=self.http_async_client is not None,
         )
+        # Async calls use the running loop's client, picked per call.
+        self.async_client = LoopClient(self._link, "completions")
         return self
 
     # -- LangChain integration details ------------------------------------------------
@@ -369,8 +373,7 @@ class VLLMOpenAI(OpenAI, VLLMCompletionParams):  # type: ignore[misc]
             raise self._incomplete_stream()
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
-        """Bind this loop's client and discover the model without blocking."""
-        self.async_client = self._link.async_client().completions
+        """Discover the model without blocking the event loop."""
         if not self.model_name and not kwargs.get("model"):
             await self._link.aresolve_model(None)
 

@@ -20,6 +20,7 @@ from pydantic import (
 from langchain_vllm._params import VLLMPoolingParams, request_body
 from langchain_vllm._server_api import (
     DEFAULT_MAX_CONNECTIONS,
+    RebuiltOnCopy,
     ServerLink,
     api_key_field,
     base_url_field,
@@ -34,7 +35,7 @@ from langchain_vllm.errors import (
 _SCORE = "relevance_score"
 
 
-class VLLMRerank(BaseDocumentCompressor, VLLMPoolingParams):
+class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
     """Rerank documents with a model served by vLLM (`POST /rerank`).
 
     A LangChain document compressor: give it the documents a retriever found and the
