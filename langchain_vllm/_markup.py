@@ -3,11 +3,12 @@ r"""Client-side parsing of reasoning and tool-call markup in generated text.
 For vLLM servers started without `--reasoning-parser` or `--tool-call-parser`:
 the model's `<think>…</think>` reasoning and hermes-style
 `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks then arrive as
-plain content text. These helpers split them out again, for whole messages and for
-streams, with no network and no LangChain model class involved.
+plain content text. These helpers split them out again, for streams and for whole
+messages, with no network and no LangChain model class involved.
 
-Rules (the same for the whole-message and the streaming forms, so a stream cut at
-any point gives the same result as the whole message):
+Each parser is a streaming one; a whole message is the stream of one piece
+(`split_markup`), so a stream cut at any point gives the same result as the whole
+message. Rules:
 
 - Reasoning: text between `<think>` and `</think>` is reasoning; the rest is
   content. Several blocks are concatenated. A block that never closes runs to the
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import InvalidToolCall, ToolCall, ToolCallChunk
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
@@ -51,9 +52,7 @@ __all__ = [
     "MarkupParser",
     "ThinkSplitter",
     "ToolCallMarkupParser",
-    "parse_tool_calls",
     "split_markup",
-    "split_think",
     "to_tool_call_chunks",
 ]
 
@@ -66,47 +65,76 @@ def _partial_tag(text: str, tag: str) -> int:
     return 0
 
 
-def _check_tags(open_tag: str, close_tag: str) -> None:
-    if not open_tag or not close_tag:
-        msg = (
-            f"Markup tags must be non-empty strings, got open_tag={open_tag!r}, "
-            f"close_tag={close_tag!r}."
-        )
-        raise ValueError(msg)
-
-
-def _new_call_id() -> str:
-    return f"call_{uuid.uuid4().hex}"
-
-
-# --------------------------------------------------------------------- reasoning
+# ------------------------------------------------------------------- the splitter
 class _TagStream:
-    """State shared by the streaming parsers: the tags, inside-or-not, held text."""
+    """Streaming split of text at open/close tag pairs, the core of both parsers.
 
-    def __init__(self, open_tag: str, close_tag: str, *, inside: bool) -> None:
-        _check_tags(open_tag, close_tag)
+    Text outside the blocks comes back joined, with the whitespace right after a
+    closing tag dropped. Text inside comes back as a list: pieces as they arrive,
+    or, with `hold_body`, each block's whole body once it closes (and at `flush`,
+    the body of a block that never closed).
+    """
+
+    def __init__(
+        self, open_tag: str, close_tag: str, *, inside: bool, hold_body: bool
+    ) -> None:
+        if not open_tag or not close_tag:
+            msg = (
+                f"Markup tags must be non-empty strings, got open_tag={open_tag!r}, "
+                f"close_tag={close_tag!r}."
+            )
+            raise ValueError(msg)
         self.open_tag = open_tag
         self.close_tag = close_tag
-        self._inside = inside
+        self.inside = inside
+        self._hold_body = hold_body
         self._pending = ""
         self._after_close = False
 
+    def feed(self, text: str) -> tuple[str, list[str]]:
+        """Split the next piece; returns `(outside_text, inside_pieces)`."""
+        buffer = self._pending + text
+        outside: list[str] = []
+        inside: list[str] = []
+        while True:
+            tag = self.close_tag if self.inside else self.open_tag
+            found = buffer.find(tag)
+            if found == -1:
+                break
+            self._take(buffer[:found], outside, inside)
+            buffer = buffer[found + len(tag) :]
+            self.inside = not self.inside
+            self._after_close = not self.inside  # a block just closed
+        if not (self.inside and self._hold_body):
+            ready = len(buffer) - _partial_tag(buffer, tag)
+            self._take(buffer[:ready], outside, inside)
+            buffer = buffer[ready:]
+        self._pending = buffer
+        return "".join(outside), inside
 
-def _append_content(text: str, content: list[str], after_close: bool) -> bool:
-    """Append content text, dropping whitespace right after a closing tag.
+    def flush(self) -> tuple[str, list[str]]:
+        """End of stream: the held-back text goes to the current side."""
+        outside: list[str] = []
+        inside: list[str] = []
+        self._take(self._pending, outside, inside)
+        self._pending = ""
+        if self._hold_body:
+            self.inside = False  # the unclosed block's body is out: it is over
+        return "".join(outside), inside
 
-    Returns:
-        Whether the next text still follows a closing tag (only whitespace so far).
-    """
-    if after_close:
-        text = text.lstrip()
-        if not text:
-            return True
-    content.append(text)
-    return False
+    def _take(self, text: str, outside: list[str], inside: list[str]) -> None:
+        if self.inside:
+            inside.append(text)
+            return
+        if self._after_close:
+            text = text.lstrip()
+            self._after_close = not text
+        if text:
+            outside.append(text)
 
 
-class ThinkSplitter(_TagStream):
+# --------------------------------------------------------------------- reasoning
+class ThinkSplitter:
     r"""Streaming splitter of `<think>…</think>` out of content text.
 
     Feed the content deltas of a stream in order; each call returns what can be
@@ -140,12 +168,14 @@ class ThinkSplitter(_TagStream):
         Raises:
             ValueError: An empty tag.
         """
-        super().__init__(open_tag, close_tag, inside=starts_inside)
+        self._tags = _TagStream(
+            open_tag, close_tag, inside=starts_inside, hold_body=False
+        )
 
     @property
     def inside(self) -> bool:
         """Whether the text seen so far ends inside a reasoning block."""
-        return self._inside
+        return self._tags.inside
 
     def feed(self, text: str) -> tuple[str, str]:
         """Take the next piece of text.
@@ -156,27 +186,8 @@ class ThinkSplitter(_TagStream):
         Returns:
             `(content_delta, reasoning_delta)` that are safe to emit now.
         """
-        buffer = self._pending + text
-        content: list[str] = []
-        reasoning: list[str] = []
-        while buffer:
-            tag = self.close_tag if self._inside else self.open_tag
-            found = buffer.find(tag)
-            if found == -1:
-                keep = _partial_tag(buffer, tag)
-                ready, buffer = (
-                    buffer[: len(buffer) - keep],
-                    buffer[len(buffer) - keep :],
-                )
-                self._emit(ready, content, reasoning)
-                break
-            self._emit(buffer[:found], content, reasoning)
-            buffer = buffer[found + len(tag) :]
-            self._inside = not self._inside
-            if not self._inside:
-                self._after_close = True
-        self._pending = buffer
-        return "".join(content), "".join(reasoning)
+        content, reasoning = self._tags.feed(text)
+        return content, "".join(reasoning)
 
     def flush(self) -> tuple[str, str]:
         """End of stream: release the held-back text.
@@ -187,104 +198,57 @@ class ThinkSplitter(_TagStream):
         Returns:
             `(content_delta, reasoning_delta)`.
         """
-        content: list[str] = []
-        reasoning: list[str] = []
-        self._emit(self._pending, content, reasoning)
-        self._pending = ""
-        return "".join(content), "".join(reasoning)
-
-    def _emit(self, text: str, content: list[str], reasoning: list[str]) -> None:
-        if self._inside:
-            reasoning.append(text)
-        else:
-            self._after_close = _append_content(text, content, self._after_close)
-
-
-def split_think(
-    text: str,
-    *,
-    starts_inside: bool = False,
-    open_tag: str = THINK_OPEN,
-    close_tag: str = THINK_CLOSE,
-) -> tuple[str, str]:
-    """Split a whole message's text into content and reasoning.
-
-    Args:
-        text: The generated text.
-        starts_inside: The text starts inside a reasoning block (the opening tag
-            was in the prompt).
-        open_tag: Tag that opens a reasoning block.
-        close_tag: Tag that closes a reasoning block.
-
-    Returns:
-        `(content, reasoning)`; reasoning is `""` when there is none.
-
-    Raises:
-        ValueError: An empty tag.
-    """
-    _check_tags(open_tag, close_tag)
-    content: list[str] = []
-    reasoning: list[str] = []
-    inside = starts_inside
-    position = 0
-    while position < len(text):
-        tag = close_tag if inside else open_tag
-        found = text.find(tag, position)
-        end = len(text) if found == -1 else found
-        (reasoning if inside else content).append(text[position:end])
-        if found == -1:
-            break
-        position = found + len(tag)
-        inside = not inside
-        if not inside:
-            # Content after a closing tag starts at its first non-space.
-            while position < len(text) and text[position].isspace():
-                position += 1
-    return "".join(content), "".join(reasoning)
+        content, reasoning = self._tags.flush()
+        return content, "".join(reasoning)
 
 
 # -------------------------------------------------------------------- tool calls
-def _parse_block(body: str, *, closed: bool) -> ToolCall | InvalidToolCall:
-    """Turn the text inside one `<tool_call>` block into a (maybe invalid) call."""
-    raw = body.strip()
-    call_id = _new_call_id()
-    unterminated = "" if closed else f" (unterminated: no {TOOL_CALL_CLOSE})"
-
-    def invalid(name: str | None, error: str) -> InvalidToolCall:
-        return invalid_tool_call(
-            name=name, args=raw, id=call_id, error=f"{error}{unterminated}"
-        )
-
-    try:
-        data: Any = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return invalid(None, f"{TOOL_CALL_OPEN} block is not valid JSON: {e}")
-    if not isinstance(data, dict):
-        kind = type(data).__name__
-        return invalid(
-            None, f"{TOOL_CALL_OPEN} block holds a JSON {kind}, not an object"
-        )
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        return invalid(None, f'{TOOL_CALL_OPEN} block has no "name" string')
+def _decode_args(data: dict[str, Any], name: str) -> dict[str, Any] | str:
+    """The arguments in a call's JSON object, or why they are not an object."""
     key = next((k for k in ("arguments", "parameters") if k in data), None)
     args: Any = data[key] if key else {}
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
         except json.JSONDecodeError as e:
-            return invalid(name, f'"{key}" of tool `{name}` is not valid JSON: {e}')
+            return f'"{key}" of tool `{name}` is not valid JSON: {e}'
     if args is None:
-        args = {}
+        return {}
     if not isinstance(args, dict):
         kind = type(args).__name__
-        return invalid(
-            name, f'"{key}" of tool `{name}` is a JSON {kind}, not an object'
+        return f'"{key}" of tool `{name}` is a JSON {kind}, not an object'
+    return args
+
+
+def _read_block(raw: str) -> tuple[str | None, dict[str, Any] | str]:
+    """The name and arguments in a block, or the name if any and what is wrong."""
+    try:
+        data: Any = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return None, f"{TOOL_CALL_OPEN} block is not valid JSON: {e}"
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        return None, f"{TOOL_CALL_OPEN} block holds a JSON {kind}, not an object"
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        return None, f'{TOOL_CALL_OPEN} block has no "name" string'
+    return name, _decode_args(data, name)
+
+
+def _parse_block(body: str, *, closed: bool) -> ToolCall | InvalidToolCall:
+    """Turn the text inside one `<tool_call>` block into a (maybe invalid) call."""
+    raw = body.strip()
+    call_id = f"call_{uuid.uuid4().hex}"
+    name, args = _read_block(raw)
+    if isinstance(args, str):
+        unterminated = "" if closed else f" (unterminated: no {TOOL_CALL_CLOSE})"
+        return invalid_tool_call(
+            name=name, args=raw, id=call_id, error=args + unterminated
         )
-    return tool_call(name=name, args=args, id=call_id)
+    return tool_call(name=name or "", args=args, id=call_id)
 
 
-class ToolCallMarkupParser(_TagStream):
+class ToolCallMarkupParser:
     r"""Streaming parser of hermes-style `<tool_call>` blocks.
 
     A block is `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
@@ -315,7 +279,7 @@ class ToolCallMarkupParser(_TagStream):
         Raises:
             ValueError: An empty tag.
         """
-        super().__init__(open_tag, close_tag, inside=False)
+        self._tags = _TagStream(open_tag, close_tag, inside=False, hold_body=True)
 
     def feed(self, text: str) -> tuple[str, list[ToolCall | InvalidToolCall]]:
         """Take the next piece of text.
@@ -327,30 +291,8 @@ class ToolCallMarkupParser(_TagStream):
             `(content_delta, completed_calls)`: content safe to emit now, and the
             blocks that closed in this piece, in order.
         """
-        buffer = self._pending + text
-        content: list[str] = []
-        calls: list[ToolCall | InvalidToolCall] = []
-        while buffer:
-            if self._inside:
-                found = buffer.find(self.close_tag)
-                if found == -1:
-                    break  # the block's body waits for its closing tag
-                calls.append(_parse_block(buffer[:found], closed=True))
-                buffer = buffer[found + len(self.close_tag) :]
-                self._inside = False
-                self._after_close = True
-                continue
-            found = buffer.find(self.open_tag)
-            if found == -1:
-                keep = _partial_tag(buffer, self.open_tag)
-                self._emit(buffer[: len(buffer) - keep], content)
-                buffer = buffer[len(buffer) - keep :]
-                break
-            self._emit(buffer[:found], content)
-            buffer = buffer[found + len(self.open_tag) :]
-            self._inside = True
-        self._pending = buffer
-        return "".join(content), calls
+        content, bodies = self._tags.feed(text)
+        return content, [_parse_block(body, closed=True) for body in bodies]
 
     def flush(self) -> tuple[str, list[ToolCall | InvalidToolCall]]:
         """End of stream: release held-back text and parse an unclosed block.
@@ -358,67 +300,8 @@ class ToolCallMarkupParser(_TagStream):
         Returns:
             `(content_delta, calls)`.
         """
-        content: list[str] = []
-        calls: list[ToolCall | InvalidToolCall] = []
-        if self._inside:
-            calls.append(_parse_block(self._pending, closed=False))
-            self._inside = False
-        else:
-            self._emit(self._pending, content)
-        self._pending = ""
-        return "".join(content), calls
-
-    def _emit(self, text: str, content: list[str]) -> None:
-        self._after_close = _append_content(text, content, self._after_close)
-
-
-def parse_tool_calls(
-    text: str,
-    *,
-    open_tag: str = TOOL_CALL_OPEN,
-    close_tag: str = TOOL_CALL_CLOSE,
-) -> tuple[str, list[ToolCall], list[InvalidToolCall]]:
-    """Parse a whole message's hermes-style tool-call blocks.
-
-    Args:
-        text: The generated text.
-        open_tag: Tag that opens a tool-call block.
-        close_tag: Tag that closes a tool-call block.
-
-    Returns:
-        `(content, tool_calls, invalid_tool_calls)`: the text without the blocks,
-        the valid calls, and the blocks that are not valid calls.
-
-    Raises:
-        ValueError: An empty tag.
-    """
-    _check_tags(open_tag, close_tag)
-    content: list[str] = []
-    valid: list[ToolCall] = []
-    invalid: list[InvalidToolCall] = []
-    position = 0
-    while True:
-        start = text.find(open_tag, position)
-        if start == -1:
-            content.append(text[position:])
-            break
-        content.append(text[position:start])
-        body_start = start + len(open_tag)
-        end = text.find(close_tag, body_start)
-        closed = end != -1
-        call = _parse_block(
-            text[body_start : end if closed else len(text)], closed=closed
-        )
-        if call["type"] == "tool_call":
-            valid.append(call)  # type: ignore[arg-type]
-        else:
-            invalid.append(call)  # type: ignore[arg-type]
-        if not closed:
-            break
-        position = end + len(close_tag)
-        while position < len(text) and text[position].isspace():
-            position += 1
-    return "".join(content), valid, invalid
+        content, bodies = self._tags.flush()
+        return content, [_parse_block(body, closed=False) for body in bodies]
 
 
 def to_tool_call_chunks(
@@ -524,7 +407,7 @@ class MarkupParser:
 def split_markup(
     text: str, *, think: bool, tool_calls: bool, starts_inside: bool = False
 ) -> tuple[str, str, list[ToolCall], list[InvalidToolCall]]:
-    """Whole-message form of `MarkupParser`.
+    """Parse a whole message: a `MarkupParser` fed the text at once, then flushed.
 
     Args:
         text: The generated text.
@@ -535,10 +418,12 @@ def split_markup(
     Returns:
         `(content, reasoning, tool_calls, invalid_tool_calls)`.
     """
-    content, reasoning = (
-        split_think(text, starts_inside=starts_inside) if think else (text, "")
+    parser = MarkupParser(
+        think=think, tool_calls=tool_calls, starts_inside=starts_inside
     )
-    if not tool_calls:
-        return content, reasoning, [], []
-    content, valid, invalid = parse_tool_calls(content)
-    return content, reasoning, valid, invalid
+    content, reasoning, calls = parser.feed(text)
+    rest, more_reasoning, more_calls = parser.flush()
+    calls += more_calls
+    valid = [cast("ToolCall", c) for c in calls if c["type"] == "tool_call"]
+    invalid = [cast("InvalidToolCall", c) for c in calls if c["type"] != "tool_call"]
+    return content + rest, reasoning + more_reasoning, valid, invalid

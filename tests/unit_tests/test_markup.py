@@ -15,80 +15,17 @@ from langchain_vllm._markup import (
     MarkupParser,
     ThinkSplitter,
     ToolCallMarkupParser,
-    parse_tool_calls,
     split_markup,
-    split_think,
     to_tool_call_chunks,
 )
 
 CALL_ID = re.compile(r"call_[0-9a-f]{32}")
 
-THINK_SAMPLES = [
-    "",
-    "Plain answer, no tags.",
-    "<think>\nAdd two and two.\n</think>\n\nFour.",
-    "<think></think>Four.",
-    "Before <think>r1</think> middle <think>r2</think>\n after",
-    "<think>cut off while thinking",
-    "<think>a</think>",
-    "<think>a</think>\n\n",
-    "a < b and c <th d </think> e",
-    "<think>x <think> nested is text </th </think>done",
-    "<<think>>x</think></think>",
-    "<thinking>not a tag</thinking>",
-    "ends with a partial <thi",
-    "<think>ends inside with a partial </thin",
-    "reasoning when starts_inside</think>\n\nAnswer.",
-    "</think></think>\n<think>\n</think>  tail  ",
-    "ünïcödé <think>思考</think> 答え",
-]
-
-TOOL_SAMPLES = [
-    "",
-    "No tool call here.",
-    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
-    "</tool_call>",
-    'Let me check.\n<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>\n'
-    '<tool_call>{"name": "b", "parameters": {"y": [1, 2]}}</tool_call>\nDone.',
-    '<tool_call>{"name": "s", "arguments": "{\\"q\\": \\"hi\\"}"}</tool_call>',
-    '<tool_call>{"name": "noargs"}</tool_call>',
-    "<tool_call>{not json}</tool_call>after",
-    '<tool_call>{"arguments": {"x": 1}}</tool_call>',
-    '<tool_call>{"name": "bad", "arguments": [1, 2]}</tool_call>',
-    '<tool_call>{"name": "bad", "arguments": "{oops"}</tool_call>',
-    '<tool_call>["a list"]</tool_call>',
-    '<tool_call>{"name": "open", "arguments": {"x": 1}}',
-    "<tool_call>{garbage without end",
-    "a <tool b <tool_ca c </tool_call> d",
-    "ends with a partial <tool_ca",
-    '<tool_call>{"name": "t", "arguments": {"s": "</tool"}}</tool_call>',
-    '<tool_call></tool_call><tool_call>{"name": "x"}</tool_call>  \n tail',
-]
-
-
-def _partitions(text: str, rng: random.Random, count: int) -> Iterator[list[str]]:
-    """Every single cut, char by char, and `count` random multi-cut partitions."""
-    for cut in range(len(text) + 1):
-        yield [text[:cut], text[cut:]]
-    yield list(text)
-    for _ in range(count):
-        cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text), 5)))
-        bounds = [0, *cuts, len(text)]
-        yield [text[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def _stream_think(pieces: Sequence[str], *, starts_inside: bool) -> tuple[str, str]:
-    splitter = ThinkSplitter(starts_inside=starts_inside)
-    content, reasoning = [], []
-    for piece in pieces:
-        c, r = splitter.feed(piece)
-        content.append(c)
-        reasoning.append(r)
-    c, r = splitter.flush()
-    return "".join([*content, c]), "".join([*reasoning, r])
+Parsed = tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def _no_ids(calls: Sequence[Any]) -> list[dict[str, Any]]:
+    """The calls without their ids, after checking each id's form."""
     out = []
     for call in calls:
         assert CALL_ID.fullmatch(call["id"]), call
@@ -96,27 +33,50 @@ def _no_ids(calls: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _stream_tools(pieces: Sequence[str]) -> tuple[str, list[Any], list[Any]]:
-    parser = ToolCallMarkupParser()
+def _whole(text: str, **flags: bool) -> Parsed:
+    """`split_markup` of the text, ids checked and dropped."""
+    content, reasoning, calls, invalid = split_markup(text, **flags)
+    return content, reasoning, _no_ids(calls), _no_ids(invalid)
+
+
+def _stream(pieces: Sequence[str], **flags: bool) -> Parsed:
+    """The pieces fed to one `MarkupParser` in order, then flushed, joined up."""
+    parser = MarkupParser(**flags)
     content: list[str] = []
+    reasoning: list[str] = []
     calls: list[Any] = []
-    for piece in pieces:
-        c, got = parser.feed(piece)
+    for piece in [*pieces, None]:
+        c, r, new = parser.flush() if piece is None else parser.feed(piece)
         content.append(c)
-        calls += got
-    c, got = parser.flush()
-    calls += got
+        reasoning.append(r)
+        calls += new
+    assert parser.calls_emitted == len(calls)
     valid = [call for call in calls if call["type"] == "tool_call"]
     invalid = [call for call in calls if call["type"] == "invalid_tool_call"]
-    return "".join([*content, c]), valid, invalid
+    assert len(valid) + len(invalid) == len(calls)
+    return "".join(content), "".join(reasoning), _no_ids(valid), _no_ids(invalid)
 
 
-# ----------------------------------------------------------------- split_think
+def _reasoning(text: str, *, starts_inside: bool = False) -> tuple[str, str]:
+    content, reasoning, _, _ = _whole(
+        text, think=True, tool_calls=False, starts_inside=starts_inside
+    )
+    return content, reasoning
+
+
+def _tools(text: str) -> tuple[str, list[Any], list[Any]]:
+    content, _, calls, invalid = split_markup(text, think=False, tool_calls=True)
+    return content, calls, invalid
+
+
+# ------------------------------------------------------------------- reasoning
 @pytest.mark.parametrize(
     ("text", "starts_inside", "expected"),
     [
+        ("", False, ("", "")),
         ("Just text.", False, ("Just text.", "")),
         ("<think>\nWhy.\n</think>\n\nFour.", False, ("Four.", "\nWhy.\n")),
+        ("<think></think>Four.", False, ("Four.", "")),
         ("Why.</think>\n\nFour.", True, ("Four.", "Why.")),
         ("Why.</think>Four.", False, ("Why.</think>Four.", "")),
         ("<think>never closed", False, ("", "never closed")),
@@ -125,14 +85,31 @@ def _stream_tools(pieces: Sequence[str]) -> tuple[str, list[Any], list[Any]]:
         ("<think>a <think> b</think>c", False, ("c", "a <think> b")),
         ("x\n<think>r</think>", False, ("x\n", "r")),
         ("<think>r</think>  \n  ", False, ("", "r")),
+        (
+            "</think></think>\n<think>\n</think>  tail  ",
+            True,
+            ("</think>\ntail  ", "\n"),
+        ),
+        (
+            "<thinking>not a tag</thinking>",
+            False,
+            ("<thinking>not a tag</thinking>", ""),
+        ),
+        ("ends with a partial <thi", False, ("ends with a partial <thi", "")),
+        ("<think>partial </thin", False, ("", "partial </thin")),
+        ("ünïcödé <think>思考</think> 答え", False, ("ünïcödé 答え", "思考")),
     ],
 )
-def test_split_think(text: str, starts_inside: bool, expected: tuple[str, str]) -> None:
-    assert split_think(text, starts_inside=starts_inside) == expected
+def test_reasoning_is_split_from_content(
+    text: str, starts_inside: bool, expected: tuple[str, str]
+) -> None:
+    assert _reasoning(text, starts_inside=starts_inside) == expected
 
 
-def test_split_think_custom_tags() -> None:
-    assert split_think("[[r]] a", open_tag="[[", close_tag="]]") == ("a", "r")
+def test_custom_think_tags() -> None:
+    splitter = ThinkSplitter("[[", "]]")
+    assert splitter.feed("[[r]] a") == ("a", "r")
+    assert splitter.flush() == ("", "")
     splitter = ThinkSplitter("<reasoning>", "</reasoning>")
     assert splitter.feed("<reasoning>why</reason") == ("", "why")
     assert splitter.feed("ing>ok") == ("ok", "")
@@ -144,11 +121,8 @@ def test_empty_tags_are_refused(tags: tuple[str, str]) -> None:
         ThinkSplitter(*tags)
     with pytest.raises(ValueError, match="non-empty"):
         ToolCallMarkupParser(*tags)
-    with pytest.raises(ValueError, match="non-empty"):
-        split_think("x", open_tag=tags[0], close_tag=tags[1])
 
 
-# ---------------------------------------------------------------- ThinkSplitter
 def test_think_splitter_holds_back_only_a_possible_tag() -> None:
     splitter = ThinkSplitter()
     assert splitter.feed("Hello <thi") == ("Hello ", "")
@@ -174,48 +148,18 @@ def test_think_splitter_flush_releases_partial_tags_to_their_side() -> None:
 
 def test_think_splitter_starts_inside() -> None:
     splitter = ThinkSplitter(starts_inside=True)
+    assert splitter.inside
     assert splitter.feed("let me see") == ("", "let me see")
     assert splitter.feed("</think>\n\nFour") == ("Four", "")
     assert splitter.flush() == ("", "")
 
 
-@pytest.mark.parametrize("starts_inside", [False, True])
-@pytest.mark.parametrize("text", THINK_SAMPLES)
-def test_think_stream_equals_whole_at_any_cut(text: str, starts_inside: bool) -> None:
-    expected = split_think(text, starts_inside=starts_inside)
-    rng = random.Random(text)
-    for pieces in _partitions(text, rng, count=40):
-        got = _stream_think(pieces, starts_inside=starts_inside)
-        assert got == expected, pieces
-
-
-@pytest.mark.parametrize("starts_inside", [False, True])
-@pytest.mark.parametrize("text", THINK_SAMPLES)
-def test_think_stream_never_holds_more_than_a_tag_prefix(
-    text: str, starts_inside: bool
-) -> None:
-    for cut in range(len(text) + 1):
-        splitter = ThinkSplitter(starts_inside=starts_inside)
-        splitter.feed(text[:cut])
-        held = "".join(splitter.flush())
-        assert len(held) < len("</think>")
-        assert "</think>".startswith(held) or "<think>".startswith(held)
-
-
-def test_think_random_texts_stream_equals_whole() -> None:
-    rng = random.Random(7)
-    alphabet = ["<think>", "</think>", "<", "</", "<th", "think>", "\n", " ", "a"]
-    for _ in range(300):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        starts_inside = rng.random() < 0.5
-        expected = split_think(text, starts_inside=starts_inside)
-        for pieces in _partitions(text, rng, count=3):
-            assert _stream_think(pieces, starts_inside=starts_inside) == expected
-
-
-# ------------------------------------------------------------- parse_tool_calls
-def test_parse_tool_calls_valid_blocks() -> None:
-    content, calls, invalid = parse_tool_calls(TOOL_SAMPLES[3])
+# ------------------------------------------------------------------ tool calls
+def test_several_tool_calls_and_the_text_around_them() -> None:
+    content, calls, invalid = _tools(
+        'Let me check.\n<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>\n'
+        '<tool_call>{"name": "b", "parameters": {"y": [1, 2]}}</tool_call>\nDone.'
+    )
     assert content == "Let me check.\nDone."
     assert _no_ids(calls) == [
         {"name": "a", "args": {"x": 1}, "type": "tool_call"},
@@ -226,27 +170,24 @@ def test_parse_tool_calls_valid_blocks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "args"),
+    ("body", "args"),
     [
-        (TOOL_SAMPLES[2], {"city": "Paris"}),
-        ('<tool_call>{"name": "f", "arguments": "{\\"q\\": 1}"}</tool_call>', {"q": 1}),
-        ('<tool_call>{"name": "f", "arguments": ""}</tool_call>', {}),
-        ('<tool_call>{"name": "f", "arguments": null}</tool_call>', {}),
-        ('<tool_call>{"name": "f"}</tool_call>', {}),
-        (
-            '<tool_call>{"name": "f", "parameters": {"p": true}}</tool_call>',
-            {"p": True},
-        ),
-        ('<tool_call>{"name": "f", "arguments": {"s": "</tool"}}</tool_call>', None),
+        ('\n{"name": "f", "arguments": {"city": "Paris"}}\n', {"city": "Paris"}),
+        ('{"name": "f", "arguments": "{\\"q\\": 1}"}', {"q": 1}),
+        ('{"name": "f", "arguments": ""}', {}),
+        ('{"name": "f", "arguments": null}', {}),
+        ('{"name": "f"}', {}),
+        ('{"name": "f", "parameters": {"p": true}}', {"p": True}),
+        ('{"name": "f", "arguments": {"s": "</tool"}}', {"s": "</tool"}),
     ],
 )
-def test_parse_tool_calls_argument_forms(text: str, args: dict | None) -> None:
-    content, calls, invalid = parse_tool_calls(text)
-    assert invalid == []
-    assert len(calls) == 1
-    if args is not None:
-        assert calls[0]["args"] == args
-    assert content == ""
+def test_tool_call_argument_forms(body: str, args: dict[str, Any]) -> None:
+    content, calls, invalid = _tools(f"<tool_call>{body}</tool_call>")
+    assert (content, _no_ids(calls), invalid) == (
+        "",
+        [{"name": "f", "args": args, "type": "tool_call"}],
+        [],
+    )
 
 
 @pytest.mark.parametrize(
@@ -266,18 +207,20 @@ def test_parse_tool_calls_argument_forms(text: str, args: dict | None) -> None:
 def test_bad_blocks_become_invalid_tool_calls(
     body: str, name: str | None, error: str
 ) -> None:
-    content, calls, invalid = parse_tool_calls(f"x<tool_call> {body} </tool_call>y")
+    content, calls, invalid = _tools(f"x<tool_call> {body} </tool_call>y")
     assert content == "xy"
     assert calls == []
     assert len(invalid) == 1
+    assert invalid[0]["type"] == "invalid_tool_call"
     assert invalid[0]["name"] == name
     assert invalid[0]["args"] == body
     assert error in (invalid[0]["error"] or "")
+    assert "unterminated" not in (invalid[0]["error"] or "")
     assert CALL_ID.fullmatch(invalid[0]["id"] or "")
 
 
 def test_unterminated_block_is_parsed_to_the_end() -> None:
-    content, calls, invalid = parse_tool_calls(
+    content, calls, invalid = _tools(
         'Sure <tool_call>{"name": "f", "arguments": {"a": 1}}'
     )
     assert (content, _no_ids(calls), invalid) == (
@@ -285,20 +228,28 @@ def test_unterminated_block_is_parsed_to_the_end() -> None:
         [{"name": "f", "args": {"a": 1}, "type": "tool_call"}],
         [],
     )
-    content, calls, invalid = parse_tool_calls('<tool_call>{"name": "f", "argu')
-    assert calls == []
+    content, calls, invalid = _tools('<tool_call>{"name": "f", "argu')
+    assert (content, calls) == ("", [])
+    assert invalid[0]["args"] == '{"name": "f", "argu'
     assert "unterminated" in (invalid[0]["error"] or "")
 
 
 def test_text_around_blocks_and_partial_tags_is_content() -> None:
-    assert parse_tool_calls("a <tool b <tool_ca c </tool_call> d") == (
-        "a <tool b <tool_ca c </tool_call> d",
+    text = "a <tool b <tool_ca c </tool_call> d"
+    assert _tools(text) == (text, [], [])
+    assert _tools("ends with a partial <tool_ca") == (
+        "ends with a partial <tool_ca",
         [],
         [],
     )
+    content, calls, invalid = _tools(
+        '<tool_call></tool_call><tool_call>{"name": "x"}</tool_call>  \n tail'
+    )
+    assert content == "tail"
+    assert _no_ids(calls) == [{"name": "x", "args": {}, "type": "tool_call"}]
+    assert [call["args"] for call in invalid] == [""]
 
 
-# --------------------------------------------------------- ToolCallMarkupParser
 def test_tool_parser_streams_content_and_completed_calls() -> None:
     parser = ToolCallMarkupParser()
     assert parser.feed("Checking <tool") == ("Checking ", [])
@@ -313,7 +264,7 @@ def test_tool_parser_streams_content_and_completed_calls() -> None:
     assert parser.flush() == ("", [])
 
 
-def test_tool_parser_flush_parses_an_open_block() -> None:
+def test_tool_parser_flush_parses_an_open_block_once() -> None:
     parser = ToolCallMarkupParser()
     assert parser.feed('<tool_call>{"name": "f"}') == ("", [])
     content, calls = parser.flush()
@@ -322,50 +273,6 @@ def test_tool_parser_flush_parses_an_open_block() -> None:
     assert parser.flush() == ("", [])
 
 
-@pytest.mark.parametrize("text", TOOL_SAMPLES)
-def test_tool_stream_equals_whole_at_any_cut(text: str) -> None:
-    content, calls, invalid = parse_tool_calls(text)
-    expected = (content, _no_ids(calls), _no_ids(invalid))
-    rng = random.Random(text)
-    for pieces in _partitions(text, rng, count=40):
-        got_content, got_calls, got_invalid = _stream_tools(pieces)
-        got = (got_content, _no_ids(got_calls), _no_ids(got_invalid))
-        assert got == expected, pieces
-
-
-@pytest.mark.parametrize("text", TOOL_SAMPLES)
-def test_tool_stream_holds_back_no_more_than_a_tag_prefix(text: str) -> None:
-    for cut in range(len(text) + 1):
-        parser = ToolCallMarkupParser()
-        parser.feed(text[:cut])
-        held, _ = parser.flush()
-        assert len(held) < len("<tool_call>")
-        assert "<tool_call>".startswith(held)
-
-
-def test_tool_random_texts_never_raise_and_stream_equals_whole() -> None:
-    rng = random.Random(11)
-    alphabet = [
-        "<tool_call>",
-        "</tool_call>",
-        "<tool",
-        '{"name": "f"',
-        ', "arguments": {"a": 1}',
-        "}",
-        '"',
-        "\n",
-        "x",
-    ]
-    for _ in range(300):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
-        content, calls, invalid = parse_tool_calls(text)
-        expected = (content, _no_ids(calls), _no_ids(invalid))
-        for pieces in _partitions(text, rng, count=3):
-            got_content, got_calls, got_invalid = _stream_tools(pieces)
-            assert (got_content, _no_ids(got_calls), _no_ids(got_invalid)) == expected
-
-
-# ---------------------------------------------------------- to_tool_call_chunks
 def test_tool_call_chunks_sum_to_the_tool_calls() -> None:
     parser = ToolCallMarkupParser()
     first = parser.feed('<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>')
@@ -384,22 +291,30 @@ def test_tool_call_chunks_sum_to_the_tool_calls() -> None:
     ]
 
 
-# -------------------------------------------------------------- both together
-COMBINED_SAMPLES = [
-    '<think>\nI should call the tool.\n</think>\n\n<tool_call>\n{"name": "f", '
-    '"arguments": {"a": 1}}\n</tool_call>',
-    '<think>a <tool_call>{"name": "in_reasoning"}</tool_call></think>text',
-    'plan</think>\n<tool_call>{"name": "g"}</tool_call>\nok',
-    *THINK_SAMPLES[:6],
-    *TOOL_SAMPLES[2:6],
-]
-
-
-def test_markup_parser_keeps_tool_markup_inside_reasoning() -> None:
-    content, reasoning, calls, invalid = split_markup(
-        COMBINED_SAMPLES[1], think=True, tool_calls=True
+# ------------------------------------------------------------- both together
+def test_reasoning_then_a_tool_call() -> None:
+    text = (
+        "<think>\nI should call the tool.\n</think>\n\n"
+        '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
     )
-    assert (content, reasoning, calls, invalid) == (
+    assert _whole(text, think=True, tool_calls=True) == (
+        "",
+        "\nI should call the tool.\n",
+        [{"name": "f", "args": {"a": 1}, "type": "tool_call"}],
+        [],
+    )
+    text = 'plan</think>\n<tool_call>{"name": "g"}</tool_call>\nok'
+    assert _whole(text, think=True, tool_calls=True, starts_inside=True) == (
+        "ok",
+        "plan",
+        [{"name": "g", "args": {}, "type": "tool_call"}],
+        [],
+    )
+
+
+def test_tool_markup_inside_reasoning_is_reasoning() -> None:
+    text = '<think>a <tool_call>{"name": "in_reasoning"}</tool_call></think>text'
+    assert split_markup(text, think=True, tool_calls=True) == (
         "text",
         'a <tool_call>{"name": "in_reasoning"}</tool_call>',
         [],
@@ -407,36 +322,111 @@ def test_markup_parser_keeps_tool_markup_inside_reasoning() -> None:
     )
 
 
-@pytest.mark.parametrize("starts_inside", [False, True])
-@pytest.mark.parametrize("think", [False, True])
-@pytest.mark.parametrize("tools", [False, True])
-@pytest.mark.parametrize("text", COMBINED_SAMPLES)
-def test_markup_parser_stream_equals_whole(
-    text: str, think: bool, tools: bool, starts_inside: bool
-) -> None:
-    content, reasoning, calls, invalid = split_markup(
-        text, think=think, tool_calls=tools, starts_inside=starts_inside
-    )
-    expected = (content, reasoning, _no_ids([*calls, *invalid]))
-    rng = random.Random(text)
-    for pieces in _partitions(text, rng, count=10):
-        parser = MarkupParser(
-            think=think, tool_calls=tools, starts_inside=starts_inside
-        )
-        got_c, got_r, got_calls = [], [], []
-        for piece in [*pieces, None]:
-            c, r, new = parser.flush() if piece is None else parser.feed(piece)
-            got_c.append(c)
-            got_r.append(r)
-            got_calls += new
-        assert parser.calls_emitted == len(got_calls)
-        valid = [call for call in got_calls if call["type"] == "tool_call"]
-        bad = [call for call in got_calls if call["type"] != "tool_call"]
-        got = ("".join(got_c), "".join(got_r), _no_ids([*valid, *bad]))
-        assert got == expected, pieces
+def test_markup_parser_counts_the_calls_it_emitted() -> None:
+    parser = MarkupParser(think=True, tool_calls=True)
+    parser.feed('<tool_call>{"name": "a"}</tool_call><tool_call>{bad}</tool_call>')
+    assert parser.calls_emitted == 2
+    parser.feed('<tool_call>{"name": "b"}')
+    assert parser.calls_emitted == 2
+    parser.flush()
+    assert parser.calls_emitted == 3
 
 
 def test_markup_parser_with_nothing_enabled_is_a_pass_through() -> None:
     parser = MarkupParser(think=False, tool_calls=False)
     assert parser.feed("<think>x</think>") == ("<think>x</think>", "", [])
     assert parser.flush() == ("", "", [])
+    text = "<think>x</think><tool_call>{}</tool_call>"
+    assert split_markup(text, think=False, tool_calls=False) == (text, "", [], [])
+
+
+# --------------------------------------------------- chunking does not matter
+SAMPLES = [
+    "",
+    "Plain answer, no tags.",
+    "<think>\nAdd two and two.\n</think>\n\nFour.",
+    "Before <think>r1</think> middle <think>r2</think>\n after",
+    "<think>cut off while thinking",
+    "<think>a</think>\n\n",
+    "a < b and c <th d </think> e",
+    "<think>x <think> nested is text </th </think>done",
+    "<<think>>x</think></think>",
+    "<think>ends inside with a partial </thin",
+    "</think></think>\n<think>\n</think>  tail  ",
+    "ünïcödé <think>思考</think> 答え",
+    'Let me check.\n<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>\n'
+    '<tool_call>{"name": "b", "parameters": {"y": [1, 2]}}</tool_call>\nDone.',
+    '<tool_call>{"name": "s", "arguments": "{\\"q\\": \\"hi\\"}"}</tool_call>',
+    "<tool_call>{not json}</tool_call>after",
+    '<tool_call>{"name": "bad", "arguments": [1, 2]}</tool_call>',
+    '<tool_call>{"name": "open", "arguments": {"x": 1}}',
+    "<tool_call>{garbage without end",
+    "a <tool b <tool_ca c </tool_call> d",
+    '<tool_call>{"name": "t", "arguments": {"s": "</tool"}}</tool_call>',
+    '<tool_call></tool_call><tool_call>{"name": "x"}</tool_call>  \n tail',
+    '<think>\nI should call the tool.\n</think>\n\n<tool_call>\n{"name": "f", '
+    '"arguments": {"a": 1}}\n</tool_call>',
+    '<think>a <tool_call>{"name": "in_reasoning"}</tool_call></think>text',
+    'plan</think>\n<tool_call>{"name": "g"}</tool_call>\nok',
+]
+
+FLAGS = [
+    {"think": think, "tool_calls": tools, "starts_inside": inside}
+    for think, tools, inside in itertools.product([False, True], repeat=3)
+]
+
+
+def _chunkings(text: str, rng: random.Random, count: int) -> Iterator[list[str]]:
+    """Every single cut, char by char, and `count` random multi-cut chunkings."""
+    for cut in range(len(text) + 1):
+        yield [text[:cut], text[cut:]]
+    yield list(text)
+    for _ in range(count):
+        cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text), 5)))
+        bounds = [0, *cuts, len(text)]
+        yield [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k in f if f[k]))
+@pytest.mark.parametrize("text", SAMPLES)
+def test_any_chunking_gives_the_whole_text_result(
+    text: str, flags: dict[str, bool]
+) -> None:
+    expected = _whole(text, **flags)
+    assert _stream([text], **flags) == expected
+    rng = random.Random(text)
+    for pieces in _chunkings(text, rng, count=10):
+        assert _stream(pieces, **flags) == expected, pieces
+
+
+def test_random_texts_never_raise_and_any_chunking_gives_the_same() -> None:
+    rng = random.Random(7)
+    alphabet = [
+        *("<think>", "</think>", "<tool_call>", "</tool_call>"),
+        *("<", "</", "<th", "<tool", "think>", "\n", " ", "x"),
+        *('{"name": "f"', ', "arguments": {"a": 1}', "}", '"'),
+    ]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        flags = rng.choice(FLAGS)
+        expected = _whole(text, **flags)
+        for pieces in _chunkings(text, rng, count=3):
+            assert _stream(pieces, **flags) == expected, (text, flags, pieces)
+
+
+@pytest.mark.parametrize("starts_inside", [False, True])
+@pytest.mark.parametrize("text", SAMPLES)
+def test_streams_hold_back_no_more_than_a_tag_prefix(
+    text: str, starts_inside: bool
+) -> None:
+    for cut in range(len(text) + 1):
+        splitter = ThinkSplitter(starts_inside=starts_inside)
+        splitter.feed(text[:cut])
+        held = "".join(splitter.flush())
+        assert len(held) < len("</think>")
+        assert "</think>".startswith(held) or "<think>".startswith(held)
+        parser = ToolCallMarkupParser()
+        parser.feed(text[:cut])
+        held, _ = parser.flush()
+        assert len(held) < len("<tool_call>")
+        assert "<tool_call>".startswith(held)

@@ -1,0 +1,318 @@
+"""What langchain_vllm relies on in `openai` and `langchain-openai` (no network).
+
+`_json_client` posts through the SDK's private-ish transport and swaps langchain-
+openai's `client`/`async_client` for JSON endpoints; `chat_models` overrides hooks
+that langchain-openai calls from its own code. None of that is public API, so a new
+release can break it without an error at import. Each test here covers one group of
+assumptions and says, when it fails, which package changed and what depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from langchain_openai import OpenAI, OpenAIEmbeddings
+from langchain_openai.chat_models.base import BaseChatOpenAI, ChatOpenAI
+
+from langchain_vllm import ChatVLLM, VLLMEmbeddings
+from langchain_vllm._json_client import (
+    CHAT_KEYWORDS,
+    EMBEDDINGS_KEYWORDS,
+    AsyncJSONEndpoint,
+    JSONEndpoint,
+)
+
+BASE_URL = "http://vllm.test/v1"
+OPENAI = f"openai {openai.__version__}"
+LC_OPENAI = f"langchain-openai {version('langchain-openai')}"
+
+
+def _compact(text: str) -> str:
+    return "".join(text.split())
+
+
+def _missing_calls(func: Callable[..., Any], *calls: str) -> list[str]:
+    """The calls (whitespace ignored) that `func`'s source no longer contains."""
+    source = _compact(inspect.getsource(func))
+    return [call for call in calls if _compact(call) not in source]
+
+
+def _params(func: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(func).parameters)
+
+
+def _answer(request: httpx2.Request) -> httpx2.Response:
+    body = json.loads(request.content)
+    if body.get("stream"):
+        events = [f"data: {json.dumps({'n': i})}\n\n" for i in range(2)]
+        return httpx2.Response(
+            200,
+            content="".join([*events, "data: [DONE]\n\n"]).encode(),
+            headers={"content-type": "text/event-stream"},
+        )
+    return httpx2.Response(200, json={"echo": body}, headers={"x-test": "1"})
+
+
+def test_openai_transport_json_pass_through() -> None:
+    """`_json_client`: `post(body, options, cast_to=object, stream, stream_cls)`."""
+    for cls in (openai.OpenAI, openai.AsyncOpenAI):
+        missing = {"body", "options", "cast_to", "stream", "stream_cls"} - set(
+            _params(cls.post)
+        )
+        assert not missing, (
+            f"{OPENAI} changed {cls.__name__}.post: no {sorted(missing)} keyword(s); "
+            "langchain_vllm._json_client posts chat/embeddings payloads through it."
+        )
+    assert {"cast_to"} <= set(_params(openai.OpenAI.get)), (
+        f"{OPENAI} changed OpenAI.get: no `cast_to`; langchain_vllm._server_api "
+        "reads /v1/models and /version with get(url, cast_to=object)."
+    )
+    assert isinstance(getattr(openai._constants, "RAW_RESPONSE_HEADER", None), str), (
+        f"{OPENAI} removed openai._constants.RAW_RESPONSE_HEADER; "
+        "langchain_vllm._json_client sets it for `with_raw_response`."
+    )
+
+    client = openai.OpenAI(
+        api_key="x",
+        base_url=BASE_URL,
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(_answer)),
+    )
+    endpoint = JSONEndpoint(client, "/chat/completions", CHAT_KEYWORDS)
+    what = (
+        "langchain_vllm._json_client relies on post(cast_to=object) returning "
+        "decoded JSON, stream_cls=openai.Stream[object] yielding decoded chunk "
+        "dicts (as a context manager), and RAW_RESPONSE_HEADER giving a raw "
+        "response with .parse() and .headers"
+    )
+    assert endpoint.create(model="m") == {"echo": {"model": "m"}}, f"{OPENAI}: {what}"
+    with endpoint.create(model="m", stream=True) as stream:
+        assert isinstance(stream, openai.Stream), f"{OPENAI}: {what}"
+        assert list(stream) == [{"n": 0}, {"n": 1}], f"{OPENAI}: {what}"
+    raw = endpoint.with_raw_response.create(model="m")
+    assert raw.parse() == {"echo": {"model": "m"}}, f"{OPENAI}: {what}"
+    assert raw.headers["x-test"] == "1", f"{OPENAI}: {what}"
+
+    async def run() -> tuple[Any, list[Any]]:
+        async_client = openai.AsyncOpenAI(
+            api_key="x",
+            base_url=BASE_URL,
+            max_retries=0,
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(_answer)),
+        )
+        endpoint = AsyncJSONEndpoint(async_client, "/chat/completions", CHAT_KEYWORDS)
+        answer = await endpoint.create(model="m")
+        async with await endpoint.create(model="m", stream=True) as stream:
+            assert isinstance(stream, openai.AsyncStream), f"{OPENAI}: {what}"
+            chunks = [chunk async for chunk in stream]
+        await async_client.close()
+        return answer, chunks
+
+    answer, chunks = asyncio.run(run())
+    assert answer == {"echo": {"model": "m"}}, f"{OPENAI} (async): {what}"
+    assert chunks == [{"n": 0}, {"n": 1}], f"{OPENAI} (async): {what}"
+
+
+def test_openai_create_keywords_cover_what_we_send() -> None:
+    """`split_request` refuses keywords the SDK's `create` does not declare."""
+    chat = ChatVLLM(
+        model="m",
+        base_url=BASE_URL,
+        http_socket_options=(),  # no probe socket (blocked in unit tests)
+        temperature=0.1,
+        top_p=0.9,
+        max_tokens=5,
+        presence_penalty=0.1,
+        frequency_penalty=0.1,
+        seed=1,
+        n=1,
+        logprobs=True,
+        top_logprobs=2,
+        logit_bias={"1": 1},
+        stop=["x"],
+        reasoning_effort="low",
+        top_k=3,
+    )
+    payload = chat._get_request_payload(
+        "hi",
+        stream=True,
+        stream_options={"include_usage": True},
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        tool_choice="auto",
+        parallel_tool_calls=False,
+        response_format={"type": "json_object"},
+        extra_headers={"X-A": "b"},
+        extra_query={"q": "1"},
+        timeout=3.0,
+    )
+    missing = sorted(set(payload) - CHAT_KEYWORDS)
+    assert not missing, (
+        f"{OPENAI} changed openai.resources.chat.Completions.create: it no longer "
+        f"takes {missing}, which ChatVLLM sends (langchain_vllm._json_client "
+        "derives the accepted keywords from that signature)."
+    )
+    embeddings = VLLMEmbeddings(model="m", openai_api_base=BASE_URL, dimensions=4)
+    params = embeddings._request_params("m", {"extra_headers": {}, "timeout": 2})
+    missing = sorted({"input", *params} - EMBEDDINGS_KEYWORDS)
+    assert not missing, (
+        f"{OPENAI} changed openai.resources.Embeddings.create: it no longer takes "
+        f"{missing}, which VLLMEmbeddings sends."
+    )
+
+
+def test_langchain_openai_sends_chat_through_client_create() -> None:
+    """ChatVLLM swaps `client`/`async_client` for JSON endpoints: only their
+    `create` and `with_raw_response.create` may be called, with the payload."""
+    expected: dict[Callable[..., Any], tuple[str, ...]] = {
+        BaseChatOpenAI._generate: (
+            "self.client.with_raw_response.create(**payload)",
+            "raw_response.parse()",
+            "self._create_chat_result(response",
+        ),
+        BaseChatOpenAI._agenerate: (
+            "self.async_client.with_raw_response.create(**payload)",
+            "raw_response.parse()",
+            "self._create_chat_result",
+        ),
+        BaseChatOpenAI._stream: (
+            "self.client.create(**payload)",
+            "self.client.with_raw_response.create(**payload)",
+            "if not isinstance(chunk, dict)",
+            "self._convert_chunk_to_generation_chunk(",
+        ),
+        BaseChatOpenAI._astream: (
+            "self.async_client.create(**payload)",
+            "self.async_client.with_raw_response.create(**payload)",
+            "if not isinstance(chunk, dict)",
+            "self._convert_chunk_to_generation_chunk(",
+        ),
+        ChatOpenAI._stream: ("self._use_responses_api(", "super()._stream("),
+        ChatOpenAI._astream: ("self._use_responses_api(", "super()._astream("),
+    }
+    for method, calls in expected.items():
+        missing = _missing_calls(method, *calls)
+        assert not missing, (
+            f"{LC_OPENAI} changed {method.__qualname__}: it no longer does "
+            f"{missing}. ChatVLLM replaces `client`/`async_client` with "
+            "langchain_vllm._json_client endpoints (only `create` and "
+            "`with_raw_response.create`, returning dicts) and relies on the chat "
+            "completions path calling exactly those, then its overridden hooks."
+        )
+    fields = {"client", "async_client", "root_client", "root_async_client"}
+    missing_fields = sorted(fields - set(BaseChatOpenAI.model_fields))
+    assert not missing_fields, (
+        f"{LC_OPENAI} dropped BaseChatOpenAI fields {missing_fields}, which "
+        "ChatVLLM reads and replaces (langchain_vllm.chat_models)."
+    )
+
+
+def test_langchain_openai_response_format_path() -> None:
+    """With `response_format` in the payload langchain-openai bypasses `client`
+    and uses the SDK's typed parse/stream helpers on the root clients."""
+    expected: dict[Callable[..., Any], tuple[str, ...]] = {
+        BaseChatOpenAI._generate: (
+            "self.root_client.chat.completions.with_raw_response.parse(**payload)",
+        ),
+        BaseChatOpenAI._agenerate: (
+            "self.root_async_client.chat.completions.with_raw_response.parse(",
+        ),
+        BaseChatOpenAI._stream: ("self.root_client.beta.chat.completions.stream(",),
+        BaseChatOpenAI._astream: (
+            "self.root_async_client.beta.chat.completions.stream(",
+        ),
+    }
+    for method, calls in expected.items():
+        missing = _missing_calls(method, *calls)
+        assert not missing, (
+            f"{LC_OPENAI} changed {method.__qualname__}'s `response_format` path: "
+            f"no {missing}. ChatVLLM keeps real openai clients in "
+            "`root_client`/`root_async_client` for it, and its _create_chat_result "
+            "accepts the typed (openai.BaseModel) response it returns."
+        )
+    for client in (
+        openai.OpenAI(api_key="x", base_url=BASE_URL),
+        openai.AsyncOpenAI(api_key="x", base_url=BASE_URL),
+    ):
+        name = type(client).__name__
+        completions = client.chat.completions
+        assert callable(getattr(completions.with_raw_response, "parse", None)), (
+            f"{OPENAI} removed {name}.chat.completions.with_raw_response.parse, "
+            "used by langchain-openai (and so ChatVLLM) for `response_format`."
+        )
+        assert callable(getattr(client.beta.chat.completions, "stream", None)), (
+            f"{OPENAI} removed {name}.beta.chat.completions.stream, used by "
+            "langchain-openai (and so ChatVLLM) to stream with `response_format`."
+        )
+    assert isinstance(openai.BaseModel, type), (
+        f"{OPENAI} removed openai.BaseModel; ChatVLLM._create_chat_result checks "
+        "typed responses against it."
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_convert_chunk_to_generation_chunk",
+        "_create_chat_result",
+        "_get_request_payload",
+        "_use_responses_api",
+        "_get_ls_params",
+        "_generate",
+        "_agenerate",
+        "_stream",
+        "_astream",
+    ],
+)
+def test_langchain_openai_hook_signatures(name: str) -> None:
+    """ChatVLLM's overrides of hooks langchain-openai calls from its own code."""
+    parent = getattr(BaseChatOpenAI, name)
+    theirs = [p for p in _params(parent) if p not in {"stream_usage"}]
+    ours = _params(getattr(ChatVLLM, name))
+    assert theirs == ours, (
+        f"{LC_OPENAI} changed BaseChatOpenAI.{name}{inspect.signature(parent)}; "
+        f"ChatVLLM overrides it as {name}{inspect.signature(getattr(ChatVLLM, name))}"
+        " and calls super() with those arguments (langchain_vllm.chat_models)."
+    )
+
+
+def test_client_plumbing_of_server_api() -> None:
+    """`_server_api.ServerLink`, `VLLMOpenAI` and `VLLMEmbeddings` client handling."""
+    http = openai.DefaultAsyncHttpxClient(
+        limits=httpx2.Limits(max_connections=8, max_keepalive_connections=8)
+    )
+    assert isinstance(http, httpx2.AsyncClient), (
+        f"{OPENAI}: DefaultAsyncHttpxClient(limits=httpx2.Limits(...)) is no longer "
+        "an httpx2.AsyncClient; langchain_vllm._server_api builds one per event loop."
+    )
+    template = openai.AsyncOpenAI(api_key="x", base_url=BASE_URL)
+    copied = template.copy(http_client=http)
+    assert isinstance(copied, openai.AsyncOpenAI), (
+        f"{OPENAI} changed AsyncOpenAI.copy(http_client=...); langchain_vllm."
+        "_server_api copies the template client onto each loop's HTTP client."
+    )
+    assert copied._client is http, (
+        f"{OPENAI}: AsyncOpenAI.copy(http_client=...) no longer uses the given "
+        "client; langchain_vllm._server_api relies on it for per-loop pools."
+    )
+    assert template.completions._client is template, (
+        f"{OPENAI}: resources no longer keep their client in `._client`; "
+        "VLLMOpenAI/VLLMEmbeddings read it from langchain-openai's `client`."
+    )
+    for cls in (OpenAI, OpenAIEmbeddings):
+        model = cls(model="m", api_key="x", base_url=BASE_URL)  # type: ignore[call-arg]
+        for attr in ("client", "async_client"):
+            root = getattr(getattr(model, attr), "_client", None)
+            assert isinstance(root, openai.OpenAI | openai.AsyncOpenAI), (
+                f"{LC_OPENAI}: {cls.__name__}.{attr} is no longer an openai "
+                "resource (`openai.OpenAI(...).<resource>`); langchain_vllm.llms "
+                "and .embeddings take the root client from its `._client`."
+            )
+    asyncio.run(http.aclose())
