@@ -38,17 +38,17 @@ unit_tests: $(STAMP)
 integration_tests: rig
 	$(PYTEST) $(TEST_FILE) -q --timeout 900
 
-# Client overhead against a stub and live throughput, side by side (BENCHMARKS.md).
+# Client overhead against a stub and live throughput, side by side (docs/BENCHMARKS.md).
 bench: rig
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-# Mixed load against a live server (RELIABILITY.md). Full size: make load N=1000 C=128
+# Mixed load against a live server (docs/RELIABILITY.md). Full size: make load N=1000 C=128
 N ?= 1000
 C ?= 128
 load: rig
 	$(PY) benchmarks/load.py --requests $(N) --concurrency $(C)
 
-# Two chat replicas behind vllm-router, failover and affinity (README "Scaling out").
+# Two chat replicas behind vllm-router, failover and affinity (docs/scaling.md).
 scale_test: $(STAMP)
 	$(PY) scripts/setup_rig.py --router
 	$(PYTEST) tests/scale_tests -q --timeout 1800

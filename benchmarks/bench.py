@@ -61,7 +61,7 @@ STREAM_CHUNKS = 64
 BLOCKS = 10
 """Blocks each client's invoke/stream calls of a repetition are split into."""
 
-# Targets of issue 7 (checked in the report, never asserted in unit tests).
+# Targets (checked in the report, never asserted in unit tests).
 TARGET_CALL_RATIO = 1.10
 TARGET_CHUNK_RATIO = 1.00
 TARGET_THROUGHPUT_RATIO = 0.98
@@ -795,7 +795,7 @@ def report(
                     )
                 )
         out.append("![throughput and latency](throughput_latency.png)\n")
-    out.append("## Targets (issue 7)\n")
+    out.append("## Targets\n")
     out.append(
         md_table(
             ["target", "met", "measured"],

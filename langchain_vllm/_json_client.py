@@ -4,7 +4,7 @@
 payload LangChain already built through `maybe_transform` (a recursive TypedDict-driven
 walk), builds pydantic models of the answer, and langchain-openai turns them straight
 back into dicts with `model_dump`: once per response and once per stream chunk. That
-was most of ChatVLLM's client overhead (BENCHMARKS.md). The classes here post the
+was most of ChatVLLM's client overhead (docs/BENCHMARKS.md). The classes here post the
 payload as JSON with `cast_to=object`: the SDK still does retries, timeouts, auth,
 headers and error mapping, and hands back decoded JSON (or a stream of decoded chunk
 dicts), which langchain-openai's `_generate`/`_stream` accept as they are.

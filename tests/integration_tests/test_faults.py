@@ -5,7 +5,7 @@ This module starts its OWN chat server (with an API key) and kills/restarts it; 
 session-shared servers of conftest are never touched. Nothing here asserts on time:
 the "within the timeout" property is that the error is not a timeout error although
 the client's `timeout` is generous. The elapsed times are printed (run with `-s`) and
-recorded in RELIABILITY.md.
+recorded in docs/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The load command at CI size: `benchmarks/load.py -n 60 -c 16` against the live
 chat server. Every request must come back well-formed: 0 lost, 0 malformed, 0 failed.
 
-Full size (`make load N=1000 C=128`) figures are in RELIABILITY.md.
+Full size (`make load N=1000 C=128`) figures are in docs/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ recorded zero requests: the mistake was caught locally. The server-side cases
 sends (recorded from the live test server) and are also run live in
 `tests/integration_tests/test_faults.py`.
 
-The table of these cases and their results is in RELIABILITY.md.
+The table of these cases and their results is in docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
