@@ -1,7 +1,9 @@
 """Errors users can act on.
 
-Each is a subclass of the `openai` exception its caller already catches, with a
-message that says what to do (which URL, which server flag, which env var).
+Errors from the server side subclass the `openai` exception their caller already
+catches and LangChain's model-error family; the two errors about a choice the
+client must make (`VLLMModelDiscoveryError`, `VLLMEmptyAnswerError`) are
+`ValueError`s. Every message says what to do (which URL, flag or env var).
 """
 
 from __future__ import annotations

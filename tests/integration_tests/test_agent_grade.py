@@ -1,4 +1,4 @@
-"""Agent-grade ChatVLLM against the live rig servers (issue 9): exact token counts
+"""Agent-grade ChatVLLM against the live rig servers: exact token counts
 for `trim_messages`, logprobs / prompt logprobs / `n > 1` round trips, 256 concurrent
 streams on one instance, and a model that spends every token on reasoning.
 
