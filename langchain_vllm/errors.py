@@ -20,10 +20,10 @@ from langchain_core.exceptions import (
 )
 
 START_HINT = (
-    "Start a server with `make serve` (this project), "
-    "`python -m vllm.entrypoints.openai.api_server --model MODEL`, or "
-    "`langchain_vllm.VLLMServer(...)`, or point `base_url` / the VLLM_API_BASE "
-    "environment variable at a running one."
+    "Start one with `vllm serve MODEL` (or `python -m "
+    "vllm.entrypoints.openai.api_server --model MODEL`), or from Python with "
+    "`langchain_vllm.server.VLLMServer(MODEL).start()`, or point `base_url` / the "
+    "VLLM_API_BASE environment variable at a running server."
 )
 
 

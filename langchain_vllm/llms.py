@@ -56,7 +56,7 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
 
         ```bash
         pip install -U langchain-vllm
-        vllm serve HuggingFaceTB/SmolLM2-135M-Instruct  # GPU machine; or `make serve`
+        vllm serve HuggingFaceTB/SmolLM2-135M-Instruct
         export VLLM_API_BASE="http://localhost:8000/v1"  # the default
         export VLLM_API_KEY="..."  # only if the server was started with --api-key
         ```

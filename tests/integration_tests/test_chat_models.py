@@ -174,7 +174,9 @@ def test_dead_port_names_the_url() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     dead = ChatVLLM(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
-    with pytest.raises(VLLMConnectionError, match=f"127.0.0.1:{port}.*make serve"):
+    with pytest.raises(
+        VLLMConnectionError, match=f"127.0.0.1:{port}.*vllm serve MODEL"
+    ):
         dead.invoke("hi")
     with pytest.raises(VLLMConnectionError, match=f"127.0.0.1:{port}"):
         dead.get_num_tokens("hi")
