@@ -411,10 +411,13 @@ class RebuiltOnCopy:
                 )
                 raise TypeError(msg)
         fields_set: set[str] = self.model_fields_set  # type: ignore[attr-defined]
+        values = {name: getattr(self, name) for name in fields_set}
         return {
-            name: getattr(self, name)
-            for name in fields_set
+            name: value
+            for name, value in values.items()
             if name not in self._not_copied
+            # Read from the server: the copy asks its own link again.
+            and not getattr(value, "refetched_by_copies", False)
         }
 
 

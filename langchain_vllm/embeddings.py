@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
-import httpx2
 import openai
 from langchain_openai import OpenAIEmbeddings
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from langchain_vllm._client import MALFORMED, VLLMClient
 from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     AsyncJSONEndpoint,
     JSONEndpoint,
     decode_base64_vectors,
 )
-from langchain_vllm._params import (
-    VLLMPoolingParams,
-    param_names,
-    request_body,
-    to_wire,
-    validate_call_params,
-)
-from langchain_vllm._server_api import (
-    DEFAULT_MAX_CONNECTIONS,
-    RebuiltOnCopy,
-    ServerLink,
-    api_key_field,
-    base_url_field,
-)
-from langchain_vllm.errors import VLLMContextOverflowError, VLLMResponseError
-
-_POOLING_PARAMS = frozenset(param_names(VLLMPoolingParams))
-_MALFORMED = (json.JSONDecodeError, TypeError, KeyError, AttributeError)
-"""What a body that is not an embeddings answer raises inside the openai client."""
+from langchain_vllm._params import VLLMPoolingParams, request_body
+from langchain_vllm.errors import VLLMContextOverflowError
 
 
-class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
+class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]
     """vLLM embedding model, through vLLM's OpenAI-compatible `/v1/embeddings`.
 
     `OpenAIEmbeddings` made safe for vLLM: texts go to the server as strings (never
@@ -119,13 +101,6 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
     model: str | None = None  # type: ignore[assignment]
     """Served model name; None discovers the only served model on first use."""
 
-    openai_api_key: SecretStr | None = api_key_field()  # type: ignore[assignment]
-    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
-
-    openai_api_base: str | None = base_url_field()
-    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
-    `http://localhost:8000/v1`."""
-
     chunk_size: int = Field(default=1000, gt=0)
     """Maximum number of texts sent in one request."""
 
@@ -143,10 +118,8 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
     """Extra JSON fields for every request (other vLLM embedding options such as
     `normalize`); merged under the per-call ones."""
 
-    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
-    """Connection pool size of the async HTTP client (per event loop)."""
-
-    _link: ServerLink = PrivateAttr()
+    _vllm_params: ClassVar[type[BaseModel]] = VLLMPoolingParams
+    _path: ClassVar[str] = "/embeddings"
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -160,16 +133,9 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
                 "(-1 keeps as many tokens as the model's context allows)."
             )
             raise ValueError(msg)
-        self._link = ServerLink(
-            self.client._client,
-            self.async_client._client,
-            max_connections=self.max_connections,
-            custom_async_http_client=self.http_async_client is not None,
-        )
+        self._connect(self.client._client, self.async_client._client)
         # Decoded JSON, no SDK models (see _json_client).
-        self.client = JSONEndpoint(
-            self._link.client, "/embeddings", EMBEDDINGS_KEYWORDS
-        )
+        self.client = JSONEndpoint(self._link.client, self._path, EMBEDDINGS_KEYWORDS)
         return self
 
     @property
@@ -182,9 +148,7 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
     ) -> dict[str, Any]:
         """Keyword arguments for `embeddings.create` (without `input`)."""
         kwargs = dict(call_kwargs)
-        vllm_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _POOLING_PARAMS}
-        call_extra = kwargs.pop("extra_body", None) or {}
-        checked = validate_call_params(VLLMPoolingParams, vllm_kwargs)
+        checked, call_extra = self._split_call_params(kwargs)
         params: dict[str, Any] = {**self.model_kwargs, **kwargs, "model": model}
         if self.dimensions is not None:
             params.setdefault("dimensions", self.dimensions)
@@ -193,7 +157,7 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
         extra = {
             **request_body(self, VLLMPoolingParams),
             **(self.extra_body or {}),
-            **{name: to_wire(value) for name, value in checked.items()},
+            **checked,
             **call_extra,
         }
         if extra:
@@ -236,8 +200,8 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(self._link.translate(e)) from e
-        except _MALFORMED as e:
-            raise self._malformed(e, None) from e
+        except MALFORMED as e:
+            raise self._malformed(e) from e
         return vectors
 
     async def aembed_documents(
@@ -252,7 +216,7 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
             model = await self._link.aresolve_model(self.model)
             params = self._request_params(model, kwargs)
             client = AsyncJSONEndpoint(
-                self._link.async_client(), "/embeddings", EMBEDDINGS_KEYWORDS
+                self._link.async_client(), self._path, EMBEDDINGS_KEYWORDS
             )
             vectors: list[list[float]] = []
             with _progress(self.show_progress_bar, len(texts)) as bar:
@@ -262,8 +226,8 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(await self._link.atranslate(e)) from e
-        except _MALFORMED as e:
-            raise self._malformed(e, None) from e
+        except MALFORMED as e:
+            raise self._malformed(e) from e
         return vectors
 
     def embed_query(self, text: str, **kwargs: Any) -> list[float]:
@@ -286,28 +250,23 @@ class VLLMEmbeddings(RebuiltOnCopy, OpenAIEmbeddings, VLLMPoolingParams):  # typ
         try:  # decoded JSON from JSONEndpoint, never SDK models
             data = decode_base64_vectors(response)
         except ValueError as e:  # binascii.Error too
-            raise self._malformed(f"bad base64 vector: {e}", None) from e
+            raise self._malformed(f"bad base64 vector: {e}") from e
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or len(items) != expected:
             got = len(items) if isinstance(items, list) else "no"
             problem = f"{got} embeddings for {expected} texts"
-            raise self._malformed(problem, data)
+            raise self._malformed(problem)
         vectors: list[tuple[int, list[float]]] = []
         for position, item in enumerate(items):
             vector = item.get("embedding") if isinstance(item, dict) else None
             if not isinstance(vector, list) or not all(
                 isinstance(x, int | float) and not isinstance(x, bool) for x in vector
             ):
-                raise self._malformed(f"item {position} has no list of numbers", data)
+                raise self._malformed(f"item {position} has no list of numbers")
             index = item.get("index", position)
             vectors.append((index if isinstance(index, int) else position, vector))
         vectors.sort(key=lambda pair: pair[0])
         return [[float(x) for x in vector] for _, vector in vectors]
-
-    def _malformed(self, problem: object, body: Any) -> VLLMResponseError:
-        url = f"{self._link.base_url}/embeddings"
-        msg = f"{url} returned a malformed answer: {problem}."
-        return VLLMResponseError(msg, httpx2.Request("POST", url), body=body)
 
 
 def _with_truncation_hint(error: BaseException) -> BaseException:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-import httpx2
 import openai
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -15,32 +13,14 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import GenerationChunk, LLMResult
 from langchain_openai import OpenAI
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from langchain_vllm._params import (
-    VLLMCompletionParams,
-    param_names,
-    request_body,
-    to_wire,
-    validate_call_params,
-)
-from langchain_vllm._server_api import (
-    DEFAULT_MAX_CONNECTIONS,
-    LoopClient,
-    RebuiltOnCopy,
-    ServerLink,
-    api_key_field,
-    base_url_field,
-    vllm_secret_ids,
-)
-from langchain_vllm.errors import VLLMIncompleteStreamError, VLLMResponseError
-
-_COMPLETION_PARAMS = frozenset(param_names(VLLMCompletionParams))
-_MALFORMED = (json.JSONDecodeError, TypeError, KeyError, AttributeError, IndexError)
-"""What a malformed answer (not JSON, fields missing) raises inside the parent."""
+from langchain_vllm._client import MALFORMED, VLLMClient
+from langchain_vllm._params import VLLMCompletionParams, request_body
+from langchain_vllm._server_api import LoopClient
 
 
-class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
+class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
     """vLLM text completion model, through vLLM's OpenAI-compatible server.
 
     A drop-in replacement for `langchain_community.llms.VLLMOpenAI` (same
@@ -150,34 +130,20 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
     model_name: str | None = Field(default=None, alias="model")  # type: ignore[assignment]
     """Served model name; None discovers the only served model on first use."""
 
-    openai_api_key: SecretStr | None = api_key_field()  # type: ignore[assignment]
-    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
-
-    openai_api_base: str | None = base_url_field()
-    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
-    `http://localhost:8000/v1`."""
-
     max_tokens: int | None = 256  # type: ignore[assignment]
     """Max tokens to generate; -1 or None: as many as the model's context allows."""
 
     echo: bool | None = None
     """Return the prompt in front of the completion (OpenAI's completions field)."""
 
-    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
-    """Connection pool size of the async HTTP client (per event loop)."""
-
-    _link: ServerLink = PrivateAttr()
+    _vllm_params: ClassVar[type[BaseModel]] = VLLMCompletionParams
+    _path: ClassVar[str] = "/completions"
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
     @model_validator(mode="after")
     def _link_vllm_completions_server(self) -> Self:
-        self._link = ServerLink(
-            self.client._client,
-            self.async_client._client,
-            max_connections=self.max_connections,
-            custom_async_http_client=self.http_async_client is not None,
-        )
+        self._connect(self.client._client, self.async_client._client)
         # Async calls use the running loop's client, picked per call.
         self.async_client = LoopClient(self._link, "completions")
         return self
@@ -187,28 +153,10 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
     def _llm_type(self) -> str:
         return "vllm-openai"
 
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """The key is read back from `VLLM_API_KEY`, never `OPENAI_API_KEY`."""
-        return {"openai_api_key": "VLLM_API_KEY"}
-
-    def to_json(self) -> Any:
-        """Serialize; the key is a secret read back from `VLLM_API_KEY`."""
-        return vllm_secret_ids(super().to_json())
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """The LangChain namespace: `["langchain_vllm", "llms"]`."""
-        return ["langchain_vllm", "llms"]
-
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "vllm"
-        if not params.get("ls_model_name"):
-            params["ls_model_name"] = self.model_name or "vllm-served-model"
-        return params
+        return self._vllm_ls_params(super()._get_ls_params(stop=stop, **kwargs))
 
     # -- request building ----------------------------------------------------------
     @property
@@ -236,15 +184,11 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
         `extra_body` are merged, later ones winning.
         """
         kwargs = dict(kwargs)
-        vllm_kwargs = {
-            k: kwargs.pop(k) for k in list(kwargs) if k in _COMPLETION_PARAMS
-        }
-        call_extra = kwargs.pop("extra_body", None) or {}
-        checked = validate_call_params(VLLMCompletionParams, vllm_kwargs)
+        checked, call_extra = self._split_call_params(kwargs)
         extra = {
             **request_body(self, VLLMCompletionParams),
             **(self.extra_body or {}),
-            **{name: to_wire(value) for name, value in checked.items()},
+            **checked,
             **call_extra,
         }
         if extra:
@@ -312,7 +256,7 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
             return super()._generate(prompts, stop, run_manager, **kwargs)
         except openai.APIError as e:
             raise self._link.translate(e) from e
-        except _MALFORMED as e:
+        except MALFORMED as e:
             raise self._malformed(e) from e
 
     async def _agenerate(
@@ -328,7 +272,7 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
             return await super()._agenerate(prompts, stop, run_manager, **kwargs)
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
-        except _MALFORMED as e:
+        except MALFORMED as e:
             raise self._malformed(e) from e
 
     def _stream(
@@ -346,7 +290,7 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
                 yield chunk
         except openai.APIError as e:
             raise self._link.translate(e) from e
-        except _MALFORMED as e:
+        except MALFORMED as e:
             raise self._malformed(e) from e
         if not finished:
             raise self._incomplete_stream()
@@ -367,7 +311,7 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
                 yield chunk
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
-        except _MALFORMED as e:
+        except MALFORMED as e:
             raise self._malformed(e) from e
         if not finished:
             raise self._incomplete_stream()
@@ -376,37 +320,6 @@ class VLLMOpenAI(RebuiltOnCopy, OpenAI, VLLMCompletionParams):  # type: ignore[m
         """Discover the model without blocking the event loop."""
         if not self.model_name and not kwargs.get("model"):
             await self._link.aresolve_model(None)
-
-    def _malformed(self, error: BaseException) -> VLLMResponseError:
-        url = f"{self._link.base_url}/completions"
-        return VLLMResponseError(
-            f"{url} returned an answer that is not a vLLM completion "
-            f"({type(error).__name__}: {error}). Is base_url a vLLM server?",
-            httpx2.Request("POST", url),
-            body=None,
-        )
-
-    def _incomplete_stream(self) -> VLLMIncompleteStreamError:
-        url = f"{self._link.base_url}/completions"
-        return VLLMIncompleteStreamError(
-            f"The stream from {url} ended before the server finished the answer "
-            "(no finish_reason): the connection dropped or the server stopped. "
-            "The partial text is not a complete answer.",
-            httpx2.Request("POST", url),
-            body=None,
-        )
-
-    # -- server-side tokenizer -----------------------------------------------------
-    def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of `text` from the served model's tokenizer (`/tokenize`)."""
-        if self.custom_get_token_ids is not None:
-            return self.custom_get_token_ids(text)
-        body = {
-            "model": self._link.resolve_model(self.model_name),
-            "prompt": text,
-            "add_special_tokens": False,
-        }
-        return list(self._link.tokenize(body)["tokens"])
 
     @property
     def max_context_size(self) -> int:

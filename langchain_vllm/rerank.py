@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-import httpx2
 import openai
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import (
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from langchain_vllm._client import VLLMClient
 from langchain_vllm._params import VLLMPoolingParams, request_body
-from langchain_vllm._server_api import (
-    DEFAULT_MAX_CONNECTIONS,
-    RebuiltOnCopy,
-    ServerLink,
-    api_key_field,
-    base_url_field,
-    make_clients,
-)
-from langchain_vllm.errors import (
-    VLLMModelNotFoundError,
-    VLLMResponseError,
-    VLLMServerFeatureError,
-)
+from langchain_vllm._server_api import DEFAULT_API_BASE, ServerLink, make_clients
+from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
 
 _SCORE = "relevance_score"
 
 
-class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
+class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
     """Rerank documents with a model served by vLLM (`POST /rerank`).
 
     A LangChain document compressor: give it the documents a retriever found and the
@@ -126,13 +109,6 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
     top_n: int | None = Field(default=3, gt=0)
     """Number of documents to return, most relevant first; None returns all."""
 
-    openai_api_base: str = base_url_field()
-    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
-    `http://localhost:8000/v1` (`/rerank` lives at the server's root)."""
-
-    openai_api_key: SecretStr | None = api_key_field()
-    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
-
     request_timeout: float | None = Field(default=None, alias="timeout")
     """Timeout in seconds for requests (None: the openai client's default)."""
 
@@ -148,18 +124,16 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
     http_async_client: Any | None = Field(default=None, exclude=True)
     """Optional `httpx.AsyncClient` for async calls (else one per event loop)."""
 
-    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
-    """Connection pool size of the async HTTP client (per event loop)."""
-
     extra_body: dict[str, Any] | None = None
     """Extra JSON fields for every `/rerank` request; merged under per-call ones."""
 
-    _link: ServerLink = PrivateAttr()
+    _vllm_params: ClassVar[type[BaseModel]] = VLLMPoolingParams
+    _path: ClassVar[str] = "/rerank"
 
     @model_validator(mode="after")
     def _link_vllm_rerank_server(self) -> Self:
         client, async_client = make_clients(
-            self.openai_api_base,
+            self.openai_api_base or DEFAULT_API_BASE,
             self.openai_api_key,
             timeout=self.request_timeout,
             max_retries=self.max_retries,
@@ -169,13 +143,12 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
             client = client.copy(http_client=self.http_client)
         if self.http_async_client is not None:
             async_client = async_client.copy(http_client=self.http_async_client)
-        self._link = ServerLink(
-            client,
-            async_client,
-            max_connections=self.max_connections,
-            custom_async_http_client=self.http_async_client is not None,
-        )
+        self._connect(client, async_client)
         return self
+
+    @property
+    def _endpoint_url(self) -> str:
+        return f"{self._link.root_url}/rerank"  # at the server's root, not /v1
 
     # -- rerank ----------------------------------------------------------------------
     def rerank(
@@ -209,7 +182,7 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
         except openai.APIError as e:
             raise self._feature_error(e) from e
         except ValueError as e:  # a body that is not JSON
-            raise self._malformed(e) from e
+            raise self._malformed(f"not JSON: {e}") from e
         return self._results(response, len(texts))
 
     async def arerank(
@@ -232,7 +205,7 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
         except openai.APIError as e:
             raise self._feature_error(e) from e
         except ValueError as e:  # a body that is not JSON
-            raise self._malformed(e) from e
+            raise self._malformed(f"not JSON: {e}") from e
         return self._results(response, len(texts))
 
     def compress_documents(
@@ -272,6 +245,8 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
         top_n: int | None,
         kwargs: dict[str, Any],
     ) -> dict[str, Any]:
+        kwargs = dict(kwargs)
+        checked, call_extra = self._split_call_params(kwargs)
         n = self.top_n if top_n == -1 else top_n
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             msg = f"top_n must be a positive int or None, got {n!r}"
@@ -283,6 +258,8 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
             **request_body(self, VLLMPoolingParams),
             **(self.extra_body or {}),
             **kwargs,
+            **checked,
+            **call_extra,
         }
         if n is not None:
             body["top_n"] = min(n, len(texts))
@@ -305,16 +282,9 @@ class VLLMRerank(RebuiltOnCopy, BaseDocumentCompressor, VLLMPoolingParams):
             or results is None
             or any(not 0 <= r["index"] < count for r in ranked)
         ):
-            url = f"{self._link.root_url}/rerank"
-            msg = f"{url} did not return rerank results: {response!r:.200}"
-            raise VLLMResponseError(msg, httpx2.Request("POST", url), body=response)
+            raise self._malformed(f"no rerank results in {response!r:.200}")
         ranked.sort(key=lambda r: r["relevance_score"], reverse=True)
         return ranked
-
-    def _malformed(self, error: BaseException) -> VLLMResponseError:
-        url = f"{self._link.root_url}/rerank"
-        msg = f"{url} did not answer with JSON ({error}). Is base_url a vLLM server?"
-        return VLLMResponseError(msg, httpx2.Request("POST", url), body=None)
 
     def _feature_error(self, error: openai.APIError) -> BaseException:
         """A model that cannot rerank answers 404 without naming a model."""

@@ -181,3 +181,11 @@ async def test_async_cannot_rerank(fake: FakeVLLM) -> None:
     fake.error_body = {"detail": "Not Found"}
     with pytest.raises(VLLMServerFeatureError, match="cannot rerank"):
         await make(fake, model="m").arerank(QUERY, ["a"])
+
+
+def test_per_call_vllm_parameters_are_checked(fake: FakeVLLM) -> None:
+    reranker = VLLMRerank(model="m", **fake.kwargs())
+    with pytest.raises(ValueError, match="truncate_prompt_tokens"):
+        reranker.rerank("q", ["a"], truncate_prompt_tokens=-5)
+    reranker.rerank("q", ["a"], truncate_prompt_tokens=8)
+    assert fake.last_body("/rerank")["truncate_prompt_tokens"] == 8

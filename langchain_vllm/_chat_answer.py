@@ -1,0 +1,262 @@
+"""Reading vLLM's chat answers: checks, vLLM's own fields, markup, cut-off answers.
+
+Works on the decoded JSON and on LangChain's generations; knows nothing of the
+client object. ChatVLLM's hooks call these for whole answers and stream chunks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
+from langchain_vllm.errors import VLLMEmptyAnswerError
+
+RESPONSE_FIELDS = ("prompt_logprobs", "prompt_token_ids", "kv_transfer_params")
+"""Top-level fields of a vLLM chat answer that OpenAI's has not."""
+CHOICE_FIELDS = ("stop_reason", "token_ids")
+"""Per-choice fields of a vLLM chat answer that OpenAI's has not."""
+TOOL_CALL_OPENERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+"""How tool-call markup starts (hermes, mistral, llama 3) when a parser failed."""
+
+
+def completion_problem(data: Any) -> str | None:
+    """What is wrong with a chat completion body, or None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {data!r:.100}"
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return f"no choices in {data!r:.100}"
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            return f"a choice without a message: {choice!r:.100}"
+        content = choice["message"].get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            return f"message content is {type(content).__name__}, not text"
+    if data.get("usage") is not None and not isinstance(data["usage"], dict):
+        return f"usage is {data['usage']!r:.60}"
+    return None
+
+
+def chunk_problem(chunk: Any) -> str | None:
+    """What is wrong with a stream chunk, or None (usage-only chunks are fine)."""
+    if not isinstance(chunk, dict):
+        return f"a stream event that is not a JSON object: {chunk!r:.100}"
+    choices = chunk.get("choices")
+    if choices is None or choices == []:
+        return None
+    if not isinstance(choices, list):
+        return f"choices is {choices!r:.60}"
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
+            return f"a stream choice without a delta: {choice!r:.100}"
+    return None
+
+
+def add_vllm_fields(result: ChatResult, data: dict[str, Any]) -> None:
+    """Reasoning, `model_provider` and vLLM-only answer fields into the messages."""
+    for generation, choice in zip(
+        result.generations, data.get("choices") or [], strict=False
+    ):
+        message = choice.get("message") or {}
+        reasoning = message.get("reasoning") or message.get("reasoning_content")
+        if reasoning:
+            generation.message.additional_kwargs["reasoning_content"] = reasoning
+        metadata = generation.message.response_metadata
+        metadata["model_provider"] = "vllm"
+        # vLLM-only answer fields (prompt_logprobs=, return_token_ids=, ...).
+        for name in RESPONSE_FIELDS:
+            if data.get(name) is not None:
+                metadata[name] = data[name]
+        for name in CHOICE_FIELDS:
+            if choice.get(name) is not None:
+                metadata[name] = choice[name]
+    if result.llm_output is not None:
+        result.llm_output["model_provider"] = "vllm"
+
+
+def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
+    """Put a stream delta's reasoning and the provider name on its message."""
+    choices = chunk.get("choices") or []
+    delta = (choices[0].get("delta") or {}) if choices else {}
+    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+    if reasoning:
+        message.additional_kwargs["reasoning_content"] = reasoning
+    message.response_metadata["model_provider"] = "vllm"
+
+
+def markup_parser(
+    *, think: bool, tool_calls: bool, starts_inside: bool
+) -> MarkupParser | None:
+    """A streaming markup parser for the flags, or None when both are off."""
+    if not (think or tool_calls):
+        return None
+    return MarkupParser(think=think, tool_calls=tool_calls, starts_inside=starts_inside)
+
+
+def split_generations(
+    result: ChatResult, new_parser: Callable[[], MarkupParser | None]
+) -> None:
+    """Client-side reasoning and tool-call parsing of each whole answer."""
+    result.generations = [
+        split_generation(generation, new_parser()) for generation in result.generations
+    ]
+
+
+def split_generation(
+    generation: ChatGeneration, parser: MarkupParser | None
+) -> ChatGeneration:
+    """Client-side reasoning and tool-call parsing of one whole answer.
+
+    A server-side parser's results win: reasoning already split out, or tool calls
+    already parsed, are left as they are.
+    """
+    message = generation.message
+    if (
+        parser is None
+        or not isinstance(message, AIMessage)
+        or not isinstance(message.content, str)
+    ):
+        return generation
+    content, reasoning, calls, invalid = split_markup(
+        message.content,
+        think=parser.think and "reasoning_content" not in message.additional_kwargs,
+        tool_calls=parser.tool_calls and not message.tool_calls,
+        starts_inside=parser.starts_inside,
+    )
+    update: dict[str, Any] = {"content": content}
+    if reasoning:
+        update["additional_kwargs"] = {
+            **message.additional_kwargs,
+            "reasoning_content": reasoning,
+        }
+    if calls or invalid:
+        update["tool_calls"] = [*message.tool_calls, *calls]
+        update["invalid_tool_calls"] = [*message.invalid_tool_calls, *invalid]
+    # A new generation: its `text` is computed at construction.
+    return ChatGeneration(
+        message=message.model_copy(update=update),
+        generation_info=generation.generation_info,
+    )
+
+
+def split_chunk(
+    parser: MarkupParser, generation: ChatGenerationChunk
+) -> ChatGenerationChunk:
+    """Client-side reasoning and tool-call parsing of one stream chunk."""
+    message = generation.message
+    if not isinstance(message, AIMessageChunk) or not isinstance(message.content, str):
+        return generation
+    index = parser.calls_emitted
+    content, reasoning, calls = parser.feed(message.content)
+    if (generation.generation_info or {}).get("finish_reason"):
+        rest, more_reasoning, more_calls = parser.flush()
+        content, reasoning = content + rest, reasoning + more_reasoning
+        calls = calls + more_calls
+    if content == message.content and not reasoning and not calls:
+        return generation
+    additional = dict(message.additional_kwargs)
+    if reasoning:
+        additional["reasoning_content"] = (
+            additional.get("reasoning_content") or ""
+        ) + reasoning
+    parsed = AIMessageChunk(
+        content=content,
+        additional_kwargs=additional,
+        response_metadata=message.response_metadata,
+        tool_call_chunks=[
+            *message.tool_call_chunks,
+            *to_tool_call_chunks(calls, index),
+        ],
+        usage_metadata=message.usage_metadata,
+        id=message.id,
+    )
+    return ChatGenerationChunk(
+        message=parsed, generation_info=generation.generation_info
+    )
+
+
+class AnswerSeen:
+    """What an answer (or a stream so far) delivered.
+
+    Whether anything came, the finish reason (None at the end of a stream: it is
+    incomplete), and what `check_answer` needs.
+    """
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.answered = False
+        self.tool_calls = False
+        self.reasoning_chars = 0
+        self.head = ""
+        self.received = False
+
+    def add_message(self, message: AIMessage, finish_reason: str | None) -> None:
+        """Account for a whole message or a stream chunk's message."""
+        self.finish_reason = finish_reason or self.finish_reason
+        calls = bool(
+            message.tool_calls
+            or (isinstance(message, AIMessageChunk) and message.tool_call_chunks)
+        )
+        self.tool_calls = self.tool_calls or calls
+        self.answered = self.answered or calls or bool(message.content)
+        if len(self.head) < 32 and isinstance(message.content, str):
+            self.head += message.content
+        reasoning = message.additional_kwargs.get("reasoning_content")
+        self.reasoning_chars += len(reasoning or "")
+
+    def add(self, chunk: ChatGenerationChunk) -> None:
+        """Account for one stream chunk."""
+        self.received = True
+        finish_reason = (chunk.generation_info or {}).get("finish_reason")
+        if isinstance(chunk.message, AIMessageChunk):
+            self.add_message(chunk.message, finish_reason)
+        else:
+            self.finish_reason = finish_reason or self.finish_reason
+
+
+def check_generations(result: ChatResult, *, error_on_empty: bool) -> None:
+    """`check_answer` for each whole answer of a result."""
+    for generation in result.generations:
+        seen = AnswerSeen()
+        finish_reason = (generation.generation_info or {}).get("finish_reason")
+        if isinstance(generation.message, AIMessage):
+            seen.add_message(generation.message, finish_reason)
+        check_answer(seen, error_on_empty=error_on_empty)
+
+
+def check_answer(seen: AnswerSeen, *, error_on_empty: bool) -> None:
+    """Warn about answers cut off at the token limit that look like none.
+
+    Every token spent on reasoning (no answer; an error with `error_on_empty`), or
+    the limit hit inside a tool call (vLLM then returns no tool call, and
+    function-calling structured output gives None).
+
+    Raises:
+        VLLMEmptyAnswerError: only reasoning came back, and `error_on_empty`.
+    """
+    if seen.finish_reason != "length":
+        return
+    if not seen.answered and seen.reasoning_chars:
+        msg = (
+            "vLLM stopped at the token limit (finish_reason='length') while the "
+            f"model was still reasoning: no answer, {seen.reasoning_chars} "
+            "characters of reasoning. Raise `max_tokens`, or cap the reasoning "
+            "below it with `thinking_token_budget`."
+        )
+        if error_on_empty:
+            raise VLLMEmptyAnswerError(msg)
+        warnings.warn(msg, UserWarning, stacklevel=5)
+    elif not seen.tool_calls and seen.head.lstrip().startswith(TOOL_CALL_OPENERS):
+        msg = (
+            "vLLM stopped at the token limit (finish_reason='length') in the "
+            "middle of a tool call: the call is incomplete, so the message has "
+            "none (function-calling structured output returns None). Raise "
+            "`max_tokens`; for a model that keeps writing inside a string "
+            "argument, bound the strings with `max_json_string_length`."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=5)

@@ -1,0 +1,256 @@
+"""Building a chat request for vLLM: pure functions on the payload and messages.
+
+`ChatOpenAI` builds the OpenAI payload; these functions turn it into what vLLM
+reads (Chat Completions fields, vLLM parameters in the body, reasoning sent back,
+bounded JSON strings) and refuse what vLLM would answer with HTTP 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from langchain_vllm._structured import (
+    LEGACY_NAMES,
+    StructuredOutputs,
+    cap_string_lengths,
+)
+
+STRUCTURED_OUTPUTS_SINCE = (0, 12)
+"""vLLM versions before this read `guided_*` fields instead of `structured_outputs`."""
+
+RESPONSES_ONLY = (
+    "reasoning",
+    "include",
+    "truncation",
+    "context_management",
+    "previous_response_id",
+)
+"""Parameters that exist only in the Responses API (the parent's fields)."""
+
+TEMPLATE_FIELDS = (
+    "chat_template",
+    "chat_template_kwargs",
+    "add_generation_prompt",
+    "continue_final_message",
+    "add_special_tokens",
+    "documents",
+)
+"""Body fields that change the prompt the server builds (sent to `/tokenize` too)."""
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """`"0.32.0+cpu"` -> `(0, 32, 0)`."""
+    parts = []
+    for piece in version.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def take_legacy(kwargs: dict[str, Any], checked: dict[str, Any]) -> None:
+    """Move per-call `guided_*` values into `checked` as `structured_outputs`.
+
+    Raises:
+        ValueError: both `structured_outputs` and `guided_*` are given.
+    """
+    legacy = {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY_NAMES}
+    if not legacy:
+        return
+    if "structured_outputs" in checked:
+        msg = (
+            "Pass either `structured_outputs` or the older `guided_*` "
+            f"parameters ({', '.join(legacy)}), not both."
+        )
+        raise ValueError(msg)
+    constraint = StructuredOutputs.from_legacy(legacy)
+    if constraint is not None:
+        checked["structured_outputs"] = constraint.to_wire()
+
+
+def require_messages(messages: Sequence[BaseMessage]) -> None:
+    """Raise ValueError for an empty conversation (vLLM answers HTTP 400)."""
+    if not messages:
+        msg = (
+            "ChatVLLM got an empty message list: pass at least one message "
+            "(vLLM refuses an empty conversation with HTTP 400)."
+        )
+        raise ValueError(msg)
+
+
+def to_chat_completions(payload: dict[str, Any]) -> None:
+    """Map or refuse Responses-API-only parameters in a Chat Completions payload.
+
+    `reasoning={"effort": ...}` becomes Chat Completions' `reasoning_effort`; the
+    others have no Chat Completions meaning, and sending them would be a 400 (or
+    silently ignored), so they are refused by name.
+
+    Raises:
+        ValueError: a Responses-API-only parameter is set.
+    """
+    reasoning = payload.pop("reasoning", None)
+    if reasoning is not None:
+        extra = (
+            sorted(set(reasoning) - {"effort"}) if isinstance(reasoning, dict) else []
+        )
+        if not isinstance(reasoning, dict) or extra:
+            msg = (
+                f"`reasoning={reasoning!r}`: only `{{'effort': ...}}` maps to vLLM's "
+                "Chat Completions (as `reasoning_effort`); "
+                f"{', '.join(extra) or 'this value'} needs the Responses API "
+                "(`use_responses_api=True`)."
+            )
+            raise ValueError(msg)
+        if reasoning.get("effort") is not None:
+            payload.setdefault("reasoning_effort", reasoning["effort"])
+    for name in RESPONSES_ONLY[1:]:
+        if payload.get(name) is not None:
+            msg = (
+                f"`{name}` is a Responses API parameter, and ChatVLLM uses vLLM's "
+                "Chat Completions endpoint. Remove it, or set "
+                "`use_responses_api=True` to use the server's /v1/responses."
+            )
+            raise ValueError(msg)
+
+
+def reasoning_of(message: AIMessage) -> str:
+    """An assistant message's reasoning text (additional_kwargs or content blocks)."""
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        return reasoning
+    if isinstance(message.content, list):
+        return "".join(
+            str(block.get("reasoning") or "")
+            for block in message.content
+            if isinstance(block, dict) and block.get("type") == "reasoning"
+        )
+    return ""
+
+
+def send_back_reasoning(
+    messages: Sequence[BaseMessage], wire: list[dict[str, Any]], policy: str
+) -> None:
+    """Add assistant messages' reasoning to their wire form, per the policy."""
+    if policy == "never":
+        return
+    for message, sent in zip(messages, wire, strict=True):
+        if not isinstance(message, AIMessage) or sent.get("role") != "assistant":
+            continue
+        if policy == "tool_calls" and not message.tool_calls:
+            continue
+        reasoning = reasoning_of(message)
+        if reasoning:
+            sent["reasoning"] = reasoning
+
+
+def finish_payload(
+    payload: dict[str, Any],
+    extra: dict[str, Any],
+    *,
+    server_is_legacy: Callable[[], bool],
+    max_json_string_length: int | None,
+    parse_tool_call_tags: bool,
+) -> None:
+    """Put the merged vLLM body into `payload`, in the server's dialect.
+
+    `max_completion_tokens` goes back to `max_tokens`, `structured_outputs` becomes
+    `guided_*` for servers older than vLLM 0.12, strings are bounded, the merged
+    values are checked, and with client-side tool-call parsing an "auto" tool
+    choice is sent as "none" (a server without a parser refuses "auto").
+    """
+    if "max_completion_tokens" in payload:
+        payload["max_tokens"] = payload.pop("max_completion_tokens")
+    structured = extra.get("structured_outputs")
+    if structured is not None and server_is_legacy():
+        extra.pop("structured_outputs")
+        extra.update(StructuredOutputs.model_validate(structured).to_legacy_wire())
+    if max_json_string_length:
+        cap_strings(payload, extra, max_json_string_length)
+    check_merged(payload, extra)
+    if extra:
+        payload["extra_body"] = extra
+    if (
+        parse_tool_call_tags
+        and payload.get("tools")
+        and payload.get("tool_choice") in (None, "auto")
+    ):
+        payload["tool_choice"] = "none"
+
+
+def check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Checks that need the instance's and the call's values together.
+
+    Raises:
+        ValueError: `min_tokens` above `max_tokens`, or `prompt_logprobs` in a
+            stream (vLLM answers both with HTTP 400).
+    """
+    min_tokens, max_tokens = extra.get("min_tokens"), payload.get("max_tokens")
+    if min_tokens is not None and max_tokens is not None and min_tokens > max_tokens:
+        msg = (
+            f"min_tokens={min_tokens} is above max_tokens={max_tokens} "
+            "(instance and per-call values merged): lower min_tokens or raise "
+            "max_tokens."
+        )
+        raise ValueError(msg)
+    if payload.get("stream") and extra.get("prompt_logprobs") is not None:
+        msg = (
+            "prompt_logprobs is not available in streams (vLLM refuses it with "
+            "stream=True): use invoke, or drop prompt_logprobs for this call."
+        )
+        raise ValueError(msg)
+
+
+def cap_strings(payload: dict[str, Any], extra: dict[str, Any], limit: int) -> None:
+    """Apply `max_json_string_length` to every schema the server will enforce."""
+    response_format = payload.get("response_format")
+    if isinstance(response_format, dict) and isinstance(
+        response_format.get("json_schema"), dict
+    ):
+        spec = response_format["json_schema"]
+        schema = cap_string_lengths(spec.get("schema"), limit)
+        payload["response_format"] = {
+            **response_format,
+            "json_schema": {**spec, "schema": schema},
+        }
+    tools = payload.get("tools")
+    if isinstance(tools, list):
+        payload["tools"] = [_cap_tool(tool, limit) for tool in tools]
+    structured = extra.get("structured_outputs")
+    if isinstance(structured, dict) and structured.get("json") is not None:
+        extra["structured_outputs"] = {
+            **structured,
+            "json": cap_string_lengths(structured["json"], limit),
+        }
+
+
+def _cap_tool(tool: Any, limit: int) -> Any:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or not function.get("strict"):
+        return tool
+    parameters = cap_string_lengths(function.get("parameters"), limit)
+    return {**tool, "function": {**function, "parameters": parameters}}
+
+
+def wants_structured_outputs(
+    kwargs: dict[str, Any], instance_extra: Mapping[str, Any] | None, instance_set: bool
+) -> bool:
+    """Whether a call sends `structured_outputs` (its form depends on the version)."""
+    return (
+        instance_set
+        or kwargs.get("structured_outputs") is not None
+        or any(kwargs.get(name) is not None for name in LEGACY_NAMES)
+        or "structured_outputs" in (kwargs.get("extra_body") or {})
+        or "structured_outputs" in (instance_extra or {})
+    )
+
+
+def tokenize_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """The `/tokenize` body that builds the same prompt as a chat `payload`."""
+    body: dict[str, Any] = {"model": payload["model"], "messages": payload["messages"]}
+    if payload.get("tools"):
+        body["tools"] = payload["tools"]
+    extra = payload.get("extra_body") or {}
+    body.update({name: extra[name] for name in TEMPLATE_FIELDS if name in extra})
+    return body

@@ -1,0 +1,186 @@
+"""What every vLLM client class shares (ChatVLLM, VLLMOpenAI, VLLMEmbeddings, ...).
+
+Connection fields and their environment defaults, the link to the server, secrets
+and serialization, tracing parameters, token ids from the served tokenizer, per-call
+vLLM parameters (split, checked, merged into the request body) and the errors of
+an answer that is cut off or not what vLLM sends.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import httpx2
+import openai
+from langchain_core.language_models import LangSmithParams
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
+
+from langchain_vllm._params import param_names, to_wire, validate_call_params
+from langchain_vllm._server_api import (
+    DEFAULT_MAX_CONNECTIONS,
+    RebuiltOnCopy,
+    ServerLink,
+    api_key_field,
+    base_url_field,
+    response_error,
+    vllm_secret_ids,
+)
+from langchain_vllm.errors import (
+    VLLMConnectionError,
+    VLLMIncompleteStreamError,
+    VLLMResponseError,
+)
+
+MALFORMED = (json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeError)
+"""What reading a malformed answer (not JSON, fields missing) raises inside the
+parent classes."""
+
+
+class VLLMClient(RebuiltOnCopy, BaseModel):
+    """Fields and behaviour every vLLM client class shares (a mixin, listed first)."""
+
+    openai_api_key: SecretStr | None = api_key_field()
+    """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""
+
+    openai_api_base: str | None = base_url_field()
+    """Base URL of the server's OpenAI API: `VLLM_API_BASE`, else
+    `http://localhost:8000/v1`."""
+
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    """Connection pool size of the async HTTP client (per event loop)."""
+
+    _link: ServerLink = PrivateAttr()
+
+    _vllm_params: ClassVar[type[BaseModel]]
+    """The `_params` mixin whose parameters this class's endpoint takes."""
+    _path: ClassVar[str]
+    """The endpoint under the base URL (e.g. `/chat/completions`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vllm_key_default(cls, values: Any) -> Any:
+        """A key given as None (e.g. `load()` without the secret) means the default.
+
+        Without this the openai client would fall back to `OPENAI_API_KEY`.
+        """
+        if isinstance(values, dict):
+            for name in ("api_key", "openai_api_key"):
+                if name in values and values[name] is None:
+                    values = {k: v for k, v in values.items() if k != name}
+        return values
+
+    def _connect(self, client: openai.OpenAI, async_client: openai.AsyncOpenAI) -> None:
+        """Link to the server (no request is made until one is needed)."""
+        custom = getattr(self, "http_async_client", None) is not None
+        self._link = ServerLink(
+            client,
+            async_client,
+            max_connections=self.max_connections,
+            custom_async_http_client=custom,
+        )
+
+    # -- LangChain integration details ------------------------------------------
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The key is a secret, read back from `VLLM_API_KEY`."""
+        return {"openai_api_key": "VLLM_API_KEY"}
+
+    def to_json(self) -> Any:
+        """Serialize; the key is a secret read back from `VLLM_API_KEY`."""
+        return vllm_secret_ids(super().to_json())  # type: ignore[misc]
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The LangChain namespace: `["langchain_vllm", <module>]`."""
+        return ["langchain_vllm", cls.__module__.rsplit(".", 1)[-1]]
+
+    def _vllm_ls_params(self, params: LangSmithParams) -> LangSmithParams:
+        params["ls_provider"] = "vllm"
+        if not params.get("ls_model_name"):
+            model = getattr(self, "model_name", None) or getattr(self, "model", None)
+            params["ls_model_name"] = model or "vllm-served-model"
+        return params
+
+    # -- per-call parameters ------------------------------------------------------
+    def _split_call_params(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Take this endpoint's vLLM parameters and `extra_body` out of `kwargs`.
+
+        Returns:
+            The checked parameters in wire form, then the per-call `extra_body`.
+
+        Raises:
+            ValueError: a parameter's value is invalid (named).
+        """
+        names = param_names(self._vllm_params)
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        call_extra = kwargs.pop("extra_body", None) or {}
+        checked = validate_call_params(self._vllm_params, given)
+        return {k: to_wire(v) for k, v in checked.items()}, call_extra
+
+    # -- the served tokenizer ------------------------------------------------------
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of `text` from the served model's tokenizer (`/tokenize`)."""
+        custom = getattr(self, "custom_get_token_ids", None)
+        if custom is not None:
+            return list(custom(text))
+        model = getattr(self, "model_name", None) or getattr(self, "model", None)
+        body = {
+            "model": self._link.resolve_model(model),
+            "prompt": text,
+            "add_special_tokens": False,
+        }
+        return list(self._link.tokenize(body)["tokens"])
+
+    def get_num_tokens(self, text: str) -> int:
+        """Number of tokens in `text`, from the served model's tokenizer."""
+        return len(self.get_token_ids(text))
+
+    # -- errors of an answer --------------------------------------------------------
+    @property
+    def _endpoint_url(self) -> str:
+        return f"{self._link.base_url}{self._path}"
+
+    def _malformed(self, problem: object) -> VLLMResponseError:
+        """The answer is not what vLLM sends (not JSON, fields missing, ...)."""
+        if isinstance(problem, BaseException):
+            problem = f"{type(problem).__name__}: {problem}"
+        return response_error(self._endpoint_url, str(problem), "POST")
+
+    def _incomplete_stream(self) -> VLLMIncompleteStreamError:
+        url = self._endpoint_url
+        return VLLMIncompleteStreamError(
+            f"The stream from {url} ended before the server finished the answer "
+            "(no finish_reason): the connection dropped or the server stopped. "
+            "The partial text is not a complete answer.",
+            httpx2.Request("POST", url),
+            body=None,
+        )
+
+    def _stream_error(
+        self, error: Exception, translated: BaseException, received: bool
+    ) -> BaseException:
+        """The error a stream raises for `error` (`translated`: the vLLM one)."""
+        if isinstance(error, openai.APIError):
+            return self._mid_stream(translated, received)
+        if isinstance(error, json.JSONDecodeError):
+            return self._malformed(f"not JSON: {error}")
+        if isinstance(error, MALFORMED) and received:
+            return self._malformed(repr(error))
+        return error  # before any answer: not a response problem
+
+    def _mid_stream(self, error: BaseException, received: bool) -> BaseException:
+        """A connection error after the first chunk: say the answer was cut off."""
+        if not received or not isinstance(error, VLLMConnectionError):
+            return error
+        cause = error.__cause__ or (error.args[0] if error.args else "")
+        return VLLMConnectionError(
+            message=(
+                f"The connection to the vLLM server at {self._link.base_url} broke "
+                f"in the middle of the answer ({cause}): the server stopped or the "
+                "network dropped. The partial text is not a complete answer."
+            ),
+            request=error.request,
+        )
