@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from langchain_vllm._client import StreamState
 from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
@@ -260,3 +261,22 @@ def check_answer(seen: AnswerSeen, *, error_on_empty: bool) -> None:
             "argument, bound the strings with `max_json_string_length`."
         )
         warnings.warn(msg, UserWarning, stacklevel=5)
+
+
+class ChatStreamState(StreamState):
+    """A chat stream so far: markup parsed on the way, and what it delivered."""
+
+    def __init__(self, parser: MarkupParser | None) -> None:
+        super().__init__()
+        self.parser = parser
+        self.reemit = parser is not None
+        self.seen = AnswerSeen()
+
+    def take(self, chunk: Any) -> Any:
+        """Parse the chunk's markup (if asked) and account for it."""
+        if self.parser is not None:
+            chunk = split_chunk(self.parser, chunk)
+        self.seen.add(chunk)
+        self.received = True
+        self.finished = self.seen.finish_reason is not None
+        return chunk

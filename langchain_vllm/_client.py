@@ -9,6 +9,7 @@ an answer that is cut off or not what vLLM sends.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import httpx2
@@ -37,6 +38,25 @@ MALFORMED = (json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeErr
 parent classes."""
 
 
+class StreamState:
+    """What a stream delivered so far; subclasses parse chunks on the way."""
+
+    reemit = False
+    """Chunks are changed on the way: token callbacks get them from the stream loop,
+    not from the parent class."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self.finished = False
+
+    def take(self, chunk: Any) -> Any:
+        """Account for the next chunk (and return it, parsed if need be)."""
+        self.received = True
+        info = getattr(chunk, "generation_info", None) or {}
+        self.finished = self.finished or bool(info.get("finish_reason"))
+        return chunk
+
+
 class VLLMClient(RebuiltOnCopy, BaseModel):
     """Fields and behaviour every vLLM client class shares (a mixin, listed first)."""
 
@@ -56,6 +76,9 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     """The `_params` mixin whose parameters this class's endpoint takes."""
     _path: ClassVar[str]
     """The endpoint under the base URL (e.g. `/chat/completions`)."""
+    _answer_errors: ClassVar[tuple[type[Exception], ...]] = MALFORMED
+    """What reading a malformed answer raises in the parent even before any of it
+    came (other MALFORMED errors count only once a stream has started)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +161,88 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         """Number of tokens in `text`, from the served model's tokenizer."""
         return len(self.get_token_ids(text))
 
+    # -- calls: the parent's, with vLLM's errors ---------------------------------
+    def _call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return kwargs
+
+    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+        """Discover the model (cached) without blocking the event loop."""
+        model = getattr(self, "model_name", None) or getattr(self, "model", None)
+        if not model and not kwargs.get("model"):
+            await self._link.aresolve_model(None)
+
+    def _stream_state(self) -> StreamState:
+        return StreamState()
+
+    def _end_stream(self, state: StreamState) -> None:
+        if not state.finished:
+            raise self._incomplete_stream()
+
+    def _generate(
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        kwargs = self._call_kwargs(kwargs)
+        try:
+            return super()._generate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
+        except openai.APIError as e:
+            raise self._link.translate(e) from e
+        except self._answer_errors as e:
+            raise self._malformed(e) from e
+
+    async def _agenerate(
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        kwargs = self._call_kwargs(kwargs)
+        try:
+            await self._aprepare(kwargs)
+            return await super()._agenerate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
+        except openai.APIError as e:
+            raise await self._link.atranslate(e) from e
+        except self._answer_errors as e:
+            raise self._malformed(e) from e
+
+    def _stream(
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        kwargs = self._call_kwargs(kwargs)
+        state = self._stream_state()
+        inner = None if state.reemit else run_manager
+        try:
+            for raw in super()._stream(input_, stop, inner, **kwargs):  # type: ignore[misc]
+                chunk = state.take(raw)
+                if state.reemit and run_manager:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        except openai.APIError as e:
+            raise self._mid_stream(self._link.translate(e), state.received) from e
+        except MALFORMED as e:
+            if not (state.received or isinstance(e, self._answer_errors)):
+                raise  # before any answer: not a response problem
+            raise self._malformed(e) from e
+        self._end_stream(state)
+
+    async def _astream(
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        kwargs = self._call_kwargs(kwargs)
+        state = self._stream_state()
+        inner = None if state.reemit else run_manager
+        try:
+            await self._aprepare(kwargs)
+            async for raw in super()._astream(input_, stop, inner, **kwargs):  # type: ignore[misc]
+                chunk = state.take(raw)
+                if state.reemit and run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        except openai.APIError as e:
+            error = await self._link.atranslate(e)
+            raise self._mid_stream(error, state.received) from e
+        except MALFORMED as e:
+            if not (state.received or isinstance(e, self._answer_errors)):
+                raise
+            raise self._malformed(e) from e
+        self._end_stream(state)
+
     # -- errors of an answer --------------------------------------------------------
     @property
     def _endpoint_url(self) -> str:
@@ -145,7 +250,9 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
 
     def _malformed(self, problem: object) -> VLLMResponseError:
         """The answer is not what vLLM sends (not JSON, fields missing, ...)."""
-        if isinstance(problem, BaseException):
+        if isinstance(problem, json.JSONDecodeError):
+            problem = f"not JSON: {problem}"
+        elif isinstance(problem, BaseException):
             problem = f"{type(problem).__name__}: {problem}"
         return response_error(self._endpoint_url, str(problem), "POST")
 
@@ -158,18 +265,6 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             httpx2.Request("POST", url),
             body=None,
         )
-
-    def _stream_error(
-        self, error: Exception, translated: BaseException, received: bool
-    ) -> BaseException:
-        """The error a stream raises for `error` (`translated`: the vLLM one)."""
-        if isinstance(error, openai.APIError):
-            return self._mid_stream(translated, received)
-        if isinstance(error, json.JSONDecodeError):
-            return self._malformed(f"not JSON: {error}")
-        if isinstance(error, MALFORMED) and received:
-            return self._malformed(repr(error))
-        return error  # before any answer: not a response problem
 
     def _mid_stream(self, error: BaseException, received: bool) -> BaseException:
         """A connection error after the first chunk: say the answer was cut off."""

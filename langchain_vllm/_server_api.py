@@ -502,6 +502,12 @@ def translate_error(
         )
     if not isinstance(error, openai.APIStatusError):
         return error
+    return _status_error(error, base_url, served)
+
+
+def _status_error(
+    error: openai.APIStatusError, base_url: str, served: list[str] | None
+) -> BaseException:
     server_msg = _server_message(error)
     if isinstance(error, openai.AuthenticationError):
         return VLLMAuthenticationError(
@@ -519,32 +525,36 @@ def translate_error(
             body=error.body,
         )
     if isinstance(error, openai.BadRequestError):
-        if _is_context_overflow(server_msg):
-            prompt, limit = context_numbers(server_msg)
-            # vLLM 0.32 stops counting one past the limit: "at least N".
-            at_least = "at least " if _AT_LEAST.search(server_msg) else ""
-            numbers = (
-                f"The prompt has {at_least}{prompt} tokens; the model's context is "
-                f"{limit} tokens. "
-                if prompt is not None and limit is not None
-                else ""
-            )
-            return VLLMContextOverflowError(
-                f"{numbers}Shorten the input (e.g. `trim_messages`) or lower "
-                f"`max_tokens`. Server said: {server_msg}",
-                response=error.response,
-                body=error.body,
-            )
-        if _TOOL_PARSER_HINT.search(server_msg):
-            return VLLMServerFeatureError(
-                f"{server_msg}. Tool calling needs a server started with "
-                "`--enable-auto-tool-choice --tool-call-parser NAME` "
-                "(e.g. `hermes`).",
-                response=error.response,
-                body=error.body,
-            )
-        return VLLMBadRequestError(server_msg, response=error.response, body=error.body)
+        return _bad_request(error, server_msg)
     return error
+
+
+def _bad_request(error: openai.BadRequestError, server_msg: str) -> BaseException:
+    if _is_context_overflow(server_msg):
+        prompt, limit = context_numbers(server_msg)
+        # vLLM 0.32 stops counting one past the limit: "at least N".
+        at_least = "at least " if _AT_LEAST.search(server_msg) else ""
+        numbers = (
+            f"The prompt has {at_least}{prompt} tokens; the model's context is "
+            f"{limit} tokens. "
+            if prompt is not None and limit is not None
+            else ""
+        )
+        return VLLMContextOverflowError(
+            f"{numbers}Shorten the input (e.g. `trim_messages`) or lower "
+            f"`max_tokens`. Server said: {server_msg}",
+            response=error.response,
+            body=error.body,
+        )
+    if _TOOL_PARSER_HINT.search(server_msg):
+        return VLLMServerFeatureError(
+            f"{server_msg}. Tool calling needs a server started with "
+            "`--enable-auto-tool-choice --tool-call-parser NAME` "
+            "(e.g. `hermes`).",
+            response=error.response,
+            body=error.body,
+        )
+    return VLLMBadRequestError(server_msg, response=error.response, body=error.body)
 
 
 def _server_message(error: openai.APIStatusError) -> str:

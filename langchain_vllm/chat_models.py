@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import openai
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -22,7 +18,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._chat_answer import (
-    AnswerSeen,
+    ChatStreamState,
     add_chunk_reasoning,
     add_vllm_fields,
     check_answer,
@@ -30,7 +26,6 @@ from langchain_vllm._chat_answer import (
     chunk_problem,
     completion_problem,
     markup_parser,
-    split_chunk,
     split_generations,
 )
 from langchain_vllm._chat_request import (
@@ -45,7 +40,7 @@ from langchain_vllm._chat_request import (
     version_tuple,
     wants_structured_outputs,
 )
-from langchain_vllm._client import VLLMClient
+from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
 from langchain_vllm._markup import MarkupParser
 from langchain_vllm._params import (
@@ -230,6 +225,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMChatParams
     _path: ClassVar[str] = "/chat/completions"
+    _answer_errors: ClassVar[tuple[type[Exception], ...]] = (json.JSONDecodeError,)
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -443,90 +439,14 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             add_chunk_reasoning(chunk, generation_chunk.message)  # type: ignore[arg-type]
         return generation_chunk
 
-    # -- calls -----------------------------------------------------------------------
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        try:
-            return super()._generate(messages, stop, run_manager, **kwargs)
-        except openai.APIError as e:
-            raise self._link.translate(e) from e
-        except json.JSONDecodeError as e:
-            raise self._malformed(f"not JSON: {e}") from e
+    # -- streams --------------------------------------------------------------------
+    def _stream_state(self) -> ChatStreamState:
+        return ChatStreamState(self._parser())
 
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        try:
-            await self._aprepare(kwargs)
-            return await super()._agenerate(messages, stop, run_manager, **kwargs)
-        except openai.APIError as e:
-            raise await self._link.atranslate(e) from e
-        except json.JSONDecodeError as e:
-            raise self._malformed(f"not JSON: {e}") from e
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        seen, parser = AnswerSeen(), self._parser()
-        # With a parser, token callbacks must see the parsed chunks: made here.
-        inner = None if parser else run_manager
-        try:
-            for raw in super()._stream(messages, stop, inner, **kwargs):
-                chunk = split_chunk(parser, raw) if parser else raw
-                if parser and run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                seen.add(chunk)
-                yield chunk
-        except Exception as e:
-            translated = self._link.translate(e) if _is_api(e) else e
-            error = self._stream_error(e, translated, seen.received)
-            if error is e:
-                raise
-            raise error from e
-        self._end_stream(seen)
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        seen, parser = AnswerSeen(), self._parser()
-        inner = None if parser else run_manager
-        try:
-            await self._aprepare(kwargs)
-            async for raw in super()._astream(messages, stop, inner, **kwargs):
-                chunk = split_chunk(parser, raw) if parser else raw
-                if parser and run_manager:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                seen.add(chunk)
-                yield chunk
-        except Exception as e:
-            translated = await self._link.atranslate(e) if _is_api(e) else e
-            error = self._stream_error(e, translated, seen.received)
-            if error is e:
-                raise
-            raise error from e
-        self._end_stream(seen)
-
-    def _end_stream(self, seen: AnswerSeen) -> None:
-        if seen.finish_reason is None:
-            raise self._incomplete_stream()
-        check_answer(seen, error_on_empty=self.error_on_empty_reasoning_only)
+    def _end_stream(self, state: StreamState) -> None:
+        super()._end_stream(state)
+        if isinstance(state, ChatStreamState):
+            check_answer(state.seen, error_on_empty=self.error_on_empty_reasoning_only)
 
     # -- server-side tokenizer -----------------------------------------------------
     def get_num_tokens_from_messages(
@@ -561,7 +481,3 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         if tools:
             kwargs["tools"] = self.bind_tools(tools).kwargs["tools"]  # type: ignore[attr-defined]
         return tokenize_body(self._get_request_payload(messages, **kwargs))
-
-
-def _is_api(error: BaseException) -> bool:
-    return isinstance(error, openai.APIError)

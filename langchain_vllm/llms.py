@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Self
 
-import openai
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.language_models import LangSmithParams
-from langchain_core.outputs import GenerationChunk, LLMResult
+from langchain_core.outputs import LLMResult
 from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
-from langchain_vllm._client import MALFORMED, VLLMClient
+from langchain_vllm._client import VLLMClient
 from langchain_vllm._params import VLLMCompletionParams, request_body
 from langchain_vllm._server_api import LoopClient
 
@@ -243,84 +237,6 @@ class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc
                     generation.generation_info.update(extra)
         return result
 
-    # -- calls -----------------------------------------------------------------------
-    def _generate(
-        self,
-        prompts: list[str],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> LLMResult:
-        kwargs = self._call_kwargs(kwargs)
-        try:
-            return super()._generate(prompts, stop, run_manager, **kwargs)
-        except openai.APIError as e:
-            raise self._link.translate(e) from e
-        except MALFORMED as e:
-            raise self._malformed(e) from e
-
-    async def _agenerate(
-        self,
-        prompts: list[str],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> LLMResult:
-        kwargs = self._call_kwargs(kwargs)
-        try:
-            await self._aprepare(kwargs)
-            return await super()._agenerate(prompts, stop, run_manager, **kwargs)
-        except openai.APIError as e:
-            raise await self._link.atranslate(e) from e
-        except MALFORMED as e:
-            raise self._malformed(e) from e
-
-    def _stream(
-        self,
-        prompt: str,
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[GenerationChunk]:
-        kwargs = self._call_kwargs(kwargs)
-        finished = False
-        try:
-            for chunk in super()._stream(prompt, stop, run_manager, **kwargs):
-                finished = finished or _is_final(chunk)
-                yield chunk
-        except openai.APIError as e:
-            raise self._link.translate(e) from e
-        except MALFORMED as e:
-            raise self._malformed(e) from e
-        if not finished:
-            raise self._incomplete_stream()
-
-    async def _astream(
-        self,
-        prompt: str,
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[GenerationChunk]:
-        kwargs = self._call_kwargs(kwargs)
-        finished = False
-        try:
-            await self._aprepare(kwargs)
-            async for chunk in super()._astream(prompt, stop, run_manager, **kwargs):
-                finished = finished or _is_final(chunk)
-                yield chunk
-        except openai.APIError as e:
-            raise await self._link.atranslate(e) from e
-        except MALFORMED as e:
-            raise self._malformed(e) from e
-        if not finished:
-            raise self._incomplete_stream()
-
-    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
-        """Discover the model without blocking the event loop."""
-        if not self.model_name and not kwargs.get("model"):
-            await self._link.aresolve_model(None)
-
     @property
     def max_context_size(self) -> int:
         """The served model's context length (`max_model_len` of `/v1/models`)."""
@@ -337,7 +253,3 @@ def _group(choices: Any, n: int) -> list[list[Any]]:
     items = list(choices or [])
     size = max(int(n or 1), 1)
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _is_final(chunk: GenerationChunk) -> bool:
-    return bool((chunk.generation_info or {}).get("finish_reason"))
