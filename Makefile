@@ -56,10 +56,10 @@ scale_test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy langchain_vllm tests scripts benchmarks
+	$(PY) -m mypy langchain_vllm tests scripts benchmarks rig.py
 
 typing: $(STAMP)
-	$(PY) -m mypy langchain_vllm tests scripts benchmarks
+	$(PY) -m mypy langchain_vllm tests scripts benchmarks rig.py
 
 format: $(STAMP)
 	$(PY) -m ruff format .

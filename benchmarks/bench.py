@@ -408,7 +408,7 @@ def bench_live(sizes: Sizes, eager: bool, base_url: str | None) -> dict[str, Any
             "eager": eager,
             "external": base_url,
         }
-    from langchain_vllm.server import rig_server
+    from rig import rig_server
 
     server = rig_server("chat", eager=eager).start()
     try:

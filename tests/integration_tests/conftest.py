@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from langchain_vllm.server import VLLMServer, rig_server
+from langchain_vllm.server import VLLMServer
+from rig import rig_server
 
 
 class RigServers:

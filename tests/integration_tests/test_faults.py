@@ -34,7 +34,8 @@ from langchain_vllm import (
     VLLMModelNotFoundError,
     VLLMTimeoutError,
 )
-from langchain_vllm.server import VLLMServer, rig_server
+from langchain_vllm.server import VLLMServer
+from rig import rig_server
 from tests.unit_tests.fake_vllm import chat_completion, stream_chunks
 
 pytestmark = pytest.mark.timeout(900)

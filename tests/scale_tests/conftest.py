@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from langchain_vllm.server import VLLMServer, rig_server
+from langchain_vllm.server import VLLMServer
+from rig import rig_server
 from tests.scale_tests.router import VLLMRouter, http_get
 
 REPLICAS = 2

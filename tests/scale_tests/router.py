@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from langchain_vllm.server import rig_cache_dir
+from rig import router_python
 
 ROUTER_MODULE = "vllm_router.launch_router"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -38,11 +38,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def router_python() -> Path:
-    """The interpreter of the rig's router environment."""
-    return rig_cache_dir() / "router-venv" / "bin" / "python"
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:

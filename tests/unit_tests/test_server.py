@@ -9,6 +9,7 @@ are exercised for real. Only 127.0.0.1 is reached (``allow_hosts``).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
@@ -18,14 +19,7 @@ from pathlib import Path
 import pytest
 
 from langchain_vllm import server as server_mod
-from langchain_vllm.server import (
-    RIG_SERVERS,
-    SERVER_MODULE,
-    VLLMServer,
-    VLLMServerError,
-    rig_cache_dir,
-    rig_server,
-)
+from langchain_vllm.server import SERVER_MODULE, VLLMServer, VLLMServerError
 
 loopback = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -37,6 +31,10 @@ argv = sys.argv[1:]
 assert argv[:2] == ["-m", "vllm.entrypoints.openai.api_server"], argv
 opts = dict(zip(argv[2::2], argv[3::2]))
 mode = os.environ.get("FAKE_MODE", "ok")
+if mode == "novllm":  # what a python without vLLM says, word for word
+    print(f"{{sys.argv[0]}}: Error while finding module specification for "
+          f"{{argv[1]!r}} (ModuleNotFoundError: No module named 'vllm')", flush=True)
+    sys.exit(1)
 print("fake vllm starting", " ".join(argv), flush=True)
 for i in range(60):
     print(f"log line {{i}}", flush=True)
@@ -191,85 +189,62 @@ def test_served_name_and_host(tmp_path: Path) -> None:
 
 
 def test_default_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LANGCHAIN_VLLM_CACHE", str(tmp_path))
     monkeypatch.delenv("VLLM_PYTHON", raising=False)
-    assert VLLMServer("m").python == sys.executable
+    # No project cache is consulted: a built rig venv is not the default.
+    monkeypatch.setenv("LANGCHAIN_VLLM_CACHE", str(tmp_path))
     rig_python = tmp_path / "vllm-venv" / "bin" / "python"
     rig_python.parent.mkdir(parents=True)
     rig_python.touch()
-    assert VLLMServer("m").python == str(rig_python)
+    assert VLLMServer("m").python == sys.executable
     monkeypatch.setenv("VLLM_PYTHON", "/env/python")
     assert VLLMServer("m").python == "/env/python"
     assert VLLMServer("m", python=Path("/given")).python == "/given"
 
 
 def test_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("VLLM_NO_USAGE_STATS", "0")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLLM_CPU_KVCACHE_SPACE"):
+        monkeypatch.delenv(name, raising=False)
     env = VLLMServer("m", python="py", env={"DO_NOT_TRACK": "0"}).server_env()
-    assert env["HF_HUB_OFFLINE"] == "1"
-    assert env["TRANSFORMERS_OFFLINE"] == "1"
-    assert env["VLLM_NO_USAGE_STATS"] == "1"
-    assert env["VLLM_CPU_KVCACHE_SPACE"] == "4"  # the caller's environment wins
+    assert env["VLLM_NO_USAGE_STATS"] == "0"  # the caller's environment wins
     assert env["DO_NOT_TRACK"] == "0"  # and `env` wins over everything
+    monkeypatch.delenv("VLLM_NO_USAGE_STATS")
+    env = VLLMServer("m", python="py").server_env()
+    assert env["VLLM_NO_USAGE_STATS"] == "1"
+    assert env["DO_NOT_TRACK"] == "1"
+    # Offline mode and the KV cache size are the caller's choice, not defaults.
+    assert "HF_HUB_OFFLINE" not in env
+    assert "TRANSFORMERS_OFFLINE" not in env
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env
 
 
-def test_rig_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LANGCHAIN_VLLM_CACHE", str(tmp_path))
-    assert rig_cache_dir() == tmp_path
-    monkeypatch.delenv("LANGCHAIN_VLLM_CACHE")
-    assert rig_cache_dir() == Path.home() / ".cache" / "langchain-vllm"
+def _no_project_words(message: str) -> None:
+    """A message of the installed package makes sense without a clone."""
+    for pattern in (r"\bmake\b", "scripts/", "setup_rig", r"\brig\b", "CACHE"):
+        assert not re.search(pattern, message), (pattern, message)
 
 
-def test_rig_presets() -> None:
-    assert set(RIG_SERVERS) == {"chat", "reasoning", "plain", "embeddings"}
-    assert "--tool-call-parser" in RIG_SERVERS["chat"].args
-    assert "--reasoning-parser" in RIG_SERVERS["reasoning"].args
-    plain = RIG_SERVERS["plain"]
-    assert plain.model_dir == RIG_SERVERS["chat"].model_dir
-    assert plain.served_model_name != RIG_SERVERS["chat"].served_model_name
-    assert "--tool-call-parser" not in plain.args
-    assert "--reasoning-parser" not in plain.args
-
-
-def test_rig_server_missing_cache(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("LANGCHAIN_VLLM_CACHE", str(tmp_path))
-    monkeypatch.delenv("VLLM_PYTHON", raising=False)
-    with pytest.raises(VLLMServerError, match=r"setup_rig\.py.*make rig") as err:
-        rig_server("chat")
-    assert "smollm2-135m-instruct" in str(err.value)
-    (tmp_path / "models" / "smollm2-135m-instruct").mkdir(parents=True)
-    with pytest.raises(VLLMServerError, match=r"vllm-venv.*setup_rig"):
-        rig_server("chat")
-    with pytest.raises(ValueError, match="chat"):
-        rig_server("nope")
-
-
-def test_rig_server_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LANGCHAIN_VLLM_CACHE", str(tmp_path))
-    monkeypatch.delenv("VLLM_PYTHON", raising=False)
-    python = tmp_path / "vllm-venv" / "bin" / "python"
-    python.parent.mkdir(parents=True)
-    python.touch()
-    (tmp_path / "models" / "smollm2-135m-instruct").mkdir(parents=True)
-    server = rig_server("plain", port=8000, args=["--seed", "1"])
-    assert server.python == str(python)
-    assert server.served_model_name == "smollm2-135m-plain"
-    assert server.command[-7:] == [
-        "--max-model-len",
-        "2048",
-        "--dtype",
-        "bfloat16",
-        "--enforce-eager",
-        "--seed",
-        "1",
-    ]
+@loopback
+def test_missing_interpreter(tmp_path: Path) -> None:
+    server = VLLMServer(
+        "m", python=tmp_path / "no-python", quiet=True, log_file=tmp_path / "log"
+    )
+    with pytest.raises(VLLMServerError, match=r"Cannot run .*no-python") as err:
+        server.start()
+    message = str(err.value)
+    assert str(tmp_path / "no-python") in message
+    assert "VLLM_PYTHON" in message
+    assert "pip install vllm" in message
+    _no_project_words(message)
     assert not server.is_running
-    compiled = rig_server("chat", eager=False, port=8000)
-    assert "--enforce-eager" not in compiled.command
-    assert "--enable-auto-tool-choice" in compiled.command
+    assert server.pid is None
+
+
+def test_module_docs_name_no_project_tooling() -> None:
+    for text in (server_mod.__doc__, VLLMServer.__doc__, server_mod.PYTHON_HINT):
+        assert text
+        _no_project_words(text)
+    assert set(server_mod.__all__) == {"VLLMServer", "VLLMServerError"}
 
 
 # ------------------------------------------------------- with a fake server
@@ -298,13 +273,17 @@ def test_start_stop_free_port(fake_python: Path, tmp_path: Path) -> None:
 
 
 @loopback
-def test_environment_reaches_server(fake_python: Path, tmp_path: Path) -> None:
+def test_environment_reaches_server(
+    fake_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VLLM_NO_USAGE_STATS", raising=False)
+    monkeypatch.delenv("DO_NOT_TRACK", raising=False)
     out = tmp_path / "env.txt"
     with _make(fake_python, tmp_path, env={"FAKE_ENV_OUT": str(out)}):
         pass
     lines = out.read_text().splitlines()
-    assert "HF_HUB_OFFLINE=1" in lines
     assert "VLLM_NO_USAGE_STATS=1" in lines
+    assert "DO_NOT_TRACK=1" in lines
 
 
 @loopback
@@ -377,6 +356,26 @@ def test_early_exit_raises_with_log_tail(fake_python: Path, tmp_path: Path) -> N
     assert "log line 5\n" not in message  # only the tail, about 40 lines
     assert str(server.log_path) in message
     assert not server.is_running
+
+
+@loopback
+def test_python_without_vllm_says_what_to_do(fake_python: Path, tmp_path: Path) -> None:
+    server = _make(fake_python, tmp_path, env={"FAKE_MODE": "novllm"})
+    with pytest.raises(VLLMServerError, match="exited with code 1") as err:
+        server.start()
+    message = str(err.value)
+    assert f"The interpreter {fake_python} has no vLLM." in message
+    assert "VLLM_PYTHON" in message
+    assert "No module named 'vllm'" in message  # the log tail follows
+    _no_project_words(message)
+
+
+@loopback
+def test_early_exit_without_hint(fake_python: Path, tmp_path: Path) -> None:
+    server = _make(fake_python, tmp_path, env={"FAKE_MODE": "exit"})
+    with pytest.raises(VLLMServerError) as err:
+        server.start()
+    assert "has no vLLM" not in str(err.value)
 
 
 @loopback

@@ -1,0 +1,197 @@
+"""The project's test rig: the small local vLLM servers of tests, demo and benchmarks.
+
+Not part of the installed package (the wheel ships only ``langchain_vllm``): this
+module lives at the root of the clone. ``python scripts/setup_rig.py`` (``make rig``)
+builds the rig's cache, `rig_cache_dir()`:
+
+    vllm-venv/     vLLM's CPU build (`rig_python()`)
+    router-venv/   vllm-router, with ``--router`` (`router_python()`)
+    models/        the test models (`rig_models_dir()`; see `RigPreset.model_dir`)
+
+`rig_server(kind)` builds a `langchain_vllm.server.VLLMServer` for one of
+`RIG_SERVERS`, with the rig's offline environment (`RIG_SERVER_ENV`).
+
+Importing it: pytest (rootdir), ``python -m`` and ``python -c`` from the clone's
+root have the root on ``sys.path``; the scripts and benchmarks run as files put it
+there themselves, the notebook adds its parent folder.
+
+The module level uses only the standard library, so ``scripts/setup_rig.py`` (which
+must run before anything is installed) shares `rig_cache_dir` with everyone else;
+`langchain_vllm` is imported when a server is built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from langchain_vllm.server import VLLMServer
+
+__all__ = [
+    "RIG_SERVERS",
+    "RIG_SERVER_ENV",
+    "SETUP_HINT",
+    "RigPreset",
+    "rig_cache_dir",
+    "rig_models_dir",
+    "rig_python",
+    "rig_server",
+    "router_python",
+]
+
+SETUP_HINT = "Run `python scripts/setup_rig.py` (or `make rig`) to build it."
+"""What to do when a part of the rig is missing."""
+
+RIG_SERVER_ENV: Mapping[str, str] = MappingProxyType(
+    {
+        # The rig's models are local folders: never ask the Hugging Face hub.
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        # 1 GiB of KV cache per server: enough for the test models' 2048-token
+        # window, and the suites run several servers side by side.
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    }
+)
+"""Environment of the rig's servers where the caller's environment sets no value."""
+
+
+def rig_cache_dir() -> Path:
+    """Return the rig's cache folder.
+
+    Returns:
+        ``$LANGCHAIN_VLLM_CACHE`` if set, else ``~/.cache/langchain-vllm``.
+    """
+    root = os.environ.get("LANGCHAIN_VLLM_CACHE")
+    if root:
+        return Path(root).expanduser()
+    return Path.home() / ".cache" / "langchain-vllm"
+
+
+def rig_models_dir() -> Path:
+    """Return the folder of the rig's test models (``models``)."""
+    return rig_cache_dir() / "models"
+
+
+def rig_python() -> Path:
+    """Return the interpreter of the rig's vLLM environment (``vllm-venv``)."""
+    return rig_cache_dir() / "vllm-venv" / "bin" / "python"
+
+
+def router_python() -> Path:
+    """Return the interpreter of the rig's vllm-router environment (``router-venv``)."""
+    return rig_cache_dir() / "router-venv" / "bin" / "python"
+
+
+class RigPreset(NamedTuple):
+    """One test server of the rig: model folder, served name, extra vLLM flags."""
+
+    model_dir: str
+    """Folder name under ``<rig cache>/models``."""
+    served_model_name: str
+    """Name the server answers to."""
+    args: tuple[str, ...]
+    """vLLM flags beyond model, name, host and port."""
+
+
+_CHAT_ARGS = ("--max-model-len", "2048", "--dtype", "bfloat16")
+_TOOL_ARGS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+# No free whitespace in enforced JSON: with bounded strings (ChatVLLM's
+# `max_json_string_length`) an enforced answer's length is then bounded too.
+_JSON_ARGS = (
+    "--structured-outputs-config",
+    '{"backend": "xgrammar", "disable_any_whitespace": true}',
+)
+
+RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
+    {
+        "chat": RigPreset(
+            "smollm2-135m-instruct",
+            "smollm2-135m-instruct",
+            (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS),
+        ),
+        "reasoning": RigPreset(
+            "smollm2-135m-reasoning",
+            "smollm2-135m-reasoning",
+            # holo2 is DeepSeek-R1's parser that also honours
+            # chat_template_kwargs={"enable_thinking": False} (deepseek_r1 would
+            # file a thinking-off answer under reasoning).
+            (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "holo2"),
+        ),
+        "plain": RigPreset(
+            "smollm2-135m-instruct",
+            "smollm2-135m-plain",
+            _CHAT_ARGS,
+        ),
+        "embeddings": RigPreset(
+            "all-minilm-l6-v2",
+            "all-minilm-l6-v2",
+            ("--dtype", "float32", "--runner", "pooling"),
+        ),
+    }
+)
+"""The rig's test servers by kind: chat (tool calling), reasoning (tool calling
+and the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers) and
+embeddings (also serves ``/score`` and ``/rerank``)."""
+
+
+def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
+    """Build (not start) a `VLLMServer` for one of the rig's test servers.
+
+    Args:
+        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"`` or
+            ``"embeddings"``.
+        eager: Add ``--enforce-eager``: starts in about a third of the time, at
+            about two thirds of the throughput (benchmarks pass False).
+        **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's,
+            ``env`` on top of `RIG_SERVER_ENV`. Without ``python`` (and without
+            ``$VLLM_PYTHON``) the server runs in the rig's vLLM environment.
+
+    Returns:
+        The server, not started yet.
+
+    Raises:
+        ValueError: Unknown `kind`.
+        VLLMServerError: The rig's model folder or vLLM environment is missing.
+
+    Example:
+        .. code-block:: python
+
+            from rig import rig_server
+
+            with rig_server("chat") as server:
+                print(server.base_url, server.served_model_name)
+    """
+    from langchain_vllm.server import VLLMServer, VLLMServerError
+
+    try:
+        preset = RIG_SERVERS[kind]
+    except KeyError:
+        msg = f"Unknown rig server kind {kind!r}; choose one of {sorted(RIG_SERVERS)}"
+        raise ValueError(msg) from None
+    model = rig_models_dir() / preset.model_dir
+    if not model.is_dir():
+        msg = f"The rig's model folder {model} is missing. {SETUP_HINT}"
+        raise VLLMServerError(msg)
+    if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
+        python = rig_python()
+        if not python.exists():
+            msg = (
+                f"The rig's vLLM environment {python.parent.parent} is missing. "
+                f"{SETUP_HINT} Or set VLLM_PYTHON to an interpreter with vLLM."
+            )
+            raise VLLMServerError(msg)
+        kwargs["python"] = python
+    args = [*preset.args]
+    if eager:
+        args.append("--enforce-eager")
+    args += list(kwargs.pop("args", ()))
+    # Like the launcher's own defaults: the caller's environment wins, `env` wins
+    # over everything.
+    env = {k: v for k, v in RIG_SERVER_ENV.items() if k not in os.environ}
+    env.update(kwargs.pop("env", None) or {})
+    kwargs.setdefault("served_model_name", preset.served_model_name)
+    return VLLMServer(model, args=args, env=env, **kwargs)
