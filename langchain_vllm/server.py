@@ -359,14 +359,7 @@ class VLLMServer:
         if self.is_running:
             return self
         self._proc = None
-        if self._port is None:
-            self._port = _free_port(self.host)
-        elif _port_in_use(self.host, self._port):
-            msg = (
-                f"Port {self._port} on {self.host} is already in use: stop whatever "
-                f"listens there or pass another port (port=None picks a free one)."
-            )
-            raise VLLMServerError(msg)
+        self._claim_port()
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
             os.close(fd)
@@ -402,6 +395,16 @@ class VLLMServer:
             f"after {self.startup_seconds:.1f} s"
         )
         return self
+
+    def _claim_port(self) -> None:
+        if self._port is None:
+            self._port = _free_port(self.host)
+        elif _port_in_use(self.host, self._port):
+            msg = (
+                f"Port {self._port} on {self.host} is already in use: stop whatever "
+                f"listens there or pass another port (port=None picks a free one)."
+            )
+            raise VLLMServerError(msg)
 
     def _wait_healthy(self, proc: subprocess.Popen[bytes]) -> float:
         url = f"{self.root_url}/health"
