@@ -861,6 +861,20 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+STUB_PARTS = ("requests", "overhead", "tokens", "embeddings")
+PARTS = (*STUB_PARTS, "live")
+
+
+def selected_parts(args: argparse.Namespace) -> set[str]:
+    """The parts to run: `--only` ones (default all), less `--no-live`/`--no-stub`."""
+    parts = set(args.only or PARTS)
+    if args.no_live:
+        parts.discard("live")
+    if args.no_stub:
+        parts -= set(STUB_PARTS)
+    return parts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="ChatVLLM vs raw openai SDK vs ChatOpenAI"
@@ -871,6 +885,12 @@ def main() -> int:
     )
     parser.add_argument("--no-live", action="store_true", help="stub parts only")
     parser.add_argument("--no-stub", action="store_true", help="live part only")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable), e.g. `--only embeddings`",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--base-url",
@@ -883,19 +903,25 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
+    parts = selected_parts(args)
     stub_res = requests = tokens = embeds = live = None
-    if not args.no_stub:
+    if parts & set(STUB_PARTS):
         with StubProcess() as stub:
-            say(f"stub on {stub.base_url}: request counts")
-            requests = bench_requests(stub)
-            for label, got, _ in requests:
-                say(f"  {label}: {got}  (as expected)")
-            say("client overhead (interleaved)")
-            stub_res = bench_stub(stub, sizes)
-            say("token counting")
-            tokens = bench_tokens(stub, sizes)
-            embeds = bench_embeddings(stub, sizes)
-    if not args.no_live:
+            if "requests" in parts:
+                say(f"stub on {stub.base_url}: request counts")
+                requests = bench_requests(stub)
+                for label, got, _ in requests:
+                    say(f"  {label}: {got}  (as expected)")
+            if "overhead" in parts:
+                say("client overhead (interleaved)")
+                stub_res = bench_stub(stub, sizes)
+            if "tokens" in parts:
+                say("token counting")
+                tokens = bench_tokens(stub, sizes)
+            if "embeddings" in parts:
+                say("embeddings")
+                embeds = bench_embeddings(stub, sizes)
+    if "live" in parts:
         say(
             f"live vLLM ({'eager' if args.eager else 'compiled'}; "
             "start may take ~100 s)"

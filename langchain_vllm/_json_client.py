@@ -126,23 +126,52 @@ class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
         )
 
 
-def decode_base64_vectors(response: Any) -> Any:
-    """Turn base64 `embedding` strings of an embeddings answer into float lists.
+def decode_base64_vector(text: str) -> list[float]:
+    """A base64 `embedding` string of vLLM's answer as a list of floats.
 
     vLLM's `encoding_format="base64"` sends each vector as little-endian float32
     bytes: one `b64decode` per vector instead of parsing thousands of JSON numbers.
-    Anything that is not such a string is left for the caller's checks.
+
+    Raises:
+        ValueError: not base64 (`binascii.Error`), or not a whole number of float32s.
     """
-    items = response.get("data") if isinstance(response, dict) else None
-    for item in items if isinstance(items, list) else []:
-        vector = item.get("embedding") if isinstance(item, dict) else None
-        if isinstance(vector, str):
-            packed = base64.b64decode(vector, validate=True)
-            if len(packed) % 4:
-                msg = f"a base64 embedding of {len(packed)} bytes is not float32s"
-                raise ValueError(msg)
-            floats = array("f", packed)
-            if sys.byteorder == "big":
-                floats.byteswap()
-            item["embedding"] = floats.tolist()
-    return response
+    packed = base64.b64decode(text, validate=True)
+    if len(packed) % 4:
+        msg = f"a base64 embedding of {len(packed)} bytes is not float32s"
+        raise ValueError(msg)
+    floats = array("f", packed)
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()
+
+
+_FLOAT_ONLY = frozenset({float})
+_NUMBERS = frozenset({float, int})
+
+
+def embedding_floats(embedding: Any) -> list[float] | None:
+    """An answer's `embedding` as a list of floats; None when it is not a vector.
+
+    A base64 string is decoded (floats by construction). A JSON list is checked with
+    one pass over its item types (C speed) rather than an `isinstance` per item: a
+    list of floats is returned as it is, one with JSON integers is converted.
+    Booleans and anything else that is not a number give None.
+
+    Raises:
+        ValueError: a base64 string that is not float32 bytes.
+    """
+    if isinstance(embedding, str):
+        return decode_base64_vector(embedding)
+    if not isinstance(embedding, list):
+        return None
+    types = set(map(type, embedding))
+    if types <= _FLOAT_ONLY:
+        return embedding
+    if types <= _NUMBERS:
+        try:
+            return array("d", embedding).tolist()
+        except OverflowError:  # an integer beyond float range
+            return None
+    if all(isinstance(x, int | float) and not isinstance(x, bool) for x in embedding):
+        return [float(x) for x in embedding]  # number subclasses (not from JSON)
+    return None

@@ -16,7 +16,7 @@ from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     AsyncJSONEndpoint,
     JSONEndpoint,
-    decode_base64_vectors,
+    embedding_floats,
 )
 from langchain_vllm._params import VLLMPoolingParams, request_body
 from langchain_vllm.errors import VLLMContextOverflowError
@@ -247,26 +247,30 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
         return (await self.aembed_documents([text], **kwargs))[0]
 
     def _vectors(self, response: Any, expected: int) -> list[list[float]]:
-        try:  # decoded JSON from JSONEndpoint, never SDK models
-            data = decode_base64_vectors(response)
-        except ValueError as e:  # binascii.Error too
-            raise self._malformed(f"bad base64 vector: {e}") from e
-        items = data.get("data") if isinstance(data, dict) else None
+        """The float vectors of an answer (decoded JSON), in input order."""
+        items = response.get("data") if isinstance(response, dict) else None
         if not isinstance(items, list) or len(items) != expected:
             got = len(items) if isinstance(items, list) else "no"
             problem = f"{got} embeddings for {expected} texts"
             raise self._malformed(problem)
-        vectors: list[tuple[int, list[float]]] = []
+        vectors: list[list[float]] = []
+        indices: list[int] = []
         for position, item in enumerate(items):
-            vector = item.get("embedding") if isinstance(item, dict) else None
-            if not isinstance(vector, list) or not all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in vector
-            ):
+            if not isinstance(item, dict):
                 raise self._malformed(f"item {position} has no list of numbers")
+            try:
+                vector = embedding_floats(item.get("embedding"))
+            except ValueError as e:  # binascii.Error too
+                raise self._malformed(f"bad base64 vector: {e}") from e
+            if vector is None:
+                raise self._malformed(f"item {position} has no list of numbers")
+            vectors.append(vector)
             index = item.get("index", position)
-            vectors.append((index if isinstance(index, int) else position, vector))
-        vectors.sort(key=lambda pair: pair[0])
-        return [[float(x) for x in vector] for _, vector in vectors]
+            indices.append(index if isinstance(index, int) else position)
+        if indices == sorted(indices):  # vLLM answers in order: no reordering
+            return vectors
+        order = sorted(range(len(vectors)), key=indices.__getitem__)
+        return [vectors[i] for i in order]
 
 
 def _with_truncation_hint(error: BaseException) -> BaseException:

@@ -11,7 +11,8 @@ import pytest
 from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMResponseError
 from langchain_vllm._json_client import (
     CHAT_KEYWORDS,
-    decode_base64_vectors,
+    decode_base64_vector,
+    embedding_floats,
     split_request,
 )
 from tests.unit_tests.fake_vllm import FakeVLLM, stream_chunks
@@ -114,10 +115,25 @@ def test_embeddings_ask_for_base64_and_decode_it(fake: FakeVLLM) -> None:
     assert all(isinstance(x, float) for x in vector)
 
 
-def test_decode_base64_vectors_little_endian_float32() -> None:
+def test_decode_base64_vector_little_endian_float32() -> None:
     packed = base64.b64encode(struct.pack("<3f", 1.5, -2.0, 0.25)).decode()
-    answer = {"data": [{"index": 0, "embedding": packed}]}
-    assert decode_base64_vectors(answer)["data"][0]["embedding"] == [1.5, -2.0, 0.25]
+    assert decode_base64_vector(packed) == [1.5, -2.0, 0.25]
+
+
+def test_json_number_vectors_become_float_lists() -> None:
+    floats = [0.5, -1.25]
+    assert embedding_floats(floats) is floats  # already floats: no copy
+    converted = embedding_floats([1, 0.5, -2])
+    assert converted == [1.0, 0.5, -2.0]
+    assert all(type(x) is float for x in converted or [])
+    assert embedding_floats([]) == []
+
+
+@pytest.mark.parametrize(
+    "bad", [None, {"x": 1}, [0.5, "1"], [1, True], [False], [[0.5]], [10**400]]
+)
+def test_non_vectors_are_none(bad: object) -> None:
+    assert embedding_floats(bad) is None
 
 
 @pytest.mark.parametrize("bad", ["not base64!", base64.b64encode(b"abc").decode()])

@@ -275,8 +275,23 @@ def test_truncated_completion_stream(raw: RawFakeVLLM) -> None:
         b"<html>",
         b'{"data": [{"x": 1}]}',
         b'{"data": [{"index": 0, "embedding": "abc"}]}',
+        b'{"data": [{"index": 0, "embedding": [0.5, "x"]}]}',
+        b'{"data": [{"index": 0, "embedding": [0.5, true]}]}',
+        b'{"data": [{"index": 0, "embedding": [[0.5]]}]}',
+        b'{"data": [{"index": 0, "embedding": [0.5, 1' + b"0" * 400 + b"]}]}",
+        b'{"data": ["not an item"]}',
     ],
-    ids=["no-data", "html", "item-without-embedding", "embedding-not-list"],
+    ids=[
+        "no-data",
+        "html",
+        "item-without-embedding",
+        "embedding-not-list",
+        "string-in-vector",
+        "boolean-in-vector",
+        "nested-vector",
+        "integer-beyond-float",
+        "item-not-object",
+    ],
 )
 def test_malformed_embeddings(raw: RawFakeVLLM, content: bytes) -> None:
     raw.raw["/v1/embeddings"] = (200, JSON, content)
