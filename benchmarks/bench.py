@@ -12,16 +12,20 @@ Parts (each reports ratios to the raw SDK, measured interleaved A,B,C,B,C,A,...)
 4. A live vLLM server (the rig's chat model, compiled unless `--eager`): output
    tokens/s and p50/p99 latency at concurrency 1, 8, 64 and 256, and time to first
    token of streams; raw SDK against ChatVLLM with the same prompts, `max_tokens`
-   and `ignore_eos` (so both generate exactly as many tokens).
+   and `ignore_eos` (so both generate exactly as many tokens). Each level runs
+   rounds of both clients back to back (order alternating), and the per-round
+   ratios give a 95 % interval and a PASS / FAIL / undecided verdict on the target
+   (`benchmarks/stats.py`); undecided levels get more rounds, up to a cap.
 
 Writes `benchmarks/results/latest.md`, `latest.json` and `throughput_latency.png`.
-`--quick` is the CI-sized run.
+`--quick` is the CI-sized run; `--only PART` runs one part (e.g. `--only embeddings`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -47,6 +51,14 @@ from benchmarks.common import (
     paired_ratios,
     percentile,
     rotations,
+)
+from benchmarks.stats import (
+    PASS,
+    UNDECIDED,
+    RatioEstimate,
+    needs_more_rounds,
+    paired_round_ratios,
+    ratio_interval,
 )
 from langchain_vllm import ChatVLLM
 
@@ -76,7 +88,10 @@ class Sizes:
     tokens_repeated: int
     tokens_fresh: int
     embed_calls: int
-    live_rounds: int
+    live_min_rounds: int
+    """Rounds every live level runs (even: each client order as often)."""
+    live_max_rounds: int
+    """Cap of the rounds a level runs while its verdict is undecided."""
     live_requests: dict[int, int]
     live_max_tokens: int
     ttft_streams: int
@@ -90,7 +105,8 @@ FULL = Sizes(
     tokens_repeated=5000,
     tokens_fresh=300,
     embed_calls=100,
-    live_rounds=2,
+    live_min_rounds=6,
+    live_max_rounds=20,
     live_requests={1: 4, 8: 16, 64: 64, 256: 256},
     live_max_tokens=32,
     ttft_streams=8,
@@ -103,7 +119,8 @@ QUICK = Sizes(
     tokens_repeated=1000,
     tokens_fresh=60,
     embed_calls=30,
-    live_rounds=1,
+    live_min_rounds=4,
+    live_max_rounds=6,
     live_requests={1: 4, 8: 16, 64: 64, 256: 256},
     live_max_tokens=16,
     ttft_streams=4,
@@ -523,24 +540,44 @@ def _bench_live(base_url: str, model: str, sizes: Sizes) -> dict[str, Any]:
         c: {n: [] for n in names} for c in levels
     }
     first_token = {n: Samples() for n in names}
-    for rnd in range(sizes.live_rounds):
-        for c in levels:
-            for name in rotations(names, rnd + c):
-                settle()
-                tps, lat = loop.run_until_complete(
-                    run_level(name, c, sizes.live_requests[c])
-                )
-                throughput[c][name].add(tps)
-                latency[c][name] += lat
-            say(
-                f"  live round {rnd + 1}/{sizes.live_rounds} c={c}: "
-                + ", ".join(
-                    f"{n} {throughput[c][n].values[-1]:.0f} tok/s" for n in names
-                )
+
+    def one_round(c: int, rnd: int) -> None:
+        # Both clients back to back, the order alternating from round to round: the
+        # round's ratio is the paired sample (load from elsewhere hits both alike).
+        for name in rotations(names, rnd):
+            settle()
+            tps, lat = loop.run_until_complete(
+                run_level(name, c, sizes.live_requests[c])
             )
+            throughput[c][name].add(tps)
+            latency[c][name] += lat
+        say(
+            f"  live round {rnd + 1} c={c}: "
+            + ", ".join(f"{n} {throughput[c][n].values[-1]:.0f} tok/s" for n in names)
+        )
+
+    def more(c: int) -> bool:
+        return any(
+            needs_more_rounds(
+                live_ratios(throughput[c], name),
+                TARGET_THROUGHPUT_RATIO,
+                min_rounds=sizes.live_min_rounds,
+                max_rounds=sizes.live_max_rounds,
+            )
+            for name in names[1:]
+        )
+
+    # The minimum rounds across all levels (spread over the run's duration), then
+    # one more round at a time for the levels still undecided, up to the cap.
+    for rnd in range(sizes.live_min_rounds):
+        for c in levels:
+            one_round(c, rnd)
         for name in rotations(names, rnd):
             for _ in range(sizes.ttft_streams):
                 first_token[name].add(ttft(name))
+    while pending := [c for c in levels if more(c)]:
+        for c in pending:
+            one_round(c, len(throughput[c][RAW].values))
     loop.close()
     return {
         "model": model,
@@ -570,8 +607,29 @@ def _ratio_value(samples: dict[str, Samples], name: str, key: str) -> float:
     return paired_ratios(samples, name, RAW).median
 
 
-def _live_ratio(live: dict[str, Any], c: int, name: str) -> float:
-    return paired_ratios(live["throughput"][c], name, RAW).median
+def live_ratios(throughput: dict[str, Samples], name: str) -> list[float]:
+    """Per-round throughput ratios name / raw SDK at one concurrency level."""
+    return paired_round_ratios(throughput[RAW].values, throughput[name].values)
+
+
+def live_estimate(live: dict[str, Any], c: int, name: str) -> RatioEstimate:
+    return ratio_interval(live_ratios(live["throughput"][c], name))
+
+
+def live_estimates(live: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every live level's paired-ratio estimate (for latest.json)."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in live["levels"]:
+        for n in live["names"][1:]:
+            e = live_estimate(live, c, n)
+            out.setdefault(f"c={c}", {})[n] = dataclasses.asdict(e) | {
+                "verdict": e.verdict(TARGET_THROUGHPUT_RATIO)
+            }
+    return out
+
+
+def _interval(e: RatioEstimate) -> str:
+    return f"{e.median:.3f}× (mean {e.center:.3f}× [{e.low:.3f}, {e.high:.3f}])"
 
 
 def _ratio(samples: dict[str, Samples], name: str, key: str) -> str:
@@ -588,9 +646,9 @@ def report(
     tokens: dict[str, Samples] | None,
     embeds: dict[str, Any] | None,
     live: dict[str, Any] | None,
-) -> tuple[str, list[tuple[str, bool, str]]]:
+) -> tuple[str, list[tuple[str, str, str]]]:
     out: list[str] = []
-    targets: list[tuple[str, bool, str]] = []
+    targets: list[tuple[str, str, str]] = []
     out.append("# Benchmark results (latest run)\n")
     out.append(
         f"Run {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} with "
@@ -655,7 +713,7 @@ def report(
                 targets.append(
                     (
                         f"{n} {what} ≤ {TARGET_CALL_RATIO:.2f}× raw SDK",
-                        r <= TARGET_CALL_RATIO,
+                        _met(r <= TARGET_CALL_RATIO),
                         f"CPU {r:.2f}×, wall {w:.2f}×",
                     )
                 )
@@ -664,7 +722,7 @@ def report(
             targets.append(
                 (
                     f"{n} stream per-chunk cost ≤ raw SDK's",
-                    r <= TARGET_CHUNK_RATIO,
+                    _met(r <= TARGET_CHUNK_RATIO),
                     f"CPU {r:.2f}× ({_us(m['chunk_cpu'][n].median)} vs "
                     f"{_us(m['chunk_cpu'][RAW].median)} µs), wall {w:.2f}×",
                 )
@@ -725,85 +783,94 @@ def report(
         )
         out.append("")
     if live is not None:
-        out.append("## Live vLLM server\n")
-        if live.get("external"):
-            out.append(f"**Against an external server {live['external']}.**\n")
-        out.append(
-            f"The rig's chat model ({live['model']}, "
-            f"{'--enforce-eager' if live['eager'] else 'compiled'}, started in "
-            f"{live['startup_s']:.0f} s), max_tokens={live['max_tokens']}, "
-            f"ignore_eos, temperature 0; {sizes.live_rounds} interleaved rounds; "
-            "requests per level "
-            + ", ".join(f"c={c}: {n}" for c, n in sizes.live_requests.items())
-            + ". Latency is per request, over all rounds.\n"
-        )
-        rows = []
-        for c in live["levels"]:
-            for n in live["names"]:
-                tp = live["throughput"][c][n]
-                lat = live["latency"][c][n]
-                rows.append(
-                    [
-                        str(c),
-                        n,
-                        f"{tp.median:.0f}",
-                        f"±{tp.spread() * 100:.0f} %",
-                        "1.00" if n == RAW else f"{_live_ratio(live, c, n):.3f}",
-                        f"{percentile(lat, 50) * 1e3:.0f}",
-                        f"{percentile(lat, 99) * 1e3:.0f}",
-                    ]
-                )
-        out.append(
-            md_table(
-                [
-                    "concurrency",
-                    "client",
-                    "output tok/s",
-                    "spread",
-                    "vs raw SDK",
-                    "p50 ms",
-                    "p99 ms",
-                ],
-                rows,
-            )
-        )
-        out.append("")
-        tt = live["ttft"]
-        out.append(
-            md_table(
-                ["client", "time to first token (median)", "spread"],
-                [
-                    [
-                        n,
-                        f"{tt[n].median * 1e3:.1f} ms",
-                        f"±{tt[n].spread() * 100:.0f} %",
-                    ]
-                    for n in live["names"]
-                ],
-            )
-        )
-        out.append("")
-        for n in live["names"][1:]:
-            for c in live["levels"]:
-                r = paired_ratios(live["throughput"][c], n, RAW).median
-                targets.append(
-                    (
-                        f"{n} live throughput at c={c} "
-                        f"≥ {TARGET_THROUGHPUT_RATIO}× raw",
-                        r >= TARGET_THROUGHPUT_RATIO,
-                        f"{r:.3f}×",
-                    )
-                )
-        out.append("![throughput and latency](throughput_latency.png)\n")
+        lines, live_targets = _live_report(live, sizes)
+        out += lines
+        targets += live_targets
     out.append("## Targets\n")
     out.append(
         md_table(
             ["target", "met", "measured"],
-            [[t, "yes" if ok else "**no**", v] for t, ok, v in targets],
+            [[t, met if met == "yes" else f"**{met}**", v] for t, met, v in targets],
         )
     )
     out.append("")
     return "\n".join(out), targets
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _live_report(
+    live: dict[str, Any], sizes: Sizes
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    out = ["## Live vLLM server\n"]
+    if live.get("external"):
+        out.append(f"**Against an external server {live['external']}.**\n")
+    out.append(
+        f"The rig's chat model ({live['model']}, "
+        f"{'--enforce-eager' if live['eager'] else 'compiled'}, started in "
+        f"{live['startup_s']:.0f} s), max_tokens={live['max_tokens']}, ignore_eos, "
+        f"temperature 0; requests per level "
+        + ", ".join(f"c={c}: {n}" for c, n in sizes.live_requests.items())
+        + f". Each level ran {sizes.live_min_rounds} rounds, and more (up to "
+        f"{sizes.live_max_rounds}) while its verdict was undecided; a round runs "
+        "both clients back to back, the order alternating from round to round. "
+        '"vs raw SDK" is the median of the per-round ratios ChatVLLM / raw SDK, '
+        "then their geometric mean with its 95 % t-interval (on the logs). Verdict "
+        f"on ≥ {TARGET_THROUGHPUT_RATIO}: PASS if the interval's lower bound is "
+        "above it, FAIL if its upper bound is below, else undecided. Latency is per "
+        "request, over all rounds.\n"
+    )
+    rows = []
+    for c in live["levels"]:
+        for n in live["names"]:
+            tp = live["throughput"][c][n]
+            lat = live["latency"][c][n]
+            e = None if n == RAW else live_estimate(live, c, n)
+            rows.append(
+                [
+                    str(c),
+                    n,
+                    str(len(tp.values)),
+                    f"{tp.median:.0f}",
+                    f"±{tp.spread() * 100:.0f} %",
+                    "1.00" if e is None else _interval(e),
+                    "" if e is None else e.verdict(TARGET_THROUGHPUT_RATIO),
+                    f"{percentile(lat, 50) * 1e3:.0f}",
+                    f"{percentile(lat, 99) * 1e3:.0f}",
+                ]
+            )
+    header = ["concurrency", "client", "rounds", "output tok/s", "spread"]
+    header += ["vs raw SDK: median (geometric mean [95 % interval])", "verdict"]
+    header += ["p50 ms", "p99 ms"]
+    out += [md_table(header, rows), ""]
+    tt = live["ttft"]
+    out.append(
+        md_table(
+            ["client", "time to first token (median)", "spread"],
+            [
+                [n, f"{tt[n].median * 1e3:.1f} ms", f"±{tt[n].spread() * 100:.0f} %"]
+                for n in live["names"]
+            ],
+        )
+    )
+    out.append("")
+    targets = []
+    for n in live["names"][1:]:
+        for c in live["levels"]:
+            e = live_estimate(live, c, n)
+            verdict = e.verdict(TARGET_THROUGHPUT_RATIO)
+            met = {PASS: "yes", UNDECIDED: "undecided"}.get(verdict, "no")
+            targets.append(
+                (
+                    f"{n} live throughput at c={c} ≥ {TARGET_THROUGHPUT_RATIO}× raw",
+                    met,
+                    f"{_interval(e)}, {e.rounds} rounds: {verdict}",
+                )
+            )
+    out.append("![throughput and latency](throughput_latency.png)\n")
+    return out, targets
 
 
 def plot(live: dict[str, Any], path: Path) -> None:
@@ -942,6 +1009,7 @@ def main() -> int:
                     "tokens": tokens,
                     "embeddings": embeds,
                     "live": live,
+                    "live_ratios": None if live is None else live_estimates(live),
                     "targets": targets,
                 }
             ),
