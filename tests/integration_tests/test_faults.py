@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -245,14 +246,33 @@ async def test_server_down_then_restarted_async(server: VLLMServer) -> None:
     assert reply.response_metadata["finish_reason"] in ("stop", "length")
 
 
+def _retries_covering(seconds: float) -> int:
+    """Retries whose back-off waits at least `seconds` in all.
+
+    openai waits 0.5 s doubling up to 8 s before each retry, less up to 25 %
+    jitter: at least 0.375, 0.75, 1.5, 3, then 6 s per retry.
+    """
+    return 4 + math.ceil(seconds / 6)
+
+
 def test_client_retries_while_server_comes_back(server: VLLMServer) -> None:
     """A call made while the server is down succeeds once it is back, within
-    `max_retries` (openai's back-off: 0.5 s doubling up to 8 s per wait, so 40
-    retries wait at least about 4 minutes: enough for an eager start on a busy
-    2-core machine, which took 25-130 s here)."""
-    chat = live_chat(server, max_tokens=8, max_retries=40)
+    `max_retries`. The retries cover the server's whole startup timeout, so the
+    outcome does not depend on how long the restart takes on a busy machine (an
+    eager start took 25-130 s here, and longer beside other jobs): either the
+    server comes back and the call succeeds, or the restart itself fails."""
+    retries = _retries_covering(server.startup_timeout)
+    chat = live_chat(server, max_tokens=8, max_retries=retries)
     server.kill()
-    restarter = threading.Thread(target=server.start)
+    failed: list[BaseException] = []
+
+    def restart() -> None:
+        try:
+            server.start()
+        except BaseException as e:
+            failed.append(e)
+
+    restarter = threading.Thread(target=restart)
     began = time.monotonic()
     restarter.start()
     try:
@@ -260,6 +280,7 @@ def test_client_retries_while_server_comes_back(server: VLLMServer) -> None:
     finally:
         restarter.join()
     note("call during restart -> success after retries", time.monotonic() - began)
+    assert not failed, f"the server did not come back: {failed[0]!r}"
     assert reply.response_metadata["finish_reason"] in ("stop", "length")
 
 
