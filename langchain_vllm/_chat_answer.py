@@ -7,7 +7,6 @@ client object. ChatVLLM's hooks call these for whole answers and stream chunks.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
@@ -100,16 +99,18 @@ def markup_parser(
 
 
 def split_generations(
-    result: ChatResult, new_parser: Callable[[], MarkupParser | None]
+    result: ChatResult, *, think: bool, tool_calls: bool, starts_inside: bool
 ) -> None:
     """Client-side reasoning and tool-call parsing of each whole answer."""
-    result.generations = [
-        split_generation(generation, new_parser()) for generation in result.generations
-    ]
+    if think or tool_calls:
+        result.generations = [
+            split_generation(g, think, tool_calls, starts_inside)
+            for g in result.generations
+        ]
 
 
 def split_generation(
-    generation: ChatGeneration, parser: MarkupParser | None
+    generation: ChatGeneration, think: bool, tool_calls: bool, starts_inside: bool
 ) -> ChatGeneration:
     """Client-side reasoning and tool-call parsing of one whole answer.
 
@@ -117,17 +118,13 @@ def split_generation(
     already parsed, are left as they are.
     """
     message = generation.message
-    if (
-        parser is None
-        or not isinstance(message, AIMessage)
-        or not isinstance(message.content, str)
-    ):
+    if not isinstance(message, AIMessage) or not isinstance(message.content, str):
         return generation
     content, reasoning, calls, invalid = split_markup(
         message.content,
-        think=parser.think and "reasoning_content" not in message.additional_kwargs,
-        tool_calls=parser.tool_calls and not message.tool_calls,
-        starts_inside=parser.starts_inside,
+        think=think and "reasoning_content" not in message.additional_kwargs,
+        tool_calls=tool_calls and not message.tool_calls,
+        starts_inside=starts_inside,
     )
     update: dict[str, Any] = {"content": content}
     if reasoning:

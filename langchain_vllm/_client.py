@@ -17,7 +17,12 @@ import openai
 from langchain_core.language_models import LangSmithParams
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
-from langchain_vllm._params import param_names, to_wire, validate_call_params
+from langchain_vllm._params import (
+    param_names,
+    request_body,
+    to_wire,
+    validate_call_params,
+)
 from langchain_vllm._server_api import (
     DEFAULT_MAX_CONNECTIONS,
     RebuiltOnCopy,
@@ -76,6 +81,8 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     """The `_params` mixin whose parameters this class's endpoint takes."""
     _path: ClassVar[str]
     """The endpoint under the base URL (e.g. `/chat/completions`)."""
+    _model_field: ClassVar[str] = "model_name"
+    """The field that names the served model (None: discovered)."""
     _answer_errors: ClassVar[tuple[type[Exception], ...]] = MALFORMED
     """What reading a malformed answer raises in the parent even before any of it
     came (other MALFORMED errors count only once a stream has started)."""
@@ -118,11 +125,15 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         """The LangChain namespace: `["langchain_vllm", <module>]`."""
         return ["langchain_vllm", cls.__module__.rsplit(".", 1)[-1]]
 
+    @property
+    def _model(self) -> str | None:
+        """The model asked for, or None to discover the served one."""
+        return getattr(self, self._model_field)  # type: ignore[no-any-return]
+
     def _vllm_ls_params(self, params: LangSmithParams) -> LangSmithParams:
         params["ls_provider"] = "vllm"
         if not params.get("ls_model_name"):
-            model = getattr(self, "model_name", None) or getattr(self, "model", None)
-            params["ls_model_name"] = model or "vllm-served-model"
+            params["ls_model_name"] = self._model or "vllm-served-model"
         return params
 
     # -- per-call parameters ------------------------------------------------------
@@ -143,15 +154,30 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         checked = validate_call_params(self._vllm_params, given)
         return {k: to_wire(v) for k, v in checked.items()}, call_extra
 
+    def _call_body(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The vLLM part of one request body, taken out of the call's `kwargs`.
+
+        The instance's parameters and `extra_body`, then the call's checked
+        parameters and `extra_body`, later ones winning (the parents let a per-call
+        `extra_body` replace the instance's instead).
+        """
+        checked, call_extra = self._split_call_params(kwargs)
+        instance_extra = getattr(self, "extra_body", None) or {}
+        return {
+            **request_body(self, self._vllm_params),
+            **instance_extra,
+            **checked,
+            **call_extra,
+        }
+
     # -- the served tokenizer ------------------------------------------------------
     def get_token_ids(self, text: str) -> list[int]:
         """Token ids of `text` from the served model's tokenizer (`/tokenize`)."""
         custom = getattr(self, "custom_get_token_ids", None)
         if custom is not None:
             return list(custom(text))
-        model = getattr(self, "model_name", None) or getattr(self, "model", None)
         body = {
-            "model": self._link.resolve_model(model),
+            "model": self._link.resolve_model(self._model),
             "prompt": text,
             "add_special_tokens": False,
         }
@@ -167,8 +193,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Discover the model (cached) without blocking the event loop."""
-        model = getattr(self, "model_name", None) or getattr(self, "model", None)
-        if not model and not kwargs.get("model"):
+        if not self._model and not kwargs.get("model"):
             await self._link.aresolve_model(None)
 
     def _stream_state(self) -> StreamState:

@@ -365,11 +365,6 @@ class MarkupParser:
             tool_calls: Parse `<tool_call>` blocks into tool calls.
             starts_inside: The text starts inside a reasoning block.
         """
-        self.think, self.tool_calls, self.starts_inside = (
-            think,
-            tool_calls,
-            starts_inside,
-        )
         self._think = ThinkSplitter(starts_inside=starts_inside) if think else None
         self._tools = ToolCallMarkupParser() if tool_calls else None
         self.calls_emitted = 0

@@ -202,6 +202,7 @@ def check_openai_params(values: dict[str, Any]) -> None:
     _checked(OpenAIRanges, ranged, "")
 
 
+@cache
 def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
     """The request parameter names a mixin declares (its fields)."""
     return tuple(mixin.model_fields)

@@ -16,7 +16,7 @@ import threading
 import urllib.parse
 import weakref
 from collections import OrderedDict
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx2
 import openai
@@ -392,8 +392,6 @@ class RebuiltOnCopy:
     `http_async_client` cannot be carried over, and says so.
     """
 
-    _not_copied: ClassVar[frozenset[str]] = CLIENT_FIELDS
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (rebuild, (type(self), self._constructor_values()))
 
@@ -415,7 +413,7 @@ class RebuiltOnCopy:
         return {
             name: value
             for name, value in values.items()
-            if name not in self._not_copied
+            if name not in CLIENT_FIELDS
             # Read from the server: the copy asks its own link again.
             and not getattr(value, "refetched_by_copies", False)
         }

@@ -42,7 +42,6 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
-from langchain_vllm._markup import MarkupParser
 from langchain_vllm._params import (
     OpenAIRanges,
     VLLMChatParams,
@@ -243,8 +242,8 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             # Decoded JSON in, JSON out: no SDK models built and dumped again.
             self.client = JSONEndpoint(self.root_client, self._path, CHAT_KEYWORDS)
         # Async calls use the running loop's client, picked per call.
-        self.root_async_client = LoopClient(self._link)
         loop_client: Any = LoopClient(self._link)
+        self.root_async_client = loop_client
         self.async_client = AsyncJSONEndpoint(loop_client, self._path, CHAT_KEYWORDS)
         return self
 
@@ -320,8 +319,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         Discovery and the version check are cached, so `_get_request_payload` then
         finds them ready; an async call never makes a blocking request.
         """
-        if not self.model_name and not kwargs.get("model"):
-            await self._link.aresolve_model(None)
+        await super()._aprepare(kwargs)
         instance_set = self.structured_outputs is not None
         if wants_structured_outputs(kwargs, self.extra_body, instance_set):
             await self._link.aversion()
@@ -408,18 +406,18 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             raise self._malformed(problem)
         result = super()._create_chat_result(response, generation_info)
         add_vllm_fields(result, data)
-        if self.parse_think_tags or self.parse_tool_call_tags:
-            split_generations(result, self._parser)
+        split_generations(result, **self._markup_flags)
         check_generations(result, error_on_empty=self.error_on_empty_reasoning_only)
         return result
 
-    def _parser(self) -> MarkupParser | None:
-        """A client-side markup parser, if `parse_*_tags` asks for one."""
-        return markup_parser(
-            think=self.parse_think_tags,
-            tool_calls=self.parse_tool_call_tags,
-            starts_inside=self.think_tag_in_prompt,
-        )
+    @property
+    def _markup_flags(self) -> dict[str, bool]:
+        """What client-side markup parsing `parse_*_tags` ask for."""
+        return {
+            "think": self.parse_think_tags,
+            "tool_calls": self.parse_tool_call_tags,
+            "starts_inside": self.think_tag_in_prompt,
+        }
 
     def _convert_chunk_to_generation_chunk(
         self,
@@ -441,7 +439,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
     # -- streams --------------------------------------------------------------------
     def _stream_state(self) -> ChatStreamState:
-        return ChatStreamState(self._parser())
+        return ChatStreamState(markup_parser(**self._markup_flags))
 
     def _end_stream(self, state: StreamState) -> None:
         super()._end_stream(state)

@@ -18,7 +18,7 @@ from langchain_vllm._json_client import (
     JSONEndpoint,
     embedding_floats,
 )
-from langchain_vllm._params import VLLMPoolingParams, request_body
+from langchain_vllm._params import VLLMPoolingParams
 from langchain_vllm.errors import VLLMContextOverflowError
 
 
@@ -120,6 +120,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMPoolingParams
     _path: ClassVar[str] = "/embeddings"
+    _model_field: ClassVar[str] = "model"
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -148,18 +149,12 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
     ) -> dict[str, Any]:
         """Keyword arguments for `embeddings.create` (without `input`)."""
         kwargs = dict(call_kwargs)
-        checked, call_extra = self._split_call_params(kwargs)
+        extra = self._call_body(kwargs)
         params: dict[str, Any] = {**self.model_kwargs, **kwargs, "model": model}
         if self.dimensions is not None:
             params.setdefault("dimensions", self.dimensions)
         # float32 bytes: decoding them is ~10x cheaper than parsing JSON numbers.
         params.setdefault("encoding_format", "base64")
-        extra = {
-            **request_body(self, VLLMPoolingParams),
-            **(self.extra_body or {}),
-            **checked,
-            **call_extra,
-        }
         if extra:
             params["extra_body"] = extra
         return params

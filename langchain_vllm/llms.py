@@ -178,13 +178,7 @@ class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc
         `extra_body` are merged, later ones winning.
         """
         kwargs = dict(kwargs)
-        checked, call_extra = self._split_call_params(kwargs)
-        extra = {
-            **request_body(self, VLLMCompletionParams),
-            **(self.extra_body or {}),
-            **checked,
-            **call_extra,
-        }
+        extra = self._call_body(kwargs)
         if extra:
             kwargs["extra_body"] = extra
         return kwargs

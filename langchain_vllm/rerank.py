@@ -11,7 +11,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._params import VLLMPoolingParams, request_body
+from langchain_vllm._params import VLLMPoolingParams
 from langchain_vllm._server_api import DEFAULT_API_BASE, ServerLink, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
 
@@ -129,6 +129,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMPoolingParams
     _path: ClassVar[str] = "/rerank"
+    _model_field: ClassVar[str] = "model"
 
     @model_validator(mode="after")
     def _link_vllm_rerank_server(self) -> Self:
@@ -182,7 +183,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         except openai.APIError as e:
             raise self._feature_error(e) from e
         except ValueError as e:  # a body that is not JSON
-            raise self._malformed(f"not JSON: {e}") from e
+            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     async def arerank(
@@ -205,7 +206,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         except openai.APIError as e:
             raise self._feature_error(e) from e
         except ValueError as e:  # a body that is not JSON
-            raise self._malformed(f"not JSON: {e}") from e
+            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     def compress_documents(
@@ -246,7 +247,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         kwargs: dict[str, Any],
     ) -> dict[str, Any]:
         kwargs = dict(kwargs)
-        checked, call_extra = self._split_call_params(kwargs)
+        vllm_body = self._call_body(kwargs)
         n = self.top_n if top_n == -1 else top_n
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             msg = f"top_n must be a positive int or None, got {n!r}"
@@ -255,11 +256,8 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             "model": self._link.resolve_model(self.model),
             "query": query,
             "documents": texts,
-            **request_body(self, VLLMPoolingParams),
-            **(self.extra_body or {}),
-            **kwargs,
-            **checked,
-            **call_extra,
+            **kwargs,  # other /rerank fields of this call
+            **vllm_body,
         }
         if n is not None:
             body["top_n"] = min(n, len(texts))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,20 +12,13 @@ from langchain_vllm._params import (
     VLLMCompletionParams,
     param_names,
 )
+from tests.unit_tests._scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _param_table() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "param_table", ROOT / "scripts" / "param_table.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("param_table", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("param_table")
 
 
 @pytest.fixture(scope="module")

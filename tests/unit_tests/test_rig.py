@@ -6,7 +6,6 @@ cache layout and the servers it builds (never started here).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 import rig
 from langchain_vllm.server import VLLMServerError
 from rig import RIG_SERVER_ENV, RIG_SERVERS, rig_cache_dir, rig_server
+from tests.unit_tests._scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,14 +145,7 @@ def test_rig_module_needs_only_the_standard_library() -> None:
 
 
 def test_setup_script_shares_the_cache_dir() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "setup_rig", ROOT / "scripts" / "setup_rig.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    setup_rig = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(setup_rig)
-    assert setup_rig.rig_cache_dir is rig.rig_cache_dir
+    assert load_script("setup_rig").rig_cache_dir is rig.rig_cache_dir
 
 
 def test_rig_is_not_in_the_wheel() -> None:
