@@ -1,8 +1,8 @@
 """The one declaration of vLLM's own request parameters.
 
 Each parameter is a pydantic field of exactly one of the mixins below: its type and
-constraints are its validation, its docstring is its documentation (README table and
-API docs are generated from it), and the request body is built by iterating the
+constraints are its validation, its docstring is its documentation (docs/parameters.md
+and API docs are generated from it), and the request body is built by iterating the
 mixin's fields. Classes pick the mixin for their endpoint:
 
 * `VLLMPoolingParams` -- every endpoint (embeddings, rerank, completions, chat).

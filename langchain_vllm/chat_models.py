@@ -86,7 +86,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         max_tokens: int | None
             Max number of tokens to generate (sent as `max_tokens`).
         top_k, min_p, repetition_penalty, min_tokens, ...:
-            vLLM's own parameters: see the README's table or `VLLMChatParams`.
+            vLLM's own parameters: see docs/parameters.md or `VLLMChatParams`.
         structured_outputs: dict | None
             A server-enforced output constraint (`choice`, `regex`, `json`, ...).
 

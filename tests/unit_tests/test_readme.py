@@ -1,4 +1,4 @@
-"""The README's parameter table is generated from `_params.py` and must stay current."""
+"""docs/parameters.md's table is generated from `_params.py` and must stay current."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ def param_table() -> ModuleType:
     return _param_table()
 
 
-def test_readme_table_is_the_generated_one(param_table: ModuleType) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert param_table.readme_table(readme) == param_table.table(), (
-        "README.md's vLLM parameter table is out of date: "
+def test_page_table_is_the_generated_one(param_table: ModuleType) -> None:
+    page = (ROOT / "docs" / "parameters.md").read_text(encoding="utf-8")
+    assert param_table.page_table(page) == param_table.table(), (
+        "docs/parameters.md's vLLM parameter table is out of date: "
         "run `python scripts/param_table.py --write`"
     )
 
@@ -58,25 +58,25 @@ def test_rows_carry_type_constraints_and_docs(param_table: ModuleType) -> None:
         assert all(cell and "\n" not in cell for cell in row)
 
 
-def test_readme_markers_are_required(param_table: ModuleType) -> None:
+def test_page_markers_are_required(param_table: ModuleType) -> None:
     with pytest.raises(ValueError, match="lacks the markers"):
-        param_table.readme_table("# no table here")
+        param_table.page_table("# no table here")
 
 
-def test_write_readme_replaces_only_the_table(
+def test_write_page_replaces_only_the_table(
     param_table: ModuleType, tmp_path: Path
 ) -> None:
-    stale = tmp_path / "README.md"
+    stale = tmp_path / "parameters.md"
     stale.write_text(
         f"intro\n{param_table.START}\n| old |\n{param_table.END}\noutro\n",
         encoding="utf-8",
     )
-    assert param_table.write_readme(stale) is True
+    assert param_table.write_page(stale) is True
     text = stale.read_text(encoding="utf-8")
     assert text.startswith("intro\n")
     assert text.endswith(f"{param_table.END}\noutro\n")
-    assert param_table.readme_table(text) == param_table.table()
-    assert param_table.write_readme(stale) is False
+    assert param_table.page_table(text) == param_table.table()
+    assert param_table.write_page(stale) is False
 
 
 def test_readme_names_the_test_command() -> None:
