@@ -7,6 +7,7 @@ client object. ChatVLLM's hooks call these for whole answers and stream chunks.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
@@ -210,18 +211,41 @@ class AnswerSeen:
     def add(self, chunk: ChatGenerationChunk) -> None:
         """Account for one stream chunk."""
         self.received = True
-        finish_reason = (chunk.generation_info or {}).get("finish_reason")
+        finish_reason = (chunk.generation_info or {}).get(
+            "finish_reason"
+        ) or responses_finish_reason(chunk.message.response_metadata)
         if isinstance(chunk.message, AIMessageChunk):
             self.add_message(chunk.message, finish_reason)
         else:
             self.finish_reason = finish_reason or self.finish_reason
 
 
+def responses_finish_reason(metadata: Mapping[str, Any]) -> str | None:
+    """A Responses API answer's end as a Chat Completions finish reason.
+
+    `/v1/responses` has no finish reason: its last event carries the response's
+    `status` ("completed", or "incomplete" with `incomplete_details.reason`).
+
+    Returns:
+        "stop", "length" (`max_output_tokens`), another incomplete reason, or None
+        while the response has not ended.
+    """
+    status = metadata.get("status")
+    if status == "completed":
+        return "stop"
+    if status == "incomplete":
+        reason = (metadata.get("incomplete_details") or {}).get("reason")
+        return "length" if reason == "max_output_tokens" else str(reason)
+    return None
+
+
 def check_generations(result: ChatResult, *, error_on_empty: bool) -> None:
     """`check_answer` for each whole answer of a result."""
     for generation in result.generations:
         seen = AnswerSeen()
-        finish_reason = (generation.generation_info or {}).get("finish_reason")
+        finish_reason = (generation.generation_info or {}).get(
+            "finish_reason"
+        ) or responses_finish_reason(generation.message.response_metadata)
         if isinstance(generation.message, AIMessage):
             seen.add_message(generation.message, finish_reason)
         check_answer(seen, error_on_empty=error_on_empty)

@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from langchain_vllm._params import RESPONSES_PARAMS, VLLMChatParams, param_names
 from langchain_vllm._structured import (
     LEGACY_NAMES,
     StructuredOutputs,
@@ -179,6 +180,27 @@ def finish_payload(
         payload["tool_choice"] = "none"
 
 
+def check_responses_params(extra: dict[str, Any]) -> None:
+    """Refuse the vLLM parameters that `/v1/responses` does not read.
+
+    Raises:
+        ValueError: naming them (vLLM would accept and ignore them).
+    """
+    ignored = sorted(
+        name
+        for name in extra
+        if name in param_names(VLLMChatParams) and name not in RESPONSES_PARAMS
+    )
+    if ignored:
+        msg = (
+            f"vLLM's /v1/responses does not read {', '.join(ignored)} (it would "
+            "accept and ignore them); they work on Chat Completions "
+            "(`use_responses_api` unset). It reads: "
+            f"{', '.join(sorted(RESPONSES_PARAMS))}."
+        )
+        raise ValueError(msg)
+
+
 def check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:
     """Checks that need the instance's and the call's values together.
 
@@ -214,6 +236,13 @@ def cap_strings(payload: dict[str, Any], extra: dict[str, Any], limit: int) -> N
             **response_format,
             "json_schema": {**spec, "schema": schema},
         }
+    text_format = (payload.get("text") or {}).get("format")  # Responses API
+    if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):
+        schema = cap_string_lengths(text_format["schema"], limit)
+        payload["text"] = {
+            **payload["text"],
+            "format": {**text_format, "schema": schema},
+        }
     tools = payload.get("tools")
     if isinstance(tools, list):
         payload["tools"] = [_cap_tool(tool, limit) for tool in tools]
@@ -226,6 +255,10 @@ def cap_strings(payload: dict[str, Any], extra: dict[str, Any], limit: int) -> N
 
 
 def _cap_tool(tool: Any, limit: int) -> Any:
+    if isinstance(tool, dict) and "parameters" in tool:  # Responses API: flat
+        if not tool.get("strict"):
+            return tool
+        return {**tool, "parameters": cap_string_lengths(tool["parameters"], limit)}
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(function, dict) or not function.get("strict"):
         return tool

@@ -178,6 +178,31 @@ class VLLMCompletionParams(VLLMSamplingParams):
     """Represent tokens in logprobs as `token_id:N` strings instead of text."""
 
 
+RESPONSES_PARAMS: frozenset[str] = frozenset(
+    {
+        "priority",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "stop_token_ids",
+        "ignore_eos",
+        "include_stop_str_in_output",
+        "skip_special_tokens",
+        "structured_outputs",
+        "cache_salt",
+        "vllm_xargs",
+        "kv_transfer_params",
+        "request_id",
+        "chat_template_kwargs",
+        "mm_processor_kwargs",
+        "include_reasoning",
+    }
+)
+"""The chat parameters above that vLLM's `/v1/responses` reads too (its
+`ResponsesRequest`, vLLM 0.32). With `use_responses_api=True` ChatVLLM refuses the
+others by name: the server would accept and ignore them."""
+
+
 class OpenAIRanges(BaseModel):
     """Ranges vLLM enforces on OpenAI's own sampling parameters (HTTP 400 otherwise).
 

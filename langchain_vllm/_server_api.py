@@ -524,6 +524,16 @@ def _status_error(
         )
     if isinstance(error, openai.BadRequestError):
         return _bad_request(error, server_msg)
+    if isinstance(error, openai.NotFoundError) and "response with id" in (
+        server_msg.lower()
+    ):
+        return openai.NotFoundError(
+            f"{server_msg} (server {base_url}). vLLM keeps responses for "
+            "`previous_response_id` only when started with "
+            "VLLM_ENABLE_RESPONSES_API_STORE=1, in memory, until it restarts.",
+            response=error.response,
+            body=error.body,
+        )
     return error
 
 

@@ -31,6 +31,7 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     STRUCTURED_OUTPUTS_SINCE,
+    check_responses_params,
     finish_payload,
     require_messages,
     send_back_reasoning,
@@ -50,6 +51,7 @@ from langchain_vllm._params import (
     request_body,
 )
 from langchain_vllm._profile import ServedModelProfile
+from langchain_vllm._responses import ResponsesAPI
 from langchain_vllm._server_api import LoopClient
 from langchain_vllm._tools import (
     ModelValidator,
@@ -59,7 +61,7 @@ from langchain_vllm._tools import (
 )
 
 
-class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
+class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     r"""vLLM chat model, through vLLM's OpenAI-compatible server.
 
     Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters
@@ -235,6 +237,8 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         )
         if self.use_responses_api is not True:
             to_chat_completions({n: getattr(self, n, None) for n in RESPONSES_ONLY})
+        else:
+            check_responses_params(request_body(self, VLLMChatParams))
         self._connect(self.root_client, self.root_async_client)
         if self.profile is None:
             self.profile = ServedModelProfile(self._link, self.model_name)  # type: ignore[assignment]
@@ -299,6 +303,8 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             wire = payload["messages"]
             send_back_reasoning(messages, wire, self.reasoning_round_trip)
         extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
+        if self.use_responses_api is True:
+            check_responses_params(extra)
         finish_payload(
             payload,
             extra,
@@ -323,6 +329,11 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         instance_set = self.structured_outputs is not None
         if wants_structured_outputs(kwargs, self.extra_body, instance_set):
             await self._link.aversion()
+
+    @property
+    def _endpoint_url(self) -> str:
+        path = "/responses" if self.use_responses_api is True else self._path
+        return f"{self._link.base_url}{path}"
 
     def _use_responses_api(self, payload: dict) -> bool:
         # The parent would switch to `/v1/responses` for some model names and

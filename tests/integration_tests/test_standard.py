@@ -64,3 +64,11 @@ class TestChatVLLMStandard(ChatModelIntegrationTests):
     )
     def test_agent_loop(self, model: BaseChatModel) -> None:
         super().test_agent_loop(model)
+
+
+class TestChatVLLMResponsesStandard(TestChatVLLMStandard):
+    """The same suite through vLLM's Responses API (`/v1/responses`)."""
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {**super().chat_model_params, "use_responses_api": True}

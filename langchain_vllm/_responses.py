@@ -1,0 +1,175 @@
+"""vLLM's Responses API (`/v1/responses`, `use_responses_api=True`) for ChatVLLM.
+
+langchain-openai reads OpenAI's Responses events and answers. vLLM also sends the
+model's reasoning as text (`reasoning_text` content and
+`response.reasoning_text.delta` events, where OpenAI sends summaries), which the
+parent keeps in invoke's content blocks but drops from streams. Here a stream reads
+the same events as the parent plus vLLM's reasoning deltas, and both invoke and
+stream carry the reasoning text in `additional_kwargs["reasoning_content"]` too,
+as on Chat Completions, so a stream adds up to the message invoke returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai.chat_models.base import (
+    _convert_responses_chunk_to_generation_chunk,
+)
+
+from langchain_vllm._chat_answer import check_generations
+from langchain_vllm.errors import VLLMIncompleteStreamError
+
+
+class ResponsesEvents:
+    """One response's stream events, read into message chunks."""
+
+    def __init__(self, url: str, schema: Any, output_version: str | None) -> None:
+        self.url = url
+        self.schema = schema
+        self.output_version = output_version
+        self.index = self.output_index = self.sub_index = -1
+        self.has_reasoning = False
+        self.item_output_indices: dict[str, int] = {}
+
+    def chunk(self, event: Any) -> ChatGenerationChunk | None:
+        """The chunk for one event, or None for events that carry nothing."""
+        if event.type in ("response.failed", "error"):
+            raise self._failed(event)
+        if event.type == "response.reasoning_text.delta":
+            return self._reasoning(event.delta)
+        self.index, self.output_index, self.sub_index, chunk = (
+            _convert_responses_chunk_to_generation_chunk(
+                event,
+                self.index,
+                self.output_index,
+                self.sub_index,
+                schema=self.schema,
+                metadata={},
+                has_reasoning=self.has_reasoning,
+                output_version=self.output_version,
+                item_output_indices=self.item_output_indices,
+            )
+        )
+        if chunk is not None and "reasoning" in chunk.message.additional_kwargs:
+            self.has_reasoning = True
+        return chunk
+
+    def _reasoning(self, delta: str) -> ChatGenerationChunk | None:
+        if not delta:
+            return None
+        content: Any = ""
+        if self.output_version != "v0":
+            # Merges into the reasoning item's block (opened at `index` by its
+            # `output_item.added` event), like invoke's `reasoning_text` content.
+            text = {"type": "reasoning_text", "text": delta, "index": 0}
+            content = [{"type": "reasoning", "index": self.index, "content": [text]}]
+        message = AIMessageChunk(
+            content=content, additional_kwargs={"reasoning_content": delta}
+        )
+        return ChatGenerationChunk(message=message)
+
+    def _failed(self, event: Any) -> VLLMIncompleteStreamError:
+        response = getattr(event, "response", None)
+        problem = getattr(response, "error", None) or getattr(event, "message", "")
+        return VLLMIncompleteStreamError(
+            f"The server reported that the response from {self.url} failed "
+            f"({problem or 'no reason given'}): the answer is not complete.",
+            httpx2.Request("POST", self.url),
+            body=None,
+        )
+
+
+def add_reasoning_text(result: ChatResult) -> None:
+    """Copy each answer's reasoning text into `additional_kwargs`.
+
+    As on Chat Completions: `reasoning_content`.
+    """
+    for generation in result.generations:
+        message = generation.message
+        if not isinstance(message, AIMessage) or not isinstance(message.content, list):
+            continue
+        text = "".join(
+            part.get("text", "")
+            for block in message.content
+            if isinstance(block, dict) and block.get("type") == "reasoning"
+            for part in block.get("content") or ()
+            if isinstance(part, dict) and part.get("type") == "reasoning_text"
+        )
+        if text:
+            message.additional_kwargs["reasoning_content"] = text
+
+
+class ResponsesAPI:
+    """ChatVLLM's Responses API calls (a mixin, listed before `ChatOpenAI`)."""
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        result: ChatResult = super()._generate(*args, **kwargs)  # type: ignore[misc]
+        self._read_responses(result)
+        return result
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        result: ChatResult = await super()._agenerate(*args, **kwargs)  # type: ignore[misc]
+        self._read_responses(result)
+        return result
+
+    # ChatOpenAI routes to its base class's `_stream_responses` (`super()`), past
+    # this mixin: route here first.
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        if self.use_responses_api is True:  # type: ignore[attr-defined]
+            return self._stream_responses(*args, **kwargs)
+        return super()._stream(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        if self.use_responses_api is True:  # type: ignore[attr-defined]
+            stream = self._astream_responses(*args, **kwargs)
+        else:
+            stream = super()._astream(*args, **kwargs)  # type: ignore[misc]
+        async for chunk in stream:
+            yield chunk
+
+    def _read_responses(self, result: ChatResult) -> None:
+        if self.use_responses_api is True:  # type: ignore[attr-defined]
+            add_reasoning_text(result)
+            error_on_empty = self.error_on_empty_reasoning_only  # type: ignore[attr-defined]
+            check_generations(result, error_on_empty=error_on_empty)
+
+    def _events(self, kwargs: dict[str, Any]) -> ResponsesEvents:
+        url: str = self._endpoint_url  # type: ignore[attr-defined]
+        output_version = self.output_version  # type: ignore[attr-defined]
+        return ResponsesEvents(url, kwargs.get("response_format"), output_version)
+
+    def _stream_responses(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        kwargs["stream"] = True
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
+        events = self._events(kwargs)
+        with self.root_client.responses.create(**payload) as stream:  # type: ignore[attr-defined]
+            for event in stream:
+                chunk = events.chunk(event)
+                if chunk is not None:
+                    if run_manager:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+
+    async def _astream_responses(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        kwargs["stream"] = True
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
+        events = self._events(kwargs)
+        stream = await self.root_async_client.responses.create(**payload)  # type: ignore[attr-defined]
+        async with stream:
+            async for event in stream:
+                chunk = events.chunk(event)
+                if chunk is not None:
+                    if run_manager:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
