@@ -54,6 +54,8 @@ RIG_SERVER_ENV: Mapping[str, str] = MappingProxyType(
         # 1 GiB of KV cache per server: enough for the test models' 2048-token
         # window, and the suites run several servers side by side.
         "VLLM_CPU_KVCACHE_SPACE": "1",
+        # Keep Responses API answers for `previous_response_id` (in memory).
+        "VLLM_ENABLE_RESPONSES_API_STORE": "1",
     }
 )
 """Environment of the rig's servers where the caller's environment sets no value."""

@@ -201,6 +201,27 @@ def check_responses_params(extra: dict[str, Any]) -> None:
         raise ValueError(msg)
 
 
+def check_responses_markup(flags: Mapping[str, bool]) -> None:
+    """Refuse client-side markup parsing with the Responses API.
+
+    Raises:
+        ValueError: a `parse_*_tags` / `think_tag_in_prompt` option is set.
+    """
+    names = {
+        "think": "parse_think_tags",
+        "tool_calls": "parse_tool_call_tags",
+        "starts_inside": "think_tag_in_prompt",
+    }
+    on = [names[flag] for flag, value in flags.items() if value]
+    if on:
+        msg = (
+            f"{', '.join(on)} parse markup in Chat Completions answers; with "
+            "`use_responses_api=True` the server's parsers (`--reasoning-parser`, "
+            "`--tool-call-parser`) must do it."
+        )
+        raise ValueError(msg)
+
+
 def check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:
     """Checks that need the instance's and the call's values together.
 

@@ -31,6 +31,7 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     STRUCTURED_OUTPUTS_SINCE,
+    check_responses_markup,
     check_responses_params,
     finish_payload,
     require_messages,
@@ -239,6 +240,7 @@ class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: i
             to_chat_completions({n: getattr(self, n, None) for n in RESPONSES_ONLY})
         else:
             check_responses_params(request_body(self, VLLMChatParams))
+            check_responses_markup(self._markup_flags)
         self._connect(self.root_client, self.root_async_client)
         if self.profile is None:
             self.profile = ServedModelProfile(self._link, self.model_name)  # type: ignore[assignment]

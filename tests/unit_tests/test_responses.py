@@ -179,3 +179,8 @@ def test_unknown_previous_response_names_the_store_setting(fake: RawFakeVLLM) ->
     with pytest.raises(openai.NotFoundError, match="VLLM_ENABLE_RESPONSES_API_STORE"):
         chat(fake).invoke("Hi", previous_response_id="resp_1")
     assert fake.last_body("/responses")["previous_response_id"] == "resp_1"
+
+
+def test_client_side_markup_parsing_is_refused(fake: RawFakeVLLM) -> None:
+    with pytest.raises(ValueError, match="parse_think_tags, parse_tool_call_tags"):
+        chat(fake, parse_think_tags=True, parse_tool_call_tags=True)
