@@ -17,7 +17,12 @@ from langchain_vllm._client import StreamState
 from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
-RESPONSE_FIELDS = ("prompt_logprobs", "prompt_token_ids", "kv_transfer_params")
+RESPONSE_FIELDS = (
+    "prompt_logprobs",
+    "prompt_token_ids",
+    "kv_transfer_params",
+    "prompt_text",
+)
 """Top-level fields of a vLLM chat answer that OpenAI's has not."""
 CHOICE_FIELDS = ("stop_reason", "token_ids")
 """Per-choice fields of a vLLM chat answer that OpenAI's has not."""
@@ -88,6 +93,9 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
     if reasoning:
         message.additional_kwargs["reasoning_content"] = reasoning
     message.response_metadata["model_provider"] = "vllm"
+    for name in RESPONSE_FIELDS:  # on the first chunk only
+        if chunk.get(name) is not None:
+            message.response_metadata[name] = chunk[name]
 
 
 def markup_parser(

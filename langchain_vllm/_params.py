@@ -17,7 +17,7 @@ field declarations by `validate_call_params`.
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +27,7 @@ from pydantic import (
     NonNegativeInt,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from langchain_vllm._structured import StructuredOutputs
@@ -45,6 +46,33 @@ def _no_empty_words(value: list[str]) -> list[str]:
             msg = "bad_words must not contain empty strings"
             raise ValueError(msg)
     return value
+
+
+class RepetitionDetection(BaseModel):
+    """vLLM's `repetition_detection`: end generation when an N-gram repeats.
+
+    Example:
+        ```python
+        # stop once any 1- to 8-token pattern has appeared 4 times in a row
+        RepetitionDetection(max_pattern_size=8, min_count=4)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_pattern_size: Annotated[int, Field(ge=1)]
+    """Longest pattern (in tokens) to look for."""
+    min_pattern_size: Annotated[int, Field(ge=0)] = 0
+    """Shortest pattern (0: 1 token); at most `max_pattern_size`."""
+    min_count: Annotated[int, Field(ge=2)]
+    """Repetitions in a row that end generation (at least 2)."""
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> Self:
+        if self.min_pattern_size > self.max_pattern_size:
+            msg = "min_pattern_size must not exceed max_pattern_size"
+            raise ValueError(msg)
+        return self
 
 
 class VLLMPoolingParams(BaseModel):
@@ -135,6 +163,40 @@ class VLLMSamplingParams(VLLMPoolingParams):
     request_id: Annotated[str, Field(min_length=1)] | None = None
     """Request id the server uses in its logs and metrics (per call)."""
 
+    session_id: Annotated[str, Field(min_length=1)] | None = None
+    """Stable id shared by the requests of one conversation or agent session
+    (unlike `request_id`); vLLM logs it, routers may place a session by it."""
+
+    truncation_side: Literal["left", "right"] | None = None
+    """Which end `truncate_prompt_tokens` cuts: "left" keeps the last N tokens
+    (vLLM's default), "right" the first N."""
+
+    logprob_token_ids: (
+        Annotated[list[NonNegativeInt], AfterValidator(_non_empty)] | None
+    ) = None
+    """Return the log-probabilities of exactly these token ids at each generated
+    position, instead of the most likely ones (with `logprobs=True`)."""
+
+    repetition_detection: RepetitionDetection | None = None
+    """End generation early when a short token pattern keeps repeating."""
+
+    stream_interval: Annotated[int, Field(ge=1)] | None = None
+    """Tokens per streamed chunk for this request (at least the server's
+    `--stream-interval`; the first and last chunks are sent at once)."""
+
+    return_tokens_as_token_ids: bool | None = None
+    """Represent tokens in logprobs as `token_id:N` strings instead of text."""
+
+    thinking_token_budget: NonNegativeInt | None = None
+    """Cap on reasoning tokens: the server ends the thinking section after this many
+    tokens."""
+
+    watermarking: bool | None = None
+    """Apply the watermark the server is configured with to this request."""
+
+    ec_transfer_params: dict[str, Any] | None = None
+    """Encoder-cache transfer settings for disaggregated encoder deployments."""
+
 
 class VLLMChatParams(VLLMSamplingParams):
     """vLLM parameters of `/v1/chat/completions` only."""
@@ -166,16 +228,17 @@ class VLLMChatParams(VLLMSamplingParams):
     """Return the model's reasoning text (servers with `--reasoning-parser`); False
     drops it from the response."""
 
-    thinking_token_budget: NonNegativeInt | None = None
-    """Cap on reasoning tokens: the server ends the thinking section after this many
-    tokens."""
+    return_prompt_text: bool | None = None
+    """Return the prompt the chat template produced, in `response_metadata`
+    (`prompt_text`; a stream's first chunk)."""
 
 
 class VLLMCompletionParams(VLLMSamplingParams):
-    """vLLM parameters of `/v1/completions` only (OpenAI's `echo` is the parent's)."""
+    """vLLM parameters of `/v1/completions` only.
 
-    return_tokens_as_token_ids: bool | None = None
-    """Represent tokens in logprobs as `token_id:N` strings instead of text."""
+    None beyond the sampling ones today: OpenAI's `echo` and `suffix` are the
+    parent's, and `prompt_embeds` (tensors) is not supported.
+    """
 
 
 RESPONSES_PARAMS: frozenset[str] = frozenset(
@@ -192,7 +255,10 @@ RESPONSES_PARAMS: frozenset[str] = frozenset(
         "cache_salt",
         "vllm_xargs",
         "kv_transfer_params",
+        "ec_transfer_params",
         "request_id",
+        "session_id",
+        "watermarking",
         "chat_template_kwargs",
         "mm_processor_kwargs",
         "include_reasoning",
@@ -286,4 +352,6 @@ def to_wire(value: Any) -> Any:
     """Turn a validated parameter value into JSON-ready data."""
     if isinstance(value, StructuredOutputs):
         return value.to_wire()
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
     return value

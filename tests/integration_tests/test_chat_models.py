@@ -7,7 +7,7 @@ import json
 import re
 import socket
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from langchain_core.load import dumpd, load
@@ -521,3 +521,77 @@ def test_prompt_text_is_the_chat_template(chat: ChatVLLM) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert chat.get_num_tokens_from_messages(SEED) == len(chat.get_token_ids(text))
+
+
+# -- vLLM 0.32's newer request fields -------------------------------------------------
+PROMPT = [("system", "Be brief."), ("human", "Say hi")]
+
+
+def test_return_prompt_text(chat: ChatVLLM) -> None:
+    expected = chat.get_prompt_text(PROMPT)
+    whole = chat.invoke(PROMPT, return_prompt_text=True, **FIXED)
+    assert whole.response_metadata["prompt_text"] == expected
+    chunks = list(chat.stream(PROMPT, return_prompt_text=True, **FIXED))
+    assert chunks[0].response_metadata["prompt_text"] == expected
+    assert add_ai_message_chunks(*chunks).response_metadata["prompt_text"] == expected
+    assert "prompt_text" not in chat.invoke(PROMPT, **FIXED).response_metadata
+
+
+def test_truncation_side(chat: ChatVLLM) -> None:
+    ids = chat.invoke(PROMPT, return_token_ids=True, **FIXED).response_metadata[
+        "prompt_token_ids"
+    ]
+    assert len(ids) > 10
+    for side, kept in (("left", ids[-5:]), ("right", ids[:5])):
+        msg = chat.invoke(
+            PROMPT,
+            return_token_ids=True,
+            truncate_prompt_tokens=5,
+            truncation_side=side,
+            **FIXED,
+        )
+        assert msg.response_metadata["prompt_token_ids"] == kept, side
+
+
+def test_logprob_token_ids(chat: ChatVLLM) -> None:
+    wanted = chat.get_token_ids(" yes no")
+    msg = chat.invoke(
+        PROMPT,
+        logprobs=True,
+        logprob_token_ids=wanted,
+        return_tokens_as_token_ids=True,
+        max_tokens=3,
+    )
+    entries = msg.response_metadata["logprobs"]["content"]
+    assert entries
+    for entry in entries:
+        # vLLM lists the sampled token first, then exactly the requested ids
+        listed = [t["token"] for t in entry["top_logprobs"]]
+        assert listed[0] == entry["token"]
+        assert listed[-len(wanted) :] == [f"token_id:{i}" for i in wanted]
+
+
+def test_repetition_detection_ends_a_loop(chat: ChatVLLM) -> None:
+    # The regex admits only "la " repeated and EOS is ignored: without detection
+    # the answer runs to the token limit, with it it ends after a few repeats.
+    loop: dict[str, Any] = {
+        "structured_outputs": {"regex": "(la )+"},
+        "ignore_eos": True,
+    }
+    endless = chat.invoke(PROMPT, max_tokens=60, **loop)
+    assert endless.usage_metadata
+    assert endless.usage_metadata["output_tokens"] == 60
+    stopped = chat.invoke(
+        PROMPT,
+        max_tokens=60,
+        repetition_detection={"max_pattern_size": 4, "min_count": 3},
+        **loop,
+    )
+    assert stopped.usage_metadata
+    assert stopped.usage_metadata["output_tokens"] < 20
+    assert stopped.response_metadata["finish_reason"] == "repetition"
+
+
+def test_repetition_detection_is_checked_before_the_request(chat: ChatVLLM) -> None:
+    with pytest.raises(ValueError, match="repetition_detection"):
+        chat.invoke(PROMPT, repetition_detection={"max_pattern_size": 4})

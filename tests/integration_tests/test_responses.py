@@ -7,10 +7,8 @@ below the token limit): the comparison checks the client, not the model's luck.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import warnings
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -25,8 +23,6 @@ from langchain_vllm import (
     VLLMContextOverflowError,
     VLLMModelNotFoundError,
 )
-from langchain_vllm._params import RESPONSES_PARAMS, VLLMChatParams, param_names
-from rig import rig_python
 from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 
 
@@ -174,32 +170,6 @@ def test_errors_name_the_problem(responder: ChatVLLM, chat_url: str) -> None:
         lost.invoke("Hi")
     with pytest.raises(ValueError, match="does not read min_tokens"):
         responder.invoke("Hi", min_tokens=3)
-
-
-def _responses_request_fields() -> set[str]:
-    """Field names of vLLM's `ResponsesRequest`, read from the rig's vLLM source."""
-    site = next(rig_python().parent.parent.glob("lib/python*/site-packages"))
-    path = site / "vllm/entrypoints/openai/responses/protocol.py"
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    cls = next(
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.ClassDef) and n.name == "ResponsesRequest"
-    )
-    return {
-        n.target.id
-        for n in cls.body
-        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
-    }
-
-
-def test_responses_params_match_the_servers_request_model() -> None:
-    """`RESPONSES_PARAMS` is exactly the declared chat parameters that the rig's
-    vLLM reads on `/v1/responses`."""
-    fields = _responses_request_fields()
-    assert {"input", "max_output_tokens", "previous_response_id"} <= fields
-    declared = set(param_names(VLLMChatParams))
-    assert declared & fields == RESPONSES_PARAMS
 
 
 def test_answers_are_ai_messages(responder: ChatVLLM) -> None:

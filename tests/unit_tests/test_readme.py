@@ -48,7 +48,7 @@ def test_rows_carry_type_constraints_and_docs(param_table: ModuleType) -> None:
     assert rows["stop_token_ids"][1] == "`list[int (≥ 0)]`"
     assert rows["structured_outputs"][1] == "`StructuredOutputs \\| dict`"
     assert rows["chat_template"][2] == "chat"
-    assert rows["return_tokens_as_token_ids"][2] == "completions"
+    assert rows["return_prompt_text"][2] == "chat"
     assert rows["top_k"][2] == "chat, completions"
     assert rows["priority"][2].startswith("all")
     doc = VLLMChatParams.model_fields["min_p"].description
