@@ -113,7 +113,7 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
         "chat": RigPreset(
             "smollm2-135m-instruct",
             "smollm2-135m-instruct",
-            (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS),
+            (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS, "--enable-per-request-metrics"),
         ),
         "reasoning": RigPreset(
             "smollm2-135m-reasoning",
@@ -135,7 +135,7 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
         ),
     }
 )
-"""The rig's test servers by kind: chat (tool calling), reasoning (tool calling
+"""The rig's test servers by kind: chat (tool calling, per-request metrics), reasoning (tool calling
 and the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers) and
 embeddings (also serves ``/score`` and ``/rerank``)."""
 

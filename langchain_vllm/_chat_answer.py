@@ -22,6 +22,9 @@ RESPONSE_FIELDS = (
     "prompt_token_ids",
     "kv_transfer_params",
     "prompt_text",
+    # servers started with --enable-per-request-metrics: time to first token,
+    # queue time, ... (a stream's last chunk)
+    "metrics",
 )
 """Top-level fields of a vLLM chat answer that OpenAI's has not."""
 CHOICE_FIELDS = ("stop_reason", "token_ids")
@@ -93,7 +96,7 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
     if reasoning:
         message.additional_kwargs["reasoning_content"] = reasoning
     message.response_metadata["model_provider"] = "vllm"
-    for name in RESPONSE_FIELDS:  # on the first chunk only
+    for name in RESPONSE_FIELDS:  # each on the first or the last chunk only
         if chunk.get(name) is not None:
             message.response_metadata[name] = chunk[name]
 

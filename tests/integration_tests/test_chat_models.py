@@ -595,3 +595,22 @@ def test_repetition_detection_ends_a_loop(chat: ChatVLLM) -> None:
 def test_repetition_detection_is_checked_before_the_request(chat: ChatVLLM) -> None:
     with pytest.raises(ValueError, match="repetition_detection"):
         chat.invoke(PROMPT, repetition_detection={"max_pattern_size": 4})
+
+
+# -- per-request metrics (the rig chat server has --enable-per-request-metrics) -----
+def test_server_metrics_in_the_answer(chat: ChatVLLM, plain_url: str) -> None:
+    whole = chat.invoke(PROMPT, **FIXED)
+    metrics = whole.response_metadata["metrics"]
+    assert metrics["time_to_first_token_ms"] > 0
+    assert {"queue_time_ms", "generation_time_ms"} <= set(metrics)
+    chunks = list(chat.stream(PROMPT, **FIXED))
+    assert [c for c in chunks if "metrics" in c.response_metadata] == chunks[-1:]
+    assert (
+        add_ai_message_chunks(*chunks).response_metadata["metrics"][
+            "time_to_first_token_ms"
+        ]
+        > 0
+    )
+    # a server without the flag sends none: nothing is made up
+    quiet = ChatVLLM(base_url=plain_url, temperature=0, max_tokens=8)
+    assert "metrics" not in quiet.invoke(PROMPT).response_metadata
