@@ -135,9 +135,9 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
         ),
     }
 )
-"""The rig's test servers by kind: chat (tool calling, per-request metrics), reasoning (tool calling
-and the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers) and
-embeddings (also serves ``/score`` and ``/rerank``)."""
+"""The rig's test servers by kind: chat (tool calling, per-request metrics),
+reasoning (tool calling and the ``holo2`` (DeepSeek-R1 style) reasoning parser),
+plain (no parsers) and embeddings (also serves ``/score`` and ``/rerank``)."""
 
 
 def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
