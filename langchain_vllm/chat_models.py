@@ -31,6 +31,7 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     STRUCTURED_OUTPUTS_SINCE,
+    add_session,
     check_responses_markup,
     check_responses_params,
     finish_payload,
@@ -202,6 +203,12 @@ class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: i
     stream_usage: bool | None = True
     """Include token usage in streams (vLLM supports it; on by default)."""
 
+    session_from_thread: bool = False
+    """Send the running thread's id (`configurable.thread_id` of the LangGraph graph
+    or chain that calls the model) as `session_id`, body field and `X-Session-ID`
+    header, when no `session_id` is set: one conversation's requests then share a
+    session, which vllm-router's `consistent_hash` keeps on one replica."""
+
     reasoning_round_trip: Literal["never", "tool_calls", "always"] = "never"
     """Send earlier assistant turns' reasoning back (vLLM's `reasoning` field):
     never, only on turns that called tools (agent loops), or always."""
@@ -307,6 +314,7 @@ class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: i
         extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
         if self.use_responses_api is True:
             check_responses_params(extra)
+        add_session(payload, extra, from_thread=self.session_from_thread)
         finish_payload(
             payload,
             extra,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langchain_vllm import ChatVLLM
 from langchain_vllm.server import VLLMServer
@@ -112,3 +113,31 @@ def test_round_robin_ignores_the_session(
         ],
     )
     assert served == [2, 2]
+
+
+def test_langgraph_threads_pin_one_replica(
+    hash_router: VLLMRouter, replicas: list[VLLMServer]
+) -> None:
+    """`session_from_thread=True`: each thread's requests (the `thread_id` of the
+    run's config, as a LangGraph graph or a chain passes it down) go to one
+    replica, as `session_id` and the `X-Session-ID` header."""
+    chat = ChatVLLM(
+        base_url=hash_router.base_url, max_tokens=4, session_from_thread=True
+    )
+    chain = RunnableLambda(lambda text: text) | chat
+    placement: dict[str, list[int]] = {}
+    for n in range(MAX_SESSIONS):
+        config: RunnableConfig = {"configurable": {"thread_id": f"thread-{n}"}}
+
+        def turns(config: RunnableConfig = config) -> None:
+            for turn in range(TURNS):
+                chain.invoke(f"Turn {turn}: say something.", config=config)
+
+        placement[f"thread-{n}"] = _served(replicas, turns)
+        used = {tuple(v).index(TURNS) for v in placement.values() if TURNS in v}
+        if len(placement) >= MIN_SESSIONS and len(used) == len(replicas):
+            break
+    FIGURES["affinity_threads"] = dict(placement)
+    for thread, served in placement.items():
+        assert sorted(served) == [0, TURNS], f"{thread} was split: {served}"
+    assert {served.index(TURNS) for served in placement.values()} == {0, 1}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from langchain_core.load import dumpd, dumps, load
 from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from pydantic import BaseModel, Field
 from pydantic.v1 import BaseModel as BaseModelV1
 from pydantic.v1 import Field as FieldV1
@@ -619,3 +621,47 @@ def test_with_structured_output_pydantic_v1_uses_json_schema(fake: FakeVLLM) -> 
     raw = chat.with_structured_output(_JokeV1, include_raw=True).invoke("joke")
     assert raw["parsed"] is None  # type: ignore[index]
     assert "punchline" in str(raw["parsing_error"])  # type: ignore[index]
+
+
+# -- sessions -------------------------------------------------------------------------
+def _session_of(fake: FakeVLLM) -> tuple[str | None, str | None]:
+    request = fake.requests[-1]
+    return json.loads(request.content).get("session_id"), request.headers.get(
+        "x-session-id"
+    )
+
+
+def test_session_id_goes_as_body_field_and_header(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs(), session_id="s-1").invoke("hi")
+    assert _session_of(fake) == ("s-1", "s-1")
+    ChatVLLM(**fake.kwargs()).invoke("hi", session_id="s-2")
+    assert _session_of(fake) == ("s-2", "s-2")
+    list(ChatVLLM(**fake.kwargs()).stream("hi", session_id="s-3"))
+    assert _session_of(fake) == ("s-3", "s-3")
+    ChatVLLM(**fake.kwargs()).invoke("hi")
+    assert _session_of(fake) == (None, None)
+
+
+def test_a_header_the_caller_set_wins(fake: FakeVLLM) -> None:
+    ChatVLLM(**fake.kwargs()).invoke(
+        "hi", session_id="s-1", extra_headers={"x-session-id": "mine"}
+    )
+    assert _session_of(fake) == ("s-1", "mine")
+
+
+def test_session_from_the_running_thread(fake: FakeVLLM) -> None:
+    chat = ChatVLLM(**fake.kwargs(), session_from_thread=True)
+    chain = RunnableLambda(lambda text: text) | chat
+    config: RunnableConfig = {"configurable": {"thread_id": "thread-7"}}
+    chain.invoke("hi", config=config)
+    assert _session_of(fake) == ("thread-7", "thread-7")
+    # an explicit session wins over the thread; no thread, no session
+    chat.invoke("hi", session_id="explicit")
+    assert _session_of(fake) == ("explicit", "explicit")
+    chat.invoke("hi")
+    assert _session_of(fake) == (None, None)
+    # off by default
+    (RunnableLambda(lambda text: text) | ChatVLLM(**fake.kwargs())).invoke(
+        "hi", config=config
+    )
+    assert _session_of(fake) == (None, None)
