@@ -23,6 +23,13 @@ import openai
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import Field, SecretStr
 
+from langchain_vllm._gateway import (
+    UNKNOWN_VERSION,
+    probe_tokens,
+    route_missing,
+    tokenize_probe,
+    warn_fallback,
+)
 from langchain_vllm.errors import (
     START_HINT,
     VLLMAuthenticationError,
@@ -140,6 +147,7 @@ class ServerLink:
         ] = weakref.WeakKeyDictionary()
         self._models: list[dict[str, Any]] | None = None
         self._version: str | None = None
+        self._tokenize_missing = False
         self._tokens: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -153,6 +161,11 @@ class ServerLink:
     def root_url(self) -> str:
         """The server's root URL, where `/tokenize`, `/version` and `/health` live."""
         return re.sub(r"/v1$", "", self.base_url)
+
+    @property
+    def api_prefix(self) -> str:
+        """The base URL's path below the root (`/v1`), for `post` to `/v1` routes."""
+        return self.base_url[len(self.root_url) :]
 
     # -- clients -------------------------------------------------------------------
     def async_client(self) -> openai.AsyncOpenAI:
@@ -206,28 +219,52 @@ class ServerLink:
         return next((m for m in self.models() if m.get("id") == model), None)
 
     def version(self) -> str:
-        """The server's vLLM version (`GET /version`), asked once."""
+        """The server's vLLM version (`GET /version`), asked once.
+
+        `UNKNOWN_VERSION` ("") when the route is not there (a gateway that forwards
+        only `/v1/*`).
+        """
         if self._version is None:
             url = f"{self.root_url}/version"
-            self._version = _version_of(self._get(url), url)
+            try:
+                self._version = _version_of(self._get(url), url)
+            except openai.NotFoundError as e:
+                if not route_missing(e):
+                    raise
+                self._version = UNKNOWN_VERSION
         return self._version
 
     async def aversion(self) -> str:
         """Async `version`."""
         if self._version is None:
             url = f"{self.root_url}/version"
-            self._version = _version_of(await self._aget(url), url)
+            try:
+                self._version = _version_of(await self._aget(url), url)
+            except openai.NotFoundError as e:
+                if not route_missing(e):
+                    raise
+                self._version = UNKNOWN_VERSION
         return self._version
 
     # -- POST /tokenize --------------------------------------------------------------
     def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
-        """`POST /tokenize`, cached by request body (repeated texts cost nothing)."""
+        """`POST /tokenize`, cached by request body (repeated texts cost nothing).
+
+        Without the route (a `/v1`-only gateway), a one-token generation through
+        `/v1` gives the same ids (`_gateway`).
+        """
         key = json.dumps(body, sort_keys=True, default=str)
         cached = self._cached_tokens(key)
         if cached is None:
             url = f"{self.root_url}/tokenize"
-            result = _expect(self._post(url, body), url, ("tokens", "count"))
-            cached = self._store_tokens(key, result)
+            if not self._tokenize_missing:
+                try:
+                    result = _expect(self._post(url, body), url, ("tokens", "count"))
+                    return self._store_tokens(key, result)
+                except openai.NotFoundError as e:
+                    self._note_missing_tokenize(e)
+            url, probe = tokenize_probe(self.base_url, body)
+            cached = self._store_tokens(key, _probed(self._post(url, probe), url))
         return cached
 
     async def atokenize(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -236,9 +273,23 @@ class ServerLink:
         cached = self._cached_tokens(key)
         if cached is None:
             url = f"{self.root_url}/tokenize"
-            result = _expect(await self._apost(url, body), url, ("tokens", "count"))
-            cached = self._store_tokens(key, result)
+            if not self._tokenize_missing:
+                try:
+                    result = await self._apost(url, body)
+                    result = _expect(result, url, ("tokens", "count"))
+                    return self._store_tokens(key, result)
+                except openai.NotFoundError as e:
+                    self._note_missing_tokenize(e)
+            url, probe = tokenize_probe(self.base_url, body)
+            answer = await self._apost(url, probe)
+            cached = self._store_tokens(key, _probed(answer, url))
         return cached
+
+    def _note_missing_tokenize(self, error: openai.NotFoundError) -> None:
+        if not route_missing(error):
+            raise error
+        self._tokenize_missing = True
+        warn_fallback(self.root_url)
 
     def post(
         self, path: str, body: dict[str, Any], expect: tuple[str, ...] = ()
@@ -584,6 +635,13 @@ def response_error(url: str, problem: str, method: str = "GET") -> VLLMResponseE
         httpx2.Request(method, url),
         body=None,
     )
+
+
+def _probed(answer: Any, url: str) -> dict[str, Any]:
+    tokens = probe_tokens(answer)
+    if tokens is None:
+        raise response_error(url, f"no prompt_token_ids in {answer!r:.100}", "POST")
+    return tokens
 
 
 def _expect(body: Any, url: str, keys: tuple[str, ...]) -> dict[str, Any]:

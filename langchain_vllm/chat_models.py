@@ -327,7 +327,8 @@ class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: i
         return payload
 
     def _server_is_legacy(self) -> bool:
-        return version_tuple(self._link.version()) < STRUCTURED_OUTPUTS_SINCE
+        version = self._link.version()  # "" behind a /v1-only gateway: current
+        return bool(version) and version_tuple(version) < STRUCTURED_OUTPUTS_SINCE
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Fetch what a request needs from the server without blocking the loop.

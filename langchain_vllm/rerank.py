@@ -1,4 +1,4 @@
-"""vLLM document reranking (vLLM's `/rerank`)."""
+"""vLLM document reranking (vLLM's `/v1/rerank`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _SCORE = "relevance_score"
 
 
 class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
-    """Rerank documents with a model served by vLLM (`POST /rerank`).
+    """Rerank documents with a model served by vLLM (`POST /v1/rerank`).
 
     A LangChain document compressor: give it the documents a retriever found and the
     query, get back the `top_n` most relevant, most relevant first, each with its
@@ -49,8 +49,8 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
     Key init args — client params:
         base_url: str
-            Default `VLLM_API_BASE`, else `http://localhost:8000/v1` (`/rerank` is
-            called at the server's root).
+            Default `VLLM_API_BASE`, else `http://localhost:8000/v1` (vLLM serves
+            `/v1/rerank`, also through gateways that forward only `/v1/*`).
         api_key: SecretStr
             Default `VLLM_API_KEY`, else a placeholder.
         timeout: float | None
@@ -149,7 +149,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
     @property
     def _endpoint_url(self) -> str:
-        return f"{self._link.root_url}/rerank"  # at the server's root, not /v1
+        return f"{self._link.base_url}/rerank"
 
     # -- rerank ----------------------------------------------------------------------
     def rerank(
@@ -179,7 +179,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             return []
         body = self._body(query, texts, top_n, kwargs)
         try:
-            response = self._link.post("/rerank", body)
+            response = self._link.post(f"{self._link.api_prefix}/rerank", body)
         except openai.APIError as e:
             raise self._feature_error(e) from e
         except ValueError as e:  # a body that is not JSON
@@ -202,7 +202,8 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             await self._link.aresolve_model(None)
         body = self._body(query, texts, top_n, kwargs)
         try:
-            response = await self._link.apost("/rerank", body)
+            path = f"{self._link.api_prefix}/rerank"
+            response = await self._link.apost(path, body)
         except openai.APIError as e:
             raise self._feature_error(e) from e
         except ValueError as e:  # a body that is not JSON
@@ -292,7 +293,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             model = self.model or _served(self._link)
             return VLLMServerFeatureError(
                 f"The vLLM server at {self._link.root_url} cannot rerank with model "
-                f"{model!r}: POST /rerank answered {error.status_code} Not Found. "
+                f"{model!r}: POST /v1/rerank answered {error.status_code} Not Found. "
                 "Serve a reranker (cross-encoder, e.g. BAAI/bge-reranker-v2-m3) or an "
                 "embedding model started with `--runner pooling`, and point "
                 "`base_url` at that server.",

@@ -306,8 +306,8 @@ def test_malformed_embeddings(raw: RawFakeVLLM, content: bytes) -> None:
     ids=["no-results", "html", "result-without-index", "results-not-list"],
 )
 def test_malformed_rerank(raw: RawFakeVLLM, content: bytes) -> None:
-    raw.raw["/rerank"] = (200, JSON, content)
+    raw.raw["/v1/rerank"] = (200, JSON, content)
     reranker = VLLMRerank(model="smollm2", **raw.kwargs())
     with pytest.raises(VLLMResponseError) as info:
         reranker.compress_documents([Document("a"), Document("b")], "q")
-    check(info.value, "/rerank")
+    check(info.value, "/v1/rerank")

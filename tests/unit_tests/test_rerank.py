@@ -54,8 +54,8 @@ def test_compress_documents_top_n_most_relevant_first(fake: FakeVLLM) -> None:
     assert out[0].metadata == {"src": "b", "relevance_score": 1.0}
     assert out[1].metadata["relevance_score"] == pytest.approx(2 / 3)
     assert "relevance_score" not in DOCS[1].metadata  # inputs untouched
-    assert fake.paths() == ["GET /v1/models", "POST /rerank"]
-    body = fake.last_body("/rerank")
+    assert fake.paths() == ["GET /v1/models", "POST /v1/rerank"]
+    body = fake.last_body("/v1/rerank")
     assert body == {
         "model": "reranker",
         "query": QUERY,
@@ -68,7 +68,7 @@ def test_keeps_document_id(fake: FakeVLLM) -> None:
     out = make(fake, model="m", top_n=None).compress_documents(DOCS, "bananas")
     assert out[0].id == "d0"
     assert len(out) == len(DOCS)
-    assert "top_n" not in fake.last_body("/rerank")
+    assert "top_n" not in fake.last_body("/v1/rerank")
 
 
 def test_rerank_indices_and_scores(fake: FakeVLLM) -> None:
@@ -78,7 +78,7 @@ def test_rerank_indices_and_scores(fake: FakeVLLM) -> None:
     assert ranked[0] == {"index": 1, "relevance_score": 1.0}
     scores = [r["relevance_score"] for r in ranked]
     assert scores == sorted(scores, reverse=True)
-    body = fake.last_body("/rerank")
+    body = fake.last_body("/v1/rerank")
     assert body["truncate_prompt_tokens"] == 64
     assert "top_n" not in body
 
@@ -86,14 +86,14 @@ def test_rerank_indices_and_scores(fake: FakeVLLM) -> None:
 def test_top_n_clamped_and_per_call(fake: FakeVLLM) -> None:
     rerank = make(fake, model="m", top_n=10)
     assert len(rerank.rerank(QUERY, ["a", "b"])) == 2
-    assert fake.last_body("/rerank")["top_n"] == 2
+    assert fake.last_body("/v1/rerank")["top_n"] == 2
     assert len(rerank.rerank(QUERY, ["a", "b", "c"], top_n=1)) == 1
 
 
 def test_per_call_and_extra_body(fake: FakeVLLM) -> None:
     rerank = make(fake, model="m", extra_body={"priority": 1, "x": 1})
     rerank.rerank(QUERY, ["a"], priority=5)
-    body = fake.last_body("/rerank")
+    body = fake.last_body("/v1/rerank")
     assert body["priority"] == 5
     assert body["x"] == 1
 
@@ -173,7 +173,7 @@ async def test_async_variants(fake: FakeVLLM) -> None:
     assert [d.page_content for d in out] == ["paris is the capital of france"]
     ranked = await rerank.arerank(QUERY, ["dogs", "capital of france"], top_n=None)
     assert ranked[0]["index"] == 1
-    assert fake.paths() == ["GET /v1/models", "POST /rerank", "POST /rerank"]
+    assert fake.paths() == ["GET /v1/models", "POST /v1/rerank", "POST /v1/rerank"]
 
 
 async def test_async_cannot_rerank(fake: FakeVLLM) -> None:
@@ -188,4 +188,4 @@ def test_per_call_vllm_parameters_are_checked(fake: FakeVLLM) -> None:
     with pytest.raises(ValueError, match="truncate_prompt_tokens"):
         reranker.rerank("q", ["a"], truncate_prompt_tokens=-5)
     reranker.rerank("q", ["a"], truncate_prompt_tokens=8)
-    assert fake.last_body("/rerank")["truncate_prompt_tokens"] == 8
+    assert fake.last_body("/v1/rerank")["truncate_prompt_tokens"] == 8

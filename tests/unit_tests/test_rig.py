@@ -71,6 +71,7 @@ def test_chat_preset_flags() -> None:
         "hermes",
         "--structured-outputs-config",
         '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        "--enable-per-request-metrics",
     )
     assert RIG_SERVERS["reasoning"].args[-2:] == ("--reasoning-parser", "holo2")
     assert RIG_SERVERS["embeddings"].args == (
