@@ -23,12 +23,14 @@ import openai
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import Field, SecretStr
 
+from langchain_vllm._media import media_hint
 from langchain_vllm.errors import (
     START_HINT,
     VLLMAuthenticationError,
     VLLMBadRequestError,
     VLLMConnectionError,
     VLLMContextOverflowError,
+    VLLMMediaError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
     VLLMResponseError,
@@ -521,6 +523,11 @@ def _status_error(
             f"{server_msg} (server {base_url}).{listing}",
             response=error.response,
             body=error.body,
+        )
+    hint = media_hint(server_msg)
+    if hint is not None:  # 400, or 422/500 for a media URL the server cannot fetch
+        return VLLMMediaError(
+            f"{server_msg} {hint}", response=error.response, body=error.body
         )
     if isinstance(error, openai.BadRequestError):
         return _bad_request(error, server_msg)
