@@ -126,6 +126,18 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             "smollm2-135m-plain",
             _CHAT_ARGS,
         ),
+        "vision": RigPreset(
+            "smolvlm-135m-synthetic",
+            "smolvlm-135m-synthetic",
+            # Two images per prompt: the tests send three to see the limit's error.
+            (
+                *_CHAT_ARGS,
+                *_TOOL_ARGS,
+                *_JSON_ARGS,
+                "--limit-mm-per-prompt",
+                '{"image": 2}',
+            ),
+        ),
         "embeddings": RigPreset(
             "all-minilm-l6-v2",
             "all-minilm-l6-v2",
@@ -134,16 +146,18 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     }
 )
 """The rig's test servers by kind: chat (tool calling), reasoning (tool calling
-and the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers) and
-embeddings (also serves ``/score`` and ``/rerank``)."""
+and the ``holo2`` (DeepSeek-R1 style) reasoning parser), plain (no parsers),
+vision (the chat model inside a synthetic Idefics3 vision model: images in, at
+most two per prompt; answers are noise) and embeddings (also serves ``/score``
+and ``/rerank``)."""
 
 
 def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     """Build (not start) a `VLLMServer` for one of the rig's test servers.
 
     Args:
-        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"`` or
-            ``"embeddings"``.
+        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"``,
+            ``"vision"`` or ``"embeddings"``.
         eager: Add ``--enforce-eager``: starts in about a third of the time, at
             about two thirds of the throughput (benchmarks pass False).
         **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's,
