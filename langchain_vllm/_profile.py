@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import openai
+
 from langchain_vllm._server_api import ServerLink
 from langchain_vllm.errors import VLLMBadRequestError, VLLMMediaError
 
@@ -120,4 +122,6 @@ def _probe(link: ServerLink, model: str, part: str, url: str) -> str | None:
         return "no" if "At most 0 " in text else None
     except VLLMBadRequestError:
         return "yes"  # the model's processor read the item (and refused the data)
+    except openai.APIStatusError:
+        return None
     return "yes"
