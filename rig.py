@@ -107,13 +107,14 @@ _JSON_ARGS = (
     "--structured-outputs-config",
     '{"backend": "xgrammar", "disable_any_whitespace": true}',
 )
+_CHAT_SERVER = (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS, "--enable-per-request-metrics")
 
 RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     {
         "chat": RigPreset(
             "smollm2-135m-instruct",
             "smollm2-135m-instruct",
-            (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS, "--enable-per-request-metrics"),
+            _CHAT_SERVER,
         ),
         "reasoning": RigPreset(
             "smollm2-135m-reasoning",
@@ -128,6 +129,12 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             "smollm2-135m-plain",
             _CHAT_ARGS,
         ),
+        "vision": RigPreset(
+            "smolvlm-135m-synthetic",
+            "smolvlm-135m-synthetic",
+            # Two images per prompt: the tests send three to see the limit's error.
+            (*_CHAT_SERVER, "--limit-mm-per-prompt", '{"image": 2}'),
+        ),
         "embeddings": RigPreset(
             "all-minilm-l6-v2",
             "all-minilm-l6-v2",
@@ -137,15 +144,17 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
 )
 """The rig's test servers by kind: chat (tool calling, per-request metrics),
 reasoning (tool calling and the ``holo2`` (DeepSeek-R1 style) reasoning parser),
-plain (no parsers) and embeddings (also serves ``/score`` and ``/rerank``)."""
+plain (no parsers), vision (the chat model inside a synthetic Idefics3 vision
+model: images in, at most two per prompt; answers are noise) and embeddings (also
+serves ``/score`` and ``/v1/rerank``)."""
 
 
 def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     """Build (not start) a `VLLMServer` for one of the rig's test servers.
 
     Args:
-        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"`` or
-            ``"embeddings"``.
+        kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"``,
+            ``"vision"`` or ``"embeddings"``.
         eager: Add ``--enforce-eager``: starts in about a third of the time, at
             about two thirds of the throughput (benchmarks pass False).
         **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's,

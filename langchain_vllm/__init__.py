@@ -18,11 +18,13 @@ from langchain_vllm.errors import (
     VLLMContextOverflowError,
     VLLMEmptyAnswerError,
     VLLMIncompleteStreamError,
+    VLLMMediaError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
     VLLMResponseError,
     VLLMServerFeatureError,
     VLLMTimeoutError,
+    VLLMUnsupportedMediaError,
 )
 from langchain_vllm.llms import VLLMOpenAI
 from langchain_vllm.prompts import (
@@ -53,6 +55,7 @@ __all__ = [
     "VLLMEmbeddings",
     "VLLMEmptyAnswerError",
     "VLLMIncompleteStreamError",
+    "VLLMMediaError",
     "VLLMModelDiscoveryError",
     "VLLMModelNotFoundError",
     "VLLMOpenAI",
@@ -62,6 +65,7 @@ __all__ = [
     "VLLMSamplingParams",
     "VLLMServerFeatureError",
     "VLLMTimeoutError",
+    "VLLMUnsupportedMediaError",
     "__version__",
     "chat_prompt",
     "render_prompt",

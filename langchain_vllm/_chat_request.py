@@ -39,8 +39,11 @@ TEMPLATE_FIELDS = (
     "continue_final_message",
     "add_special_tokens",
     "documents",
+    "mm_processor_kwargs",
+    "media_io_kwargs",
 )
-"""Body fields that change the prompt the server builds (sent to `/tokenize` too)."""
+"""Body fields that change the prompt the server builds (sent to `/tokenize` too;
+the multimodal ones change how many tokens an image or a video takes)."""
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

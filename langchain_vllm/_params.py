@@ -222,7 +222,13 @@ class VLLMChatParams(VLLMSamplingParams):
     """Extra variables for the chat template (e.g. `{"enable_thinking": False}`)."""
 
     mm_processor_kwargs: dict[str, Any] | None = None
-    """Extra arguments for the multimodal processor."""
+    """Extra arguments for the model's multimodal (Hugging Face) processor, e.g.
+    image sizes; what it reads depends on the model. vLLM 0.32 refuses them unless
+    the server runs with `--trust-request-mm-kwargs`."""
+
+    media_io_kwargs: dict[str, dict[str, Any]] | None = None
+    """Arguments for the server's media loaders, by modality (e.g.
+    `{"video": {"num_frames": 8}}`); merged with the server's `--media-io-kwargs`."""
 
     include_reasoning: bool | None = None
     """Return the model's reasoning text (servers with `--reasoning-parser`); False
@@ -261,6 +267,7 @@ RESPONSES_PARAMS: frozenset[str] = frozenset(
         "watermarking",
         "chat_template_kwargs",
         "mm_processor_kwargs",
+        "media_io_kwargs",
         "include_reasoning",
     }
 )

@@ -1,4 +1,13 @@
-"""ChatVLLM's model profile: the context window from the server, fetched once."""
+"""ChatVLLM's model profile: context window and input modalities from the server.
+
+`/v1/models` gives the context window (`max_model_len`) but says nothing about
+media. The input modalities are asked of the server the way it decides them: one
+`/tokenize` request per modality with a tiny data URL. A text-only model answers
+"... is not a multimodal model", a modality the model lacks "At most 0 audio(s)
+may be provided in one prompt." (HTTP 400); an accepted item (or one the model's
+processor reads and then rejects, e.g. an undecodable clip) means the model takes
+that modality. Any other answer leaves the key out (unknown).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,22 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import openai
+
 from langchain_vllm._server_api import ServerLink
+from langchain_vllm.errors import VLLMBadRequestError, VLLMMediaError
+
+# A 1x1 PNG; audio and video probes need no valid clip (see the module docstring).
+_PNG_1X1 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/"
+    "pLvAAAAAElFTkSuQmCC"
+)
+MEDIA_PROBES: dict[str, tuple[str, str]] = {
+    "image_inputs": ("image_url", f"data:image/png;base64,{_PNG_1X1}"),
+    "audio_inputs": ("audio_url", "data:audio/wav;base64,AAAA"),
+    "video_inputs": ("video_url", "data:video/mp4;base64,AAAA"),
+}
+"""Profile key -> (vLLM content part type, data URL) of the modality probes."""
 
 
 class ServedModelProfile(Mapping[str, Any]):
@@ -36,6 +60,7 @@ class ServedModelProfile(Mapping[str, Any]):
                 limit = card.get("max_model_len")
                 if isinstance(limit, int) and not isinstance(limit, bool):
                     data["max_input_tokens"] = limit
+                data.update(input_modalities(self._link, model))
                 self._data = data
             return self._data
 
@@ -55,3 +80,48 @@ class ServedModelProfile(Mapping[str, Any]):
         if self._data is None:
             return "ServedModelProfile(<not fetched>)"
         return f"ServedModelProfile({self._data!r})"
+
+
+def input_modalities(link: ServerLink, model: str) -> dict[str, bool]:
+    """The profile's input keys, from the server's answers to one probe each.
+
+    Returns:
+        `text_inputs`, `pdf_inputs` and `pdf_tool_message` (vLLM's chat endpoint
+        has no document part) always; `image_inputs`, `audio_inputs`,
+        `video_inputs` as far as the server tells, and with images
+        `image_url_inputs` and `image_tool_message` (the server fetches URLs
+        and reads images in tool messages alike).
+    """
+    found: dict[str, bool] = {
+        "text_inputs": True,
+        "pdf_inputs": False,
+        "pdf_tool_message": False,
+    }
+    for key, (part, url) in MEDIA_PROBES.items():
+        answer = _probe(link, model, part, url)
+        if answer == "text-only":
+            found.update(dict.fromkeys(MEDIA_PROBES, False))
+            break
+        if answer is not None:
+            found[key] = answer == "yes"
+    if "image_inputs" in found:
+        found["image_url_inputs"] = found["image_tool_message"] = found["image_inputs"]
+    return found
+
+
+def _probe(link: ServerLink, model: str, part: str, url: str) -> str | None:
+    """One modality's probe: `"yes"`, `"no"`, `"text-only"` or None (unknown)."""
+    content = [{"type": part, part: {"url": url}}]
+    body = {"model": model, "messages": [{"role": "user", "content": content}]}
+    try:
+        link.post("/tokenize", body, expect=("count",))
+    except VLLMMediaError as e:
+        text = str(e)
+        if "is not a multimodal model" in text:
+            return "text-only"
+        return "no" if "At most 0 " in text else None
+    except VLLMBadRequestError:
+        return "yes"  # the model's processor read the item (and refused the data)
+    except openai.APIStatusError:
+        return None
+    return "yes"

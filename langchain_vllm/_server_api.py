@@ -30,12 +30,14 @@ from langchain_vllm._gateway import (
     tokenize_probe,
     warn_fallback,
 )
+from langchain_vllm._media import media_hint
 from langchain_vllm.errors import (
     START_HINT,
     VLLMAuthenticationError,
     VLLMBadRequestError,
     VLLMConnectionError,
     VLLMContextOverflowError,
+    VLLMMediaError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
     VLLMResponseError,
@@ -572,6 +574,11 @@ def _status_error(
             f"{server_msg} (server {base_url}).{listing}",
             response=error.response,
             body=error.body,
+        )
+    hint = media_hint(server_msg)
+    if hint is not None:  # 400, or 422/500 for a media URL the server cannot fetch
+        return VLLMMediaError(
+            f"{server_msg} {hint}", response=error.response, body=error.body
         )
     if isinstance(error, openai.BadRequestError):
         return _bad_request(error, server_msg)

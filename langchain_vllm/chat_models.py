@@ -45,6 +45,7 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
+from langchain_vllm._media import vllm_messages
 from langchain_vllm._params import (
     OpenAIRanges,
     VLLMChatParams,
@@ -306,7 +307,9 @@ class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: i
         check_openai_params(kwargs)
         messages = self._convert_input(input_).to_messages()
         require_messages(messages)
-        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if not self.use_responses_api:
+            messages = vllm_messages(messages)  # media blocks in vLLM's form
+        payload = super()._get_request_payload(messages, stop=stop, **kwargs)
         if not self._use_responses_api(payload):
             to_chat_completions(payload)
             wire = payload["messages"]

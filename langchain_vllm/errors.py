@@ -51,6 +51,14 @@ class VLLMServerFeatureError(VLLMBadRequestError):
     """The server lacks a feature the request needs (message names the flags)."""
 
 
+class VLLMMediaError(VLLMBadRequestError):
+    """The server could not use the request's images, audio or video.
+
+    Too many items, a modality the model does not read, a URL the server cannot
+    fetch: the message names the model or server flag that decides.
+    """
+
+
 class VLLMContextOverflowError(openai.BadRequestError, ContextOverflowError):
     """The prompt does not fit the model's context (message gives both numbers)."""
 
@@ -72,4 +80,11 @@ class VLLMEmptyAnswerError(ValueError):
 
     Raised instead of a warning with `ChatVLLM(error_on_empty_reasoning_only=True)`;
     the message names `max_tokens` and `thinking_token_budget`.
+    """
+
+
+class VLLMUnsupportedMediaError(ValueError):
+    """A content block vLLM's chat endpoint cannot take (file, PDF, file id, ...).
+
+    Raised before the request; the message lists the kinds of media vLLM accepts.
     """

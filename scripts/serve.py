@@ -6,6 +6,7 @@ Ctrl-C, which stops the server and its engine processes.
 
     python scripts/serve.py                  # chat (tool calling), eager start
     python scripts/serve.py embeddings       # also serves /score and /rerank
+    python scripts/serve.py vision           # images in (synthetic SmolVLM)
     python scripts/serve.py chat --compiled  # slower start, faster serving
     python scripts/serve.py chat --port 8000
 """
@@ -24,6 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_vllm.server import VLLMServerError
 from rig import RIG_SERVERS, rig_server
+
+ENV_VARS = {
+    "embeddings": "VLLM_EMBEDDINGS_API_BASE",
+    "vision": "VLLM_VISION_API_BASE",
+}
+"""The variable the notebook and tests read for a kind (others: VLLM_API_BASE)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"served model: {server.served_model_name}")
         print(f"log: {server.log_path}")
         print("Point ChatVLLM, the notebook and the integration tests at it with:")
-        print(f"  export VLLM_API_BASE={server.base_url}")
+        print(f"  export {ENV_VARS.get(args.kind, 'VLLM_API_BASE')}={server.base_url}")
         print("Ctrl-C stops it.", flush=True)
         while not stop.wait(1.0):
             if not server.is_running:

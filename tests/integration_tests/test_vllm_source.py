@@ -39,8 +39,6 @@ OPENAI_FIELDS = {
 """OpenAI's fields of each request: `ChatOpenAI` / `BaseOpenAI` send them."""
 
 LEFT_OUT = {
-    # issue 15 (multimodal input) declares it with the media blocks
-    "media_io_kwargs": "multimodal IO options",
     "mm_payload": "render endpoints only (/v1/chat/completions/render)",
     "return_mm_kwargs": "deprecated alias of mm_payload (render endpoints)",
     "return_token_offsets": "render endpoints only",

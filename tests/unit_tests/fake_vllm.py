@@ -16,6 +16,13 @@ from typing import Any
 import httpx2
 
 BASE_URL = "http://vllm.test:8000/v1"
+MEDIA_PARTS = {
+    "image_url": "image",
+    "audio_url": "audio",
+    "input_audio": "audio",
+    "video_url": "video",
+}
+"""vLLM content part types and their modality."""
 
 
 def chat_completion(
@@ -127,6 +134,7 @@ class FakeVLLM:
         self.stream_done = True
         self.status: int = 200
         self.error_body: dict[str, Any] | None = None
+        self.modalities: set[str] = set()  # what the model reads beyond text
         self.tokens: Callable[[dict], list[int]] = lambda body: list(
             range(len(json.dumps(body).split()))
         )
@@ -180,6 +188,9 @@ class FakeVLLM:
         if path == "/version":
             return httpx2.Response(200, json={"version": self.version})
         if path == "/tokenize":
+            refused = self._media_refusal(body)
+            if refused is not None:
+                return refused
             tokens = self.tokens(body)
             return httpx2.Response(
                 200,
@@ -205,6 +216,23 @@ class FakeVLLM:
         if routed is not None:
             return routed
         return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def _media_refusal(self, body: dict[str, Any]) -> httpx2.Response | None:
+        """vLLM 0.32's HTTP 400 for media the model does not read (`modalities`)."""
+        for message in body.get("messages") or []:
+            content = message.get("content")
+            for part in content if isinstance(content, list) else []:
+                kind = MEDIA_PARTS.get(part.get("type"))
+                if kind is None or kind in self.modalities:
+                    continue
+                text = (
+                    f"At most 0 {kind}(s) may be provided in one prompt."
+                    if self.modalities
+                    else f"{body.get('model')} is not a multimodal model"
+                )
+                error = {"message": text, "type": "BadRequestError", "code": 400}
+                return httpx2.Response(400, json={"error": error})
+        return None
 
     def _sse(self, chunks: list[dict[str, Any]]) -> httpx2.Response:
         lines = [f"data: {json.dumps(c)}\n\n" for c in chunks]

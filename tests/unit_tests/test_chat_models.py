@@ -68,6 +68,7 @@ VALUES: dict[str, Any] = {
     "chat_template": "{{ messages }}",
     "chat_template_kwargs": {"enable_thinking": False},
     "mm_processor_kwargs": {"a": 1},
+    "media_io_kwargs": {"video": {"num_frames": 8}},
     "include_reasoning": True,
     "thinking_token_budget": 8,
 }
@@ -407,7 +408,8 @@ def test_profile_is_fetched_lazily_and_once(fake: FakeVLLM) -> None:
     assert chat.profile.get("max_input_tokens") == 4096
     assert chat.profile["max_input_tokens"] == 4096
     assert dict(chat.profile)["tool_calling"] is True
-    assert fake.paths() == ["GET /v1/models"]
+    # the card, then one modality probe: the fake model is text-only
+    assert fake.paths() == ["GET /v1/models", "POST /tokenize"]
 
 
 def test_profile_given_by_user_wins(fake: FakeVLLM) -> None:

@@ -50,7 +50,7 @@ def test_rig_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_rig_presets() -> None:
-    assert set(RIG_SERVERS) == {"chat", "reasoning", "plain", "embeddings"}
+    assert set(RIG_SERVERS) == {"chat", "reasoning", "plain", "vision", "embeddings"}
     assert "--tool-call-parser" in RIG_SERVERS["chat"].args
     assert "--reasoning-parser" in RIG_SERVERS["reasoning"].args
     plain = RIG_SERVERS["plain"]
@@ -58,6 +58,15 @@ def test_rig_presets() -> None:
     assert plain.served_model_name != RIG_SERVERS["chat"].served_model_name
     assert "--tool-call-parser" not in plain.args
     assert "--reasoning-parser" not in plain.args
+
+
+def test_vision_preset_flags() -> None:
+    vision = RIG_SERVERS["vision"]
+    assert vision.model_dir == "smolvlm-135m-synthetic"
+    # The chat server's flags (tools, JSON), plus the per-prompt image limit that
+    # the live tests exceed on purpose.
+    assert vision.args[: len(RIG_SERVERS["chat"].args)] == RIG_SERVERS["chat"].args
+    assert vision.args[-2:] == ("--limit-mm-per-prompt", '{"image": 2}')
 
 
 def test_chat_preset_flags() -> None:
