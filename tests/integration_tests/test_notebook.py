@@ -81,6 +81,9 @@ def test_notebook_runs_top_to_bottom(
     assert "same messages as the hand-built template: True" in text
     assert "'name': 'magic_function'" in text
     assert "image tokens equal: True" in text
+    assert "invoke: 'Amo programmare.'" in text
+    assert "stream: 'Amo programmare.'" in text
+    assert "'time_to_first_token_ms'" in text
 
 
 def main() -> int:
