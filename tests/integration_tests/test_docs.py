@@ -1,10 +1,12 @@
-"""The README's code runs against a live server, as a reader would run it.
+"""The README's code, then docs/guide.md's, runs against a live server, as a reader
+would run it.
 
-The unit tests compile every block and execute the offline ones; here the whole
-README runs top to bottom in one namespace, the blocks marked
-`# needs a running vLLM server` included, with `VLLM_API_BASE` pointing at the
-session's chat server (the README's quickstart builds `ChatVLLM()` without a URL).
-Blocks that need something else (`# needs langchain-community`, ...) stay
+The unit tests compile every block and execute the offline ones; here the README
+and the guide run top to bottom in one namespace (the guide builds on the README's
+names), the blocks marked `# needs a running vLLM server` included, with
+`VLLM_API_BASE` pointing at the session's chat server (the README's quickstart
+builds `ChatVLLM()` without a URL). Blocks that need something else
+(`# needs a vision model served`, `# needs langchain-community`, ...) stay
 compile-only.
 """
 
@@ -18,6 +20,7 @@ from langchain_vllm import ChatVLLM
 from tests.unit_tests.test_docs import ROOT, Block, blocks
 
 README = ROOT / "README.md"
+PAGES = [README, ROOT / "docs" / "guide.md"]
 NEEDS_SERVER = "# needs a running vLLM server"
 
 
@@ -32,7 +35,7 @@ def test_readme_has_live_blocks() -> None:
     assert len(live) >= 4, [b.name for b in live]
 
 
-def test_readme_runs_top_to_bottom(
+def test_readme_and_guide_run_top_to_bottom(
     chat_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("VLLM_API_BASE", chat_url)
@@ -42,7 +45,7 @@ def test_readme_runs_top_to_bottom(
         # the README's own examples may warn (e.g. an answer cut by max_tokens);
         # a warning is not a failure of the page
         warnings.simplefilter("ignore")
-        for block in blocks(README):
+        for block in [b for page in PAGES for b in blocks(page)]:
             if not runs_live(block):
                 continue
             try:
@@ -51,7 +54,7 @@ def test_readme_runs_top_to_bottom(
                 pytest.fail(f"{block.name} failed: {type(e).__name__}: {e}")
             ran.append(block.name)
     printed = capsys.readouterr().out
-    assert len(ran) == len([b for b in blocks(README) if runs_live(b)])
+    assert len(ran) == len([b for p in PAGES for b in blocks(p) if runs_live(b)])
     # the quickstart's model talked to the session's server, not localhost:8000
     quick = namespace["agent_chat"]
     assert isinstance(quick, ChatVLLM)
