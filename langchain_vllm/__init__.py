@@ -2,6 +2,7 @@
 
 from importlib import metadata
 
+from langchain_vllm._models import ServedModel
 from langchain_vllm._params import (
     VLLMChatParams,
     VLLMCompletionParams,
@@ -18,6 +19,7 @@ from langchain_vllm.errors import (
     VLLMContextOverflowError,
     VLLMEmptyAnswerError,
     VLLMIncompleteStreamError,
+    VLLMLoRAAdapterError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
     VLLMResponseError,
@@ -43,6 +45,7 @@ __all__ = [
     "ChatVLLM",
     "CheckedChatPromptTemplate",
     "PromptVariablesError",
+    "ServedModel",
     "StructuredOutputs",
     "VLLMAuthenticationError",
     "VLLMBadRequestError",
@@ -53,6 +56,7 @@ __all__ = [
     "VLLMEmbeddings",
     "VLLMEmptyAnswerError",
     "VLLMIncompleteStreamError",
+    "VLLMLoRAAdapterError",
     "VLLMModelDiscoveryError",
     "VLLMModelNotFoundError",
     "VLLMOpenAI",

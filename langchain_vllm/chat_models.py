@@ -42,6 +42,7 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
+from langchain_vllm._lora import ServedModelsMixin
 from langchain_vllm._params import (
     OpenAIRanges,
     VLLMChatParams,
@@ -59,7 +60,7 @@ from langchain_vllm._tools import (
 )
 
 
-class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
+class ChatVLLM(VLLMClient, ServedModelsMixin, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     r"""vLLM chat model, through vLLM's OpenAI-compatible server.
 
     Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters

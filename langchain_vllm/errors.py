@@ -51,6 +51,14 @@ class VLLMServerFeatureError(VLLMBadRequestError):
     """The server lacks a feature the request needs (message names the flags)."""
 
 
+class VLLMLoRAAdapterError(VLLMBadRequestError):
+    """The server refused to load or unload a LoRA adapter.
+
+    The message says why and what to do: a path the server cannot read, a rank above
+    the server's `--max-lora-rank`, a name already in use.
+    """
+
+
 class VLLMContextOverflowError(openai.BadRequestError, ContextOverflowError):
     """The prompt does not fit the model's context (message gives both numbers)."""
 

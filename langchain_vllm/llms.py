@@ -10,11 +10,12 @@ from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._lora import ServedModelsMixin
 from langchain_vllm._params import VLLMCompletionParams, request_body
 from langchain_vllm._server_api import LoopClient
 
 
-class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
+class VLLMOpenAI(VLLMClient, ServedModelsMixin, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
     """vLLM text completion model, through vLLM's OpenAI-compatible server.
 
     A drop-in replacement for `langchain_community.llms.VLLMOpenAI` (same
@@ -233,11 +234,13 @@ class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc
 
     @property
     def max_context_size(self) -> int:
-        """The served model's context length (`max_model_len` of `/v1/models`)."""
+        """The served model's context length (`max_model_len` of `/v1/models`).
+
+        A LoRA adapter has its base model's context length.
+        """
         model = self._link.resolve_model(self.model_name)
-        card = self._link.model_card(model) or {}
-        limit = card.get("max_model_len")
-        if not isinstance(limit, int):
+        limit = self._link.context_length(model)
+        if limit is None:
             msg = f"{self._link.base_url}/models gives no max_model_len for {model!r}"
             raise ValueError(msg)
         return limit
