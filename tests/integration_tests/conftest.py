@@ -20,7 +20,7 @@ from rig import rig_server
 
 
 class RigServers:
-    """The rig's servers by kind ("chat", "reasoning", "plain", "embeddings")."""
+    """The rig's servers by kind (the keys of `rig.RIG_SERVERS`)."""
 
     def __init__(self) -> None:
         self._servers: dict[str, VLLMServer] = {}
@@ -44,6 +44,13 @@ class RigServers:
         if kind == "chat" and os.environ.get("VLLM_API_BASE"):
             return os.environ["VLLM_API_BASE"]
         return self.server(kind).base_url
+
+    def release(self, kind: str) -> None:
+        """Stop one server now (its memory back); a later `server(kind)` restarts it."""
+        with self._lock:
+            server = self._servers.pop(kind, None)
+        if server is not None:
+            server.stop()
 
     def stop_all(self) -> None:
         for server in self._servers.values():
@@ -90,6 +97,18 @@ def reasoning_url() -> str:
 @pytest.fixture(scope="session")
 def plain_url() -> str:
     return RIG.url("plain")
+
+
+@pytest.fixture
+def lora_url() -> str:
+    """The LoRA server (base model + adapter `pineapple`, runtime loading on).
+
+    Shared by test_lora.py and the notebook test (one start for both: the two
+    modules run one after the other); the notebook test releases it when done, so
+    it does not hold memory for the rest of the suite (function scope: a later
+    test gets it started again, never a stale URL).
+    """
+    return RIG.url("lora")
 
 
 @pytest.fixture(scope="session")
