@@ -181,6 +181,14 @@ class ChatVLLM(VLLMClient, ServedModelsMixin, ChatOpenAI, VLLMChatParams):  # ty
         ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
         ```
 
+    LoRA adapters (one server, a base model and its adapters):
+        ```python
+        chat.list_models()  # ServedModel(name, parent, max_model_len, root), ...
+        chat.load_lora_adapter("pineapple", "/models/pineapple-lora")  # runtime
+        chat.invoke(messages, model="pineapple")  # or ChatVLLM(model=...), .bind
+        chat.unload_lora_adapter("pineapple")
+        ```
+
     Token usage:
         ```python
         chat.invoke(messages).usage_metadata  # also on the last chunk of a stream

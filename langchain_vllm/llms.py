@@ -109,6 +109,14 @@ class VLLMOpenAI(VLLMClient, ServedModelsMixin, OpenAI, VLLMCompletionParams):  
         llm.invoke("Yes or no?", structured_outputs={"choice": ["yes", "no"]})
         ```
 
+    LoRA adapters (served by name; loaded at runtime if the server allows it):
+        ```python
+        llm.load_lora_adapter("pineapple", "/models/pineapple-lora")
+        llm.invoke("Name a colour:", model="pineapple")
+        [(m.name, m.parent) for m in llm.list_models()]
+        llm.unload_lora_adapter("pineapple")
+        ```
+
     Token counts (the served model's tokenizer):
         ```python
         llm.get_num_tokens("The capital of France is")
