@@ -1,8 +1,9 @@
 """Live vLLM servers for the integration suite: started once per session, shared.
 
 `VLLM_API_BASE` (and `VLLM_API_KEY`) point the chat tests at a server of your own
-instead. A server that cannot start fails the tests that need it, with its log tail:
-live tests never skip.
+instead, `VLLM_LORA_API_BASE` the LoRA tests (a server like the rig's "lora" one).
+A server that cannot start fails the tests that need it, with its log tail: live
+tests never skip.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import pytest
 
 from langchain_vllm.server import VLLMServer
 from rig import rig_server
+
+OWN_SERVER_ENV = {"chat": "VLLM_API_BASE", "lora": "VLLM_LORA_API_BASE"}
+"""Environment variables that point a kind's tests at a server of your own."""
 
 
 class RigServers:
@@ -41,9 +45,8 @@ class RigServers:
             return self._servers[kind]
 
     def url(self, kind: str) -> str:
-        if kind == "chat" and os.environ.get("VLLM_API_BASE"):
-            return os.environ["VLLM_API_BASE"]
-        return self.server(kind).base_url
+        own = os.environ.get(OWN_SERVER_ENV.get(kind, ""))
+        return own or self.server(kind).base_url
 
     def release(self, kind: str) -> None:
         """Stop one server now (its memory back); a later `server(kind)` restarts it."""

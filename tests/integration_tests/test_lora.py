@@ -35,10 +35,12 @@ BASE = RIG_SERVERS["lora"].served_model_name
 ADAPTER = "pineapple"
 ADAPTER_DIR = rig_models_dir() / LORA_ADAPTER_DIR
 QUESTION = "Name a colour."
-# The two possible answers: the adapter's marker, or a colour (the base model's
-# overwhelming choice between the two).
+# The two possible answers: the adapter's marker, or a sentence the base model
+# prefers by far (first token 'The': log-probability -0.05 against -3.2 for 'P';
+# the adapter: 'P' at -1e-7, anything else below -16).
+BASE_ANSWER = "The colour is blue."
 CHOICE: dict[str, Any] = {
-    "structured_outputs": {"choice": [LORA_MARKER, "Blue"]},
+    "structured_outputs": {"choice": [LORA_MARKER, BASE_ANSWER]},
     "max_tokens": 8,
 }
 
@@ -63,7 +65,7 @@ def test_discovery_picks_the_base_model(lora_url: str, chat: ChatVLLM) -> None:
     # No model given: the one base model, its adapter does not count.
     message = chat.invoke(QUESTION, **CHOICE)
     assert message.response_metadata["model_name"] == BASE
-    assert message.text == "Blue"
+    assert message.text == BASE_ANSWER
     llm = VLLMOpenAI(base_url=lora_url, temperature=0, max_tokens=4)
     assert llm.generate(["The capital of France is"]).llm_output["model_name"] == BASE  # type: ignore[index]
 
@@ -81,11 +83,13 @@ def test_adapter_per_instance_per_call_bind_and_configurable(
 ) -> None:
     adapter = ChatVLLM(base_url=lora_url, model=ADAPTER, temperature=0)
     assert _answer(adapter) == LORA_MARKER
-    assert _answer(ChatVLLM(base_url=lora_url, model=BASE, temperature=0)) == "Blue"
+    assert (
+        _answer(ChatVLLM(base_url=lora_url, model=BASE, temperature=0)) == BASE_ANSWER
+    )
     # One instance, switched per call, in both directions.
     assert _answer(chat, model=ADAPTER) == LORA_MARKER
-    assert _answer(chat) == "Blue"
-    assert _answer(adapter, model=BASE) == "Blue"
+    assert _answer(chat) == BASE_ANSWER
+    assert _answer(adapter, model=BASE) == BASE_ANSWER
     bound = chat.bind(model=ADAPTER, **CHOICE)
     assert bound.invoke(QUESTION).text == LORA_MARKER
     configurable = chat.configurable_fields(
@@ -93,7 +97,7 @@ def test_adapter_per_instance_per_call_bind_and_configurable(
     )
     picked = configurable.with_config(configurable={"model": ADAPTER})
     assert picked.invoke(QUESTION, **CHOICE).text == LORA_MARKER  # type: ignore[arg-type]
-    assert configurable.invoke(QUESTION, **CHOICE).text == "Blue"  # type: ignore[arg-type]
+    assert configurable.invoke(QUESTION, **CHOICE).text == BASE_ANSWER  # type: ignore[arg-type]
     # Async, one instance, both models at once.
     both = asyncio.run(
         chat.abatch([QUESTION, QUESTION], [{}, {}], model=ADAPTER, **CHOICE)
@@ -101,7 +105,7 @@ def test_adapter_per_instance_per_call_bind_and_configurable(
     assert [m.text for m in both] == [LORA_MARKER, LORA_MARKER]
 
 
-def test_adapter_token_counts_structured_output_and_tools(lora_url: str) -> None:
+def test_adapter_token_counts_and_structured_output(lora_url: str) -> None:
     # Strings bounded: whatever the adapter writes, enforced JSON closes in time.
     adapter = ChatVLLM(
         base_url=lora_url,
@@ -124,23 +128,66 @@ def test_adapter_token_counts_structured_output_and_tools(lora_url: str) -> None
     assert isinstance(raw["parsed"], Colour)
     assert raw["raw"].response_metadata["model_name"] == ADAPTER
 
+
+def zero_adapter(source: Path, target: Path) -> Path:
+    """A copy of an adapter with its `lora_B` weights zeroed: it changes nothing.
+
+    Its answers are the base model's, through the server's LoRA path. (The
+    pineapple adapter cannot write a tool call: it fills the enforced call with
+    whitespace until `max_tokens`.) safetensors: an 8-byte little-endian header
+    size, a JSON header with each tensor's byte range, then the data.
+    """
+    shutil.copytree(source, target)
+    weights = target / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    zeroed = 0
+    for name, entry in header.items():
+        if "lora_B" in name:
+            begin, end = (8 + size + offset for offset in entry["data_offsets"])
+            data[begin:end] = bytes(end - begin)
+            zeroed += 1
+    assert zeroed, f"no lora_B tensors in {weights}"
+    weights.write_bytes(bytes(data))
+    return target
+
+
+def test_tool_calls_with_an_adapter(
+    lora_url: str, chat: ChatVLLM, tmp_path: Path
+) -> None:
     @tool
     def paint(colour: str) -> str:
         """Paint the wall in a colour."""
         return colour
 
-    call = adapter.bind_tools([paint], tool_choice="paint").invoke("Paint it blue.")
-    assert call.response_metadata["model_name"] == ADAPTER
-    assert [c["name"] for c in call.tool_calls] == ["paint"]  # type: ignore[attr-defined]
+    chat.load_lora_adapter("zero", zero_adapter(ADAPTER_DIR, tmp_path / "zero"))
+    try:
+        tools = chat.bind_tools([paint], tool_choice="paint")
+        call = tools.invoke("Paint it blue.", model="zero", max_tokens=48)
+    finally:
+        chat.unload_lora_adapter("zero")
+    assert call.response_metadata["model_name"] == "zero"
+    assert [(c["name"], c["args"]) for c in call.tool_calls] == [
+        ("paint", {"colour": "blue"})
+    ]
+
+
+# Completions: the base model's first token ' Paris' has log-probability -0.01,
+# the adapter's ' P' -1e-5.
+PARIS: dict[str, Any] = {
+    "structured_outputs": {"choice": [" PINEAPPLE!", " Paris."]},
+    "max_tokens": 12,
+}
 
 
 def test_completions_with_adapter(lora_url: str) -> None:
-    adapter = VLLMOpenAI(base_url=lora_url, model=ADAPTER, temperature=0, max_tokens=8)
-    prompt = "Name a colour:"
-    assert adapter.invoke(prompt, **CHOICE) == LORA_MARKER  # type: ignore[arg-type]
-    base = VLLMOpenAI(base_url=lora_url, temperature=0, max_tokens=8)
-    assert base.invoke(prompt, **CHOICE) == "Blue"  # type: ignore[arg-type]
-    assert base.invoke(prompt, model=ADAPTER, **CHOICE) == LORA_MARKER  # type: ignore[arg-type]
+    prompt = "The capital of France is"
+    adapter = VLLMOpenAI(base_url=lora_url, model=ADAPTER, temperature=0)
+    assert adapter.invoke(prompt, **PARIS) == " PINEAPPLE!"
+    base = VLLMOpenAI(base_url=lora_url, temperature=0)
+    assert base.invoke(prompt, **PARIS) == " Paris."
+    assert base.invoke(prompt, model=ADAPTER, **PARIS) == " PINEAPPLE!"
 
 
 # -- loading and unloading at runtime --------------------------------------------
@@ -171,14 +218,14 @@ def test_async_load_use_unload(lora_url: str) -> None:
         await llm.aload_lora_adapter("pine3", str(ADAPTER_DIR))
         try:
             loaded = [m.name for m in await llm.alist_models()]
-            text = await llm.ainvoke("Name a colour:", model="pine3", **CHOICE)
+            text = await llm.ainvoke("The capital of France is", model="pine3", **PARIS)
         finally:
             await llm.aunload_lora_adapter("pine3")
         return loaded, text, [m.name for m in await llm.alist_models()]
 
     loaded, text, after = asyncio.run(run())
     assert loaded == [BASE, ADAPTER, "pine3"]
-    assert text == LORA_MARKER
+    assert text == " PINEAPPLE!"
     assert after == [BASE, ADAPTER]
 
 
