@@ -2,6 +2,10 @@
 
 from importlib import metadata
 
+from langchain_vllm._lora import (
+    load_lora_adapter_on_replicas,
+    unload_lora_adapter_on_replicas,
+)
 from langchain_vllm._models import ServedModel
 from langchain_vllm._params import (
     VLLMChatParams,
@@ -68,6 +72,8 @@ __all__ = [
     "VLLMTimeoutError",
     "__version__",
     "chat_prompt",
+    "load_lora_adapter_on_replicas",
     "render_prompt",
     "translation_prompt",
+    "unload_lora_adapter_on_replicas",
 ]

@@ -13,20 +13,24 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import openai
+from pydantic import SecretStr
 
 from langchain_vllm._models import ServedModel, describe, served_models
-from langchain_vllm._server_api import server_message
+from langchain_vllm._server_api import (
+    ServerLink,
+    check_base_url,
+    make_clients,
+    server_message,
+)
 from langchain_vllm.errors import (
     VLLMLoRAAdapterError,
     VLLMModelNotFoundError,
     VLLMServerFeatureError,
 )
-
-if TYPE_CHECKING:
-    from langchain_vllm._server_api import ServerLink
 
 LOAD_PATH = "/v1/load_lora_adapter"
 UNLOAD_PATH = "/v1/unload_lora_adapter"
@@ -213,3 +217,82 @@ class ServedModelsMixin:
             raise adapter_error(e, self._link.base_url, body, served) from e
         finally:
             self._link.forget_models()
+
+
+class _Replica(ServedModelsMixin):
+    """One vLLM replica addressed directly (not through a router)."""
+
+    def __init__(self, base_url: str, api_key: str | None) -> None:
+        key = SecretStr(api_key) if api_key is not None else None
+        self._link = ServerLink(*make_clients(check_base_url(base_url), key))
+
+
+def load_lora_adapter_on_replicas(
+    base_urls: Sequence[str],
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    api_key: str | None = None,
+) -> None:
+    """Load a LoRA adapter on every replica of a deployment, one after the other.
+
+    A router does not do it: vllm-router (0.1.17) forwards `/v1/load_lora_adapter`
+    to one replica, as it does any request, and its `/v1/models` shows one
+    replica's list. Give the replicas' own URLs. If a replica refuses, the adapter
+    is unloaded again from the replicas that took it, and the error is raised.
+
+    Args:
+        base_urls: Each replica's OpenAI base URL (e.g. `http://host:8000/v1`).
+        name: The name requests will ask for.
+        path: The adapter's folder on the replicas' machines.
+        api_key: The replicas' key (`--api-key`), if any.
+
+    Raises:
+        The error of the first replica that refused (see `load_lora_adapter`),
+        with the replica's URL in its message.
+
+    Example:
+        ```python
+        from langchain_vllm import load_lora_adapter_on_replicas
+
+        replicas = ["http://gpu-1:8000/v1", "http://gpu-2:8000/v1"]
+        load_lora_adapter_on_replicas(replicas, "pineapple", "/models/pineapple")
+        ChatVLLM(base_url="http://router:8080/v1", model="pineapple").invoke("Hi")
+        ```
+    """
+    body = load_body(name, path)
+    done: list[_Replica] = []
+    for url in base_urls:
+        replica = _Replica(url, api_key)
+        try:
+            replica._update(LOAD_PATH, body)
+        except Exception:
+            for loaded in done:  # all or none
+                with contextlib.suppress(Exception):
+                    loaded._update(UNLOAD_PATH, unload_body(name))
+            raise
+        done.append(replica)
+
+
+def unload_lora_adapter_on_replicas(
+    base_urls: Sequence[str], name: str, *, api_key: str | None = None
+) -> None:
+    """Unload a LoRA adapter from every replica of a deployment.
+
+    Every replica is asked, also after one refused; then the first error is raised
+    (e.g. `VLLMModelNotFoundError` from a replica that did not have the adapter).
+
+    Example:
+        ```python
+        unload_lora_adapter_on_replicas(replicas, "pineapple")
+        ```
+    """
+    body = unload_body(name)
+    errors: list[Exception] = []
+    for url in base_urls:
+        try:
+            _Replica(url, api_key)._update(UNLOAD_PATH, body)
+        except Exception as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]

@@ -24,7 +24,10 @@ from langchain_vllm import (
     VLLMModelNotFoundError,
     VLLMOpenAI,
     VLLMServerFeatureError,
+    load_lora_adapter_on_replicas,
+    unload_lora_adapter_on_replicas,
 )
+from langchain_vllm import _lora as lora_module
 from langchain_vllm._lora import adapter_error
 from langchain_vllm._models import choose_model, context_length, describe
 from tests.unit_tests.fake_vllm import FakeVLLM
@@ -268,3 +271,48 @@ def test_other_refusals_keep_the_server_message() -> None:
     assert "conflicts with a served base model" in str(error)
     unexpected = _said(503, "overloaded")
     assert adapter_error(unexpected, URL, {"lora_name": "p"}, None) is unexpected
+
+
+# -- every replica of a deployment ----------------------------------------------------
+@pytest.fixture
+def replicas(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeVLLM]:
+    """Two fake replicas, reached by URL through the helpers' own clients."""
+    fakes = {f"http://replica-{i}.test/v1": FakeVLLM() for i in (1, 2)}
+    for fake in fakes.values():
+        fake.runtime_lora = True
+
+    def make_clients(url: str, key: Any) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
+        fake = fakes[url]
+        options: dict[str, Any] = {"base_url": url, "api_key": "x", "max_retries": 0}
+        return (
+            openai.OpenAI(http_client=fake.sync_client(), **options),
+            openai.AsyncOpenAI(http_client=fake.async_client(), **options),
+        )
+
+    monkeypatch.setattr(lora_module, "make_clients", make_clients)
+    return fakes
+
+
+def test_load_and_unload_on_replicas(replicas: dict[str, FakeVLLM]) -> None:
+    urls = list(replicas)
+    load_lora_adapter_on_replicas(urls, "pine", "/lora/pine")
+    assert [f.adapters for f in replicas.values()] == [{"pine": "/lora/pine"}] * 2
+    unload_lora_adapter_on_replicas(urls, "pine")
+    assert [f.adapters for f in replicas.values()] == [{}, {}]
+
+
+def test_load_on_replicas_is_all_or_nothing(replicas: dict[str, FakeVLLM]) -> None:
+    first, second = replicas.values()
+    second.runtime_lora = False  # the second replica cannot load adapters
+    with pytest.raises(VLLMServerFeatureError, match="replica-2"):
+        load_lora_adapter_on_replicas(list(replicas), "pine", "/lora/pine")
+    assert first.adapters == {}  # loaded, then unloaded again
+    assert first.paths()[-1] == "POST /v1/unload_lora_adapter"
+
+
+def test_unload_on_replicas_asks_every_replica(replicas: dict[str, FakeVLLM]) -> None:
+    second = list(replicas.values())[1]
+    second.adapters = {"pine": "/lora/pine"}
+    with pytest.raises(VLLMModelNotFoundError, match="replica-1"):
+        unload_lora_adapter_on_replicas(list(replicas), "pine")
+    assert second.adapters == {}
