@@ -62,33 +62,34 @@ def adapter_error(
 ) -> BaseException:
     """The typed error for a refused load or unload of `request["lora_name"]`."""
     said = server_message(error)
-    name, where = request["lora_name"], f"the vLLM server at {base_url}"
+    name, where = request["lora_name"], f"vLLM server at {base_url}"
     kw: dict[str, Any] = {"response": error.response, "body": error.body}
     if _route_missing(error) or _NO_LORA.search(said):
-        msg = f"{where} does not load or unload LoRA adapters at runtime ({said}). "
+        msg = f"The {where} does not load or unload LoRA adapters at runtime ({said}). "
         return VLLMServerFeatureError(msg + RUNTIME_HINT, **kw)
     if _NOT_LOADED.search(said) and "lora_path" not in request:
         listing = f" It serves: {served}." if served else ""
-        msg = f"No LoRA adapter {name!r} is loaded on {where}.{listing} ({said})"
+        msg = f"No LoRA adapter {name!r} is loaded on the {where}.{listing} ({said})"
         return VLLMModelNotFoundError(msg, **kw)
     rank = _RANK.search(said)
     if rank:
         msg = (
             f"The LoRA adapter {name!r} has rank {rank['rank']}, above the "
-            f"`--max-lora-rank {rank['max']}` of {where}: restart the server with "
+            f"`--max-lora-rank {rank['max']}` of the {where}: restart the server with "
             f"`--max-lora-rank {rank['rank']}` or more. ({said})"
         )
         return VLLMLoRAAdapterError(msg, **kw)
     if "No adapter found" in said:
         msg = (
-            f"{where} cannot read a LoRA adapter at {request.get('lora_path')!r}: "
+            f"The {where} cannot read a LoRA adapter at {request.get('lora_path')!r}: "
             "the path is read by the server, not by this client. Give a folder on "
             "the server's machine with adapter_config.json and the adapter's "
             f"weights (or a Hugging Face repo id the server can fetch). ({said})"
         )
         return VLLMLoRAAdapterError(msg, **kw)
     if error.status_code in (400, 409, 500):
-        return VLLMLoRAAdapterError(f"{where} refused adapter {name!r}: {said}", **kw)
+        msg = f"The {where} refused the LoRA adapter {name!r}: {said}"
+        return VLLMLoRAAdapterError(msg, **kw)
     return error
 
 
