@@ -133,7 +133,11 @@ def test_lora_preset(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     start = command.index("--enable-lora")
     assert command[start : start + 5] == [*flags, "--max-lora-rank", "8"]
     assert server.server_env()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "1"
-    assert "--enable-lora" not in rig_server("chat", port=8000).command
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    assert server.server_env()["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    chat = rig_server("chat", port=8000)
+    assert "--enable-lora" not in chat.command
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in chat.server_env()
 
 
 def test_rig_server_python_choice(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
