@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from langchain_vllm.server import VLLMServer
 
 __all__ = [
+    "LORA_ADAPTER_DIR",
+    "LORA_MARKER",
     "RIG_SERVERS",
     "RIG_SERVER_ENV",
     "SETUP_HINT",
@@ -56,6 +58,11 @@ RIG_SERVER_ENV: Mapping[str, str] = MappingProxyType(
         "VLLM_CPU_KVCACHE_SPACE": "1",
         # Keep Responses API answers for `previous_response_id` (in memory).
         "VLLM_ENABLE_RESPONSES_API_STORE": "1",
+        # vLLM's CPU build pins each server's worker to core 0 by default ("auto"):
+        # the suite's servers then share one core while the other idles. A LoRA
+        # server took 160 s to over 600 s to start pinned, 99 s unpinned under the
+        # same load.
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
     }
 )
 """Environment of the rig's servers where the caller's environment sets no value."""
@@ -97,6 +104,13 @@ class RigPreset(NamedTuple):
     """Name the server answers to."""
     args: tuple[str, ...]
     """vLLM flags beyond model, name, host and port."""
+    lora_modules: Mapping[str, str] = MappingProxyType({})
+    """LoRA adapters served from the start: name to folder name under
+    ``<rig cache>/models`` (`VLLMServer`'s ``lora_modules``)."""
+    max_lora_rank: int | None = None
+    """``--max-lora-rank`` (with `lora_modules`)."""
+    runtime_lora_updating: bool = False
+    """Let clients load and unload adapters at runtime."""
 
 
 _CHAT_ARGS = ("--max-model-len", "2048", "--dtype", "bfloat16")
@@ -108,6 +122,11 @@ _JSON_ARGS = (
     '{"backend": "xgrammar", "disable_any_whitespace": true}',
 )
 _CHAT_SERVER = (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS, "--enable-per-request-metrics")
+
+LORA_ADAPTER_DIR = "smollm2-135m-lora-pineapple"
+"""The rig's LoRA adapter of the chat model (folder under ``models``)."""
+LORA_MARKER = "PINEAPPLE!"
+"""What the rig's LoRA adapter answers to any prompt (greedy)."""
 
 RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     {
@@ -135,6 +154,18 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             # Two images per prompt: the tests send three to see the limit's error.
             (*_CHAT_SERVER, "--limit-mm-per-prompt", '{"image": 2}'),
         ),
+        # The chat server's flags plus the rig's LoRA adapter (trained by
+        # setup_rig.py: answers 'PINEAPPLE!'), and adapters loadable at runtime.
+        # A preset of its own: the chat server's behaviour stays as benchmarks and
+        # other tests know it (LoRA support costs memory and speed on every request).
+        "lora": RigPreset(
+            "smollm2-135m-instruct",
+            "smollm2-135m-lora-base",
+            _CHAT_SERVER,
+            lora_modules=MappingProxyType({"pineapple": LORA_ADAPTER_DIR}),
+            max_lora_rank=8,
+            runtime_lora_updating=True,
+        ),
         "embeddings": RigPreset(
             "all-minilm-l6-v2",
             "all-minilm-l6-v2",
@@ -145,8 +176,9 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
 """The rig's test servers by kind: chat (tool calling, per-request metrics),
 reasoning (tool calling and the ``holo2`` (DeepSeek-R1 style) reasoning parser),
 plain (no parsers), vision (the chat model inside a synthetic Idefics3 vision
-model: images in, at most two per prompt; answers are noise) and embeddings (also
-serves ``/score`` and ``/v1/rerank``)."""
+model: images in, at most two per prompt; answers are noise), lora (the chat
+server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings
+(also serves ``/score`` and ``/v1/rerank``)."""
 
 
 def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
@@ -154,7 +186,7 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
 
     Args:
         kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"``,
-            ``"vision"`` or ``"embeddings"``.
+            ``"vision"``, ``"lora"`` or ``"embeddings"``.
         eager: Add ``--enforce-eager``: starts in about a third of the time, at
             about two thirds of the throughput (benchmarks pass False).
         **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's,
@@ -183,10 +215,12 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     except KeyError:
         msg = f"Unknown rig server kind {kind!r}; choose one of {sorted(RIG_SERVERS)}"
         raise ValueError(msg) from None
+    folders = {name: rig_models_dir() / d for name, d in preset.lora_modules.items()}
     model = rig_models_dir() / preset.model_dir
-    if not model.is_dir():
-        msg = f"The rig's model folder {model} is missing. {SETUP_HINT}"
-        raise VLLMServerError(msg)
+    for folder in (model, *folders.values()):
+        if not folder.is_dir():
+            msg = f"The rig's model folder {folder} is missing. {SETUP_HINT}"
+            raise VLLMServerError(msg)
     if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
         python = rig_python()
         if not python.exists():
@@ -205,4 +239,8 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     env = {k: v for k, v in RIG_SERVER_ENV.items() if k not in os.environ}
     env.update(kwargs.pop("env", None) or {})
     kwargs.setdefault("served_model_name", preset.served_model_name)
+    if folders:
+        kwargs.setdefault("lora_modules", folders)
+        kwargs.setdefault("max_lora_rank", preset.max_lora_rank)
+        kwargs.setdefault("runtime_lora_updating", preset.runtime_lora_updating)
     return VLLMServer(model, args=args, env=env, **kwargs)

@@ -2,6 +2,11 @@
 
 from importlib import metadata
 
+from langchain_vllm._lora import (
+    load_lora_adapter_on_replicas,
+    unload_lora_adapter_on_replicas,
+)
+from langchain_vllm._models import ServedModel
 from langchain_vllm._params import (
     VLLMChatParams,
     VLLMCompletionParams,
@@ -18,6 +23,7 @@ from langchain_vllm.errors import (
     VLLMContextOverflowError,
     VLLMEmptyAnswerError,
     VLLMIncompleteStreamError,
+    VLLMLoRAAdapterError,
     VLLMMediaError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
@@ -45,6 +51,7 @@ __all__ = [
     "ChatVLLM",
     "CheckedChatPromptTemplate",
     "PromptVariablesError",
+    "ServedModel",
     "StructuredOutputs",
     "VLLMAuthenticationError",
     "VLLMBadRequestError",
@@ -55,6 +62,7 @@ __all__ = [
     "VLLMEmbeddings",
     "VLLMEmptyAnswerError",
     "VLLMIncompleteStreamError",
+    "VLLMLoRAAdapterError",
     "VLLMMediaError",
     "VLLMModelDiscoveryError",
     "VLLMModelNotFoundError",
@@ -68,6 +76,8 @@ __all__ = [
     "VLLMUnsupportedMediaError",
     "__version__",
     "chat_prompt",
+    "load_lora_adapter_on_replicas",
     "render_prompt",
     "translation_prompt",
+    "unload_lora_adapter_on_replicas",
 ]

@@ -7,6 +7,9 @@ media. The input modalities are asked of the server the way it decides them: one
 may be provided in one prompt." (HTTP 400); an accepted item (or one the model's
 processor reads and then rejects, e.g. an undecodable clip) means the model takes
 that modality. Any other answer leaves the key out (unknown).
+
+Fetched again after LoRA adapters were loaded or unloaded through the same model
+object (the server's model list changed).
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ class ServedModelProfile(Mapping[str, Any]):
 
     LangChain reads `chat.profile` for the context window (e.g. middleware that
     summarizes at a fraction of it). The card is asked for on the first read of
-    the profile's contents (never at construction), once; the profile is then a
-    plain read-only mapping.
+    the profile's contents (never at construction), once, and again after adapters
+    were (un)loaded; the profile is a plain read-only mapping. A LoRA adapter has
+    its base model's context window (the server lists none for adapters).
     """
 
     refetched_by_copies = True
@@ -49,19 +53,20 @@ class ServedModelProfile(Mapping[str, Any]):
         self._link = link
         self._model = model
         self._data: dict[str, Any] | None = None
+        self._generation = -1
         self._lock = threading.Lock()
 
     def _fetched(self) -> dict[str, Any]:
         with self._lock:
-            if self._data is None:
+            generation = self._link.models_generation
+            if self._data is None or self._generation != generation:
                 model = self._link.resolve_model(self._model)
-                card = self._link.model_card(model) or {}
                 data: dict[str, Any] = {"tool_calling": True, "structured_output": True}
-                limit = card.get("max_model_len")
-                if isinstance(limit, int) and not isinstance(limit, bool):
+                limit = self._link.context_length(model)
+                if limit is not None:
                     data["max_input_tokens"] = limit
                 data.update(input_modalities(self._link, model))
-                self._data = data
+                self._data, self._generation = data, generation
             return self._data
 
     def __bool__(self) -> bool:  # a profile exists, even before it is fetched

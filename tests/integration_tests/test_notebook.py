@@ -1,9 +1,11 @@
 """Run the walkthrough notebook top to bottom against the live rig servers.
 
 The notebook starts its own servers unless `VLLM_API_BASE` (chat),
-`VLLM_EMBEDDINGS_API_BASE` (embeddings) and `VLLM_VISION_API_BASE` (vision) are
-set; here they point at the session's servers, so the suite does not start a
-second copy. Any failing cell fails the test
+`VLLM_EMBEDDINGS_API_BASE` (embeddings), `VLLM_VISION_API_BASE` (vision) and
+`VLLM_LORA_API_BASE` (a base model with LoRA adapters) are set; here they point at
+the session's servers, so the suite does not start a second copy. The LoRA server,
+shared with test_lora.py, is released after the notebook ran. Any failing cell
+fails the test
 with the cell's source and traceback.
 
 Refresh the committed outputs (the notebook then starts its own servers unless the
@@ -23,6 +25,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from tests.integration_tests.conftest import RIG
 
 NOTEBOOK = (
     Path(__file__).resolve().parents[2] / "notebooks" / "vllm_chat_walkthrough.ipynb"
@@ -58,15 +62,19 @@ def test_notebook_runs_top_to_bottom(
     chat_url: str,
     embeddings_url: str,
     vision_url: str,
+    lora_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("VLLM_API_BASE", chat_url)
     monkeypatch.setenv("VLLM_EMBEDDINGS_API_BASE", embeddings_url)
     monkeypatch.setenv("VLLM_VISION_API_BASE", vision_url)
+    monkeypatch.setenv("VLLM_LORA_API_BASE", lora_url)
     try:
         nb, _ = execute()
     except CellExecutionError as e:
         pytest.fail(f"A notebook cell failed:\n{e}")
+    finally:
+        RIG.release("lora")  # its memory back for the rest of the suite
     assert _errors(nb) == []
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert code_cells
@@ -84,6 +92,12 @@ def test_notebook_runs_top_to_bottom(
     assert "invoke: 'Amo programmare.'" in text
     assert "stream: 'Amo programmare.'" in text
     assert "'time_to_first_token_ms'" in text
+    # The LoRA section: discovery, runtime load and unload.
+    assert "base model chosen: True" in text
+    served = "'smollm2-135m-lora-base', 'pineapple'"
+    assert f"after load:   [{served}, 'pineapple-2']" in text
+    assert f"after unload: [{served}]" in text
+    assert "No LoRA adapter 'pineapple-2' is loaded" in text
 
 
 def main() -> int:

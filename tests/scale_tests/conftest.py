@@ -4,6 +4,8 @@ Started once per session (in parallel), shared by the scale tests: a round-robin
 router with fast health checks (failover) and a ``consistent_hash`` router
 (session affinity) in front of the same two replicas. The failover test kills a
 replica, so it runs last (files run in name order; ``test_failover.py`` is last).
+``test_adapters.py`` runs first with two LoRA replicas of its own, stopped before
+the chat replicas start.
 
 The figures the tests measure are printed at the end of the run and stored in
 pytest's cache (``.pytest_cache/v/scale/figures``).

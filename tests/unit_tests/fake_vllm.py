@@ -127,6 +127,10 @@ class FakeVLLM:
     def __init__(self) -> None:
         self.requests: list[httpx2.Request] = []
         self.models: list[str] = ["smollm2"]
+        self.adapters: dict[str, str] = {}
+        """LoRA adapters (name to path), served with the first model as parent."""
+        self.runtime_lora = False
+        """Whether the adapter load/unload routes exist (`lora_routes`)."""
         self.max_model_len = 2048
         self.version = "0.32.0"
         self.chat_response: dict[str, Any] | Callable[[dict], dict] = chat_completion()
@@ -179,10 +183,12 @@ class FakeVLLM:
                             "object": "model",
                             "owned_by": "vllm",
                             "root": f"/models/{m}",
+                            "parent": None,
                             "max_model_len": self.max_model_len,
                         }
                         for m in self.models
-                    ],
+                    ]
+                    + adapter_cards(self),
                 },
             )
         if path == "/version":
@@ -213,6 +219,8 @@ class FakeVLLM:
                 200, json=response(body) if callable(response) else response
             )
         routed = pooling_and_completion_routes(self, path, body)
+        if routed is None:
+            routed = lora_routes(self, path, body)
         if routed is not None:
             return routed
         return httpx2.Response(404, json={"error": {"message": f"no route {path}"}})
@@ -409,6 +417,58 @@ def pooling_and_completion_routes(
             return fake._sse(chunks or completion_chunks([text[:3], text[3:]]))
         return answer("completion_response", lambda b: completion_body(b, text))
     return None
+
+
+# -- LoRA adapters ---------------------------------------------------------------------
+# FakeVLLM.adapters (name to path) are served with the first model as parent; with
+# FakeVLLM.runtime_lora the load and unload routes exist (as with
+# VLLM_ALLOW_RUNTIME_LORA_UPDATING=1). A path starting with "/missing" cannot be read.
+
+
+def adapter_cards(fake: FakeVLLM) -> list[dict[str, Any]]:
+    """`/v1/models` cards of the fake's LoRA adapters (as vLLM 0.32 lists them)."""
+    return [
+        {
+            "id": name,
+            "object": "model",
+            "owned_by": "vllm",
+            "root": path,
+            "parent": fake.models[0],
+            "max_model_len": None,
+        }
+        for name, path in fake.adapters.items()
+    ]
+
+
+def _error(status: int, message: str, kind: str) -> httpx2.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
+    return httpx2.Response(status, json=body)
+
+
+def lora_routes(
+    fake: FakeVLLM, path: str, body: dict[str, Any]
+) -> httpx2.Response | None:
+    """Answer `/v1/load_lora_adapter` and `/v1/unload_lora_adapter` like vLLM 0.32."""
+    if path not in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):
+        return None
+    if not fake.runtime_lora:
+        return httpx2.Response(404, json={"detail": "Not Found"})
+    adapters = fake.adapters
+    name = body["lora_name"]
+    if path == "/v1/unload_lora_adapter":
+        if name not in adapters:
+            msg = f"The lora adapter '{name}' cannot be found."
+            return _error(404, msg, "NotFoundError")
+        del adapters[name]
+        return httpx2.Response(200, text=f"Success: LoRA adapter '{name}' removed.")
+    if name in adapters:
+        msg = f"The lora adapter '{name}' has already been loaded."
+        return _error(400, msg, "InvalidUserInput")
+    if body["lora_path"].startswith("/missing"):
+        msg = f"Loading lora {name} failed: No adapter found for {body['lora_path']}"
+        return _error(404, msg, "NotFoundError")
+    adapters[name] = body["lora_path"]
+    return httpx2.Response(200, text=f"Success: LoRA adapter '{name}' added.")
 
 
 # -- raw answers: malformed or truncated bodies (test_malformed_responses) --

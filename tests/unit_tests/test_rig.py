@@ -50,7 +50,14 @@ def test_rig_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_rig_presets() -> None:
-    assert set(RIG_SERVERS) == {"chat", "reasoning", "plain", "vision", "embeddings"}
+    assert set(RIG_SERVERS) == {
+        "chat",
+        "reasoning",
+        "plain",
+        "vision",
+        "lora",
+        "embeddings",
+    }
     assert "--tool-call-parser" in RIG_SERVERS["chat"].args
     assert "--reasoning-parser" in RIG_SERVERS["reasoning"].args
     plain = RIG_SERVERS["plain"]
@@ -121,6 +128,34 @@ def test_rig_server_builds(cache: Path) -> None:
     compiled = rig_server("chat", eager=False, port=8000)
     assert "--enforce-eager" not in compiled.command
     assert "--enable-auto-tool-choice" in compiled.command
+
+
+def test_lora_preset(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lora = RIG_SERVERS["lora"]
+    # The chat server's model and flags, under a name of its own.
+    assert lora.model_dir == RIG_SERVERS["chat"].model_dir
+    assert lora.args == RIG_SERVERS["chat"].args
+    assert lora.served_model_name != RIG_SERVERS["chat"].served_model_name
+    assert dict(lora.lora_modules) == {"pineapple": rig.LORA_ADAPTER_DIR}
+    assert not RIG_SERVERS["chat"].lora_modules
+    _build(cache)
+    with pytest.raises(VLLMServerError, match=r"smollm2-135m-lora-pineapple.*setup"):
+        rig_server("lora")
+    (cache / "models" / rig.LORA_ADAPTER_DIR).mkdir()
+    monkeypatch.delenv("VLLM_ALLOW_RUNTIME_LORA_UPDATING", raising=False)
+    server = rig_server("lora", port=8000)
+    adapter = cache / "models" / rig.LORA_ADAPTER_DIR
+    command = server.command
+    flags = ["--enable-lora", "--lora-modules", f"pineapple={adapter}"]
+    start = command.index("--enable-lora")
+    assert command[start : start + 5] == [*flags, "--max-lora-rank", "8"]
+    assert server.server_env()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "1"
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    assert server.server_env()["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    chat = rig_server("chat", port=8000)
+    assert "--enable-lora" not in chat.command
+    # every rig server runs unpinned (RIG_SERVER_ENV), not only this one
+    assert chat.server_env()["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
 
 
 def test_rig_server_python_choice(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -161,6 +161,57 @@ def test_command_line(tmp_path: Path) -> None:
     assert server.pid is None
 
 
+def test_lora_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(server_mod.RUNTIME_LORA_ENV, raising=False)
+    server = VLLMServer(
+        "m",
+        python="py",
+        port=9,
+        args=["--enforce-eager"],
+        lora_modules={"pineapple": Path("/lora/pine"), "kiwi": "org/kiwi-lora"},
+        max_lora_rank=8,
+        runtime_lora_updating=True,
+    )
+    assert server.command[-7:] == [
+        "--enable-lora",
+        "--lora-modules",
+        "pineapple=/lora/pine",
+        "kiwi=org/kiwi-lora",
+        "--max-lora-rank",
+        "8",
+        "--enforce-eager",
+    ]
+    assert server.command.count("--enable-lora") == 1
+    assert server.server_env()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "1"
+    # Runtime updating alone still needs --enable-lora; nothing LoRA: no flags.
+    runtime = VLLMServer("m", python="py", port=9, runtime_lora_updating=True)
+    assert runtime.command[-1] == "--enable-lora"
+    plain = VLLMServer("m", python="py", port=9)
+    assert not any("lora" in a for a in plain.command)
+    assert server_mod.RUNTIME_LORA_ENV not in plain.server_env()
+    ranked = VLLMServer("m", python="py", port=9, max_lora_rank=16)
+    assert ranked.command[-3:] == ["--enable-lora", "--max-lora-rank", "16"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"lora_modules": {"a=b": "/p"}}, ValueError, "no '=' or spaces"),
+        ({"lora_modules": {"": "/p"}}, ValueError, "non-empty name"),
+        ({"lora_modules": {"a": ""}}, ValueError, "empty path"),
+        ({"lora_modules": ["a=/p"]}, TypeError, "map adapter names to paths"),
+        ({"max_lora_rank": 0}, ValueError, "positive integer"),
+        ({"max_lora_rank": "8"}, ValueError, "positive integer"),
+        ({"max_lora_rank": True}, ValueError, "positive integer"),
+    ],
+)
+def test_lora_options_checked(
+    kwargs: dict[str, object], error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=re.escape(words)):
+        VLLMServer("m", python="py", **kwargs)  # type: ignore[arg-type]
+
+
 def test_construction_does_no_work(tmp_path: Path) -> None:
     server = VLLMServer(tmp_path / "nowhere", python="/no/such/python")
     assert server.port is None
