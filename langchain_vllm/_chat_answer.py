@@ -213,7 +213,8 @@ class AnswerSeen:
             or (isinstance(message, AIMessageChunk) and message.tool_call_chunks)
         )
         self.tool_calls = self.tool_calls or calls
-        self.answered = self.answered or calls or bool(message.content)
+        # text only: a Responses answer's content also holds reasoning blocks
+        self.answered = self.answered or calls or bool(message.text)
         if len(self.head) < 32 and isinstance(message.content, str):
             self.head += message.content
         reasoning = message.additional_kwargs.get("reasoning_content")

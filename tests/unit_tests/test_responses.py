@@ -19,7 +19,12 @@ import pytest
 from langchain_core.messages import AIMessageChunk
 from pydantic import BaseModel, Field
 
-from langchain_vllm import ChatVLLM, VLLMBadRequestError, VLLMIncompleteStreamError
+from langchain_vllm import (
+    ChatVLLM,
+    VLLMBadRequestError,
+    VLLMEmptyAnswerError,
+    VLLMIncompleteStreamError,
+)
 from tests.unit_tests.fake_vllm import RawFakeVLLM, sse
 
 DATA = Path(__file__).parent / "data"
@@ -184,3 +189,17 @@ def test_unknown_previous_response_names_the_store_setting(fake: RawFakeVLLM) ->
 def test_client_side_markup_parsing_is_refused(fake: RawFakeVLLM) -> None:
     with pytest.raises(ValueError, match="parse_think_tags, parse_tool_call_tags"):
         chat(fake, parse_think_tags=True, parse_tool_call_tags=True)
+
+
+def test_an_answer_that_is_all_reasoning_is_reported(fake: RawFakeVLLM) -> None:
+    """The recorded reasoning answer hit max_output_tokens inside the reasoning."""
+    events = recorded("reasoning")
+    answer(fake, events, stream=False)
+    with pytest.warns(UserWarning, match="still reasoning"):
+        chat(fake).invoke("Hi")
+    answer(fake, events, stream=True)
+    with pytest.warns(UserWarning, match="still reasoning"):
+        list(chat(fake).stream("Hi"))
+    answer(fake, events, stream=False)
+    with pytest.raises(VLLMEmptyAnswerError):
+        chat(fake, error_on_empty_reasoning_only=True).invoke("Hi")
