@@ -48,10 +48,15 @@ def request_counts(servers: list[VLLMServer]) -> list[int]:
     return [request_count(s) for s in servers]
 
 
-@pytest.fixture(scope="session")
-def replicas() -> Iterator[list[VLLMServer]]:
-    """Two chat replicas (same served model name), started side by side."""
-    servers = [rig_server("chat") for _ in range(REPLICAS)]
+def started_side_by_side(
+    kind: str, count: int, figure: str
+) -> Iterator[list[VLLMServer]]:
+    """Start `count` rig servers of `kind` in parallel; yield them, stop them after.
+
+    The startup time goes to `FIGURES[figure]`; a server that fails to start fails
+    the caller (in its thread) with that server's error.
+    """
+    servers = [rig_server(kind) for _ in range(count)]
     errors: list[BaseException] = []
 
     def start(server: VLLMServer) -> None:
@@ -69,11 +74,17 @@ def replicas() -> Iterator[list[VLLMServer]]:
     try:
         if errors:
             raise errors[0]
-        FIGURES["replicas_startup_s"] = round(time.monotonic() - began, 1)
+        FIGURES[figure] = round(time.monotonic() - began, 1)
         yield servers
     finally:
         for s in servers:
             s.stop()
+
+
+@pytest.fixture(scope="session")
+def replicas() -> Iterator[list[VLLMServer]]:
+    """Two chat replicas (same served model name), started side by side."""
+    yield from started_side_by_side("chat", REPLICAS, "replicas_startup_s")
 
 
 @pytest.fixture(scope="session")

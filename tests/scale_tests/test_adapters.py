@@ -10,8 +10,6 @@ loaded on each replica with `load_lora_adapter_on_replicas`.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +22,8 @@ from langchain_vllm import (
     unload_lora_adapter_on_replicas,
 )
 from langchain_vllm.server import VLLMServer
-from rig import LORA_ADAPTER_DIR, LORA_MARKER, RIG_SERVERS, rig_models_dir, rig_server
-from tests.scale_tests.conftest import FIGURES
+from rig import LORA_ADAPTER_DIR, LORA_MARKER, RIG_SERVERS, rig_models_dir
+from tests.scale_tests.conftest import FIGURES, started_side_by_side
 from tests.scale_tests.router import VLLMRouter
 
 BASE = RIG_SERVERS["lora"].served_model_name
@@ -40,29 +38,7 @@ CHOICE: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def lora_replicas() -> Iterator[list[VLLMServer]]:
-    servers = [rig_server("lora") for _ in range(2)]
-    errors: list[BaseException] = []
-
-    def start(server: VLLMServer) -> None:
-        try:
-            server.start()
-        except BaseException as e:  # re-raised below, in the test's thread
-            errors.append(e)
-
-    began = time.monotonic()
-    threads = [threading.Thread(target=start, args=(s,)) for s in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    try:
-        if errors:
-            raise errors[0]
-        FIGURES["lora_replicas_startup_s"] = round(time.monotonic() - began, 1)
-        yield servers
-    finally:
-        for s in servers:
-            s.stop()
+    yield from started_side_by_side("lora", 2, "lora_replicas_startup_s")
 
 
 @pytest.fixture(scope="module")
