@@ -58,11 +58,6 @@ RIG_SERVER_ENV: Mapping[str, str] = MappingProxyType(
         "VLLM_CPU_KVCACHE_SPACE": "1",
         # Keep Responses API answers for `previous_response_id` (in memory).
         "VLLM_ENABLE_RESPONSES_API_STORE": "1",
-        # vLLM's CPU build pins each server's worker to core 0 by default ("auto"):
-        # the suite's servers then share one core while the other idles. A LoRA
-        # server took 160 s to over 600 s to start pinned, 99 s unpinned under the
-        # same load.
-        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
     }
 )
 """Environment of the rig's servers where the caller's environment sets no value."""
@@ -111,6 +106,8 @@ class RigPreset(NamedTuple):
     """``--max-lora-rank`` (with `lora_modules`)."""
     runtime_lora_updating: bool = False
     """Let clients load and unload adapters at runtime."""
+    env: Mapping[str, str] = MappingProxyType({})
+    """Server environment of this preset (over `RIG_SERVER_ENV`, under ``env=``)."""
 
 
 _CHAT_ARGS = ("--max-model-len", "2048", "--dtype", "bfloat16")
@@ -165,6 +162,12 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             lora_modules=MappingProxyType({"pineapple": LORA_ADAPTER_DIR}),
             max_lora_rank=8,
             runtime_lora_updating=True,
+            # vLLM's CPU build pins every server's worker to core 0 ("auto"): with
+            # the suite's other servers busy there, this one took 160 s to over
+            # 600 s to start; unpinned, 99 s under the same load. (Unpinned servers
+            # slow down badly beside a CPU-bound process: OpenMP threads wait for
+            # a descheduled sibling, so only this one runs unpinned.)
+            env=MappingProxyType({"VLLM_CPU_OMP_THREADS_BIND": "nobind"}),
         ),
         "embeddings": RigPreset(
             "all-minilm-l6-v2",
@@ -236,7 +239,8 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     args += list(kwargs.pop("args", ()))
     # Like the launcher's own defaults: the caller's environment wins, `env` wins
     # over everything.
-    env = {k: v for k, v in RIG_SERVER_ENV.items() if k not in os.environ}
+    defaults = {**RIG_SERVER_ENV, **preset.env}
+    env = {k: v for k, v in defaults.items() if k not in os.environ}
     env.update(kwargs.pop("env", None) or {})
     kwargs.setdefault("served_model_name", preset.served_model_name)
     if folders:
