@@ -244,9 +244,7 @@ class ServerLink:
             try:
                 self._version = _version_of(self._get(url), url)
             except openai.NotFoundError as e:
-                if not route_missing(e):
-                    raise
-                self._version = UNKNOWN_VERSION
+                self._version = _unknown_version(e)
         return self._version
 
     async def aversion(self) -> str:
@@ -256,9 +254,7 @@ class ServerLink:
             try:
                 self._version = _version_of(await self._aget(url), url)
             except openai.NotFoundError as e:
-                if not route_missing(e):
-                    raise
-                self._version = UNKNOWN_VERSION
+                self._version = _unknown_version(e)
         return self._version
 
     # -- POST /tokenize --------------------------------------------------------------
@@ -648,6 +644,13 @@ def response_error(url: str, problem: str, method: str = "GET") -> VLLMResponseE
         httpx2.Request(method, url),
         body=None,
     )
+
+
+def _unknown_version(error: openai.NotFoundError) -> str:
+    """`UNKNOWN_VERSION` when `/version` itself is missing; else re-raise."""
+    if not route_missing(error):
+        raise error
+    return UNKNOWN_VERSION
 
 
 def _probed(answer: Any, url: str) -> dict[str, Any]:
