@@ -1,9 +1,9 @@
 # langchain-vllm: every target does its own set-up (idempotent; a second run reuses it).
 #   make demo   - start a local vLLM on the bundled test model, run the seed walkthrough
 #   make test   - unit tests, live integration tests (servers started by the suite),
-#                 the notebook, and the reduced-size load test
+#                 the notebook, and reduced sizes of the load and scale-out tests
 .PHONY: all demo serve test tests unit_tests integration_tests notebook_tests lint \
-        format typing rig bench load scale_test clean
+        format typing rig bench load scale_test scale_tests clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -30,7 +30,7 @@ demo: rig
 serve: rig
 	$(PY) scripts/serve.py $(KIND)
 
-test tests: unit_tests integration_tests
+test tests: unit_tests integration_tests scale_tests
 
 unit_tests: $(STAMP)
 	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket -q
@@ -48,10 +48,19 @@ C ?= 128
 load: rig
 	$(PY) benchmarks/load.py --requests $(N) --concurrency $(C)
 
-# Two chat replicas behind vllm-router, failover and affinity (docs/scaling.md).
+# Replicas behind vllm-router: routing, session affinity, LoRA adapters on every
+# replica, failover under load (docs/scaling.md). `make test` runs the reduced size
+# (200 requests at concurrency 16 in the failover test); full size here.
+SCALE_N ?= 600
+SCALE_C ?= 32
 scale_test: $(STAMP)
 	$(PY) scripts/setup_rig.py --router
-	$(PYTEST) tests/scale_tests -q --timeout 1800
+	SCALE_REQUESTS=$(SCALE_N) SCALE_CONCURRENCY=$(SCALE_C) \
+		$(PYTEST) tests/scale_tests -q --timeout 1800
+
+scale_tests: $(STAMP)
+	$(PY) scripts/setup_rig.py --router
+	SCALE_REQUESTS=200 SCALE_CONCURRENCY=16 $(PYTEST) tests/scale_tests -q --timeout 1800
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

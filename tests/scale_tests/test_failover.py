@@ -1,8 +1,8 @@
 """Failover: a replica dies under load; every request still completes.
 
-200 mixed async requests (invoke, stream, choice-constrained, JSON-schema
-structured output, answer after a tool result) at
-concurrency 16 go through the round-robin router; after 60 have finished, one
+Mixed async requests (invoke, stream, choice-constrained, JSON-schema structured
+output, answer after a tool result; 200 at concurrency 16 in `make test`, more in
+`make scale_test`) go through the round-robin router; after 30 % have finished, one
 replica is killed (SIGKILL of its whole process group). The router retries
 requests it could not deliver and stops routing to the dead replica after two
 failed health checks (one per second); ChatVLLM's own ``max_retries`` covers what
@@ -17,6 +17,7 @@ take traffic again.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,9 +32,11 @@ from tests.scale_tests.conftest import FIGURES, request_count, request_counts
 from tests.scale_tests.router import VLLMRouter, http_get
 from tests.scale_tests.test_chat import TOOL_HISTORY
 
-REQUESTS = 200
-CONCURRENCY = 16
-KILL_AFTER = 60
+REQUESTS = int(os.environ.get("SCALE_REQUESTS", "200"))
+"""Requests in the failover load (`make scale_test SCALE_N=...`)."""
+CONCURRENCY = int(os.environ.get("SCALE_CONCURRENCY", "16"))
+KILL_AFTER = REQUESTS * 3 // 10
+"""Finished requests before a replica is killed."""
 STREAM_RESTARTS = 3
 """Times the caller restarts one stream cut off by the dead replica."""
 
