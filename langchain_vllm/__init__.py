@@ -3,6 +3,8 @@
 from importlib import metadata
 
 from langchain_vllm._lora import (
+    aload_lora_adapter_on_replicas,
+    aunload_lora_adapter_on_replicas,
     load_lora_adapter_on_replicas,
     unload_lora_adapter_on_replicas,
 )
@@ -75,6 +77,8 @@ __all__ = [
     "VLLMTimeoutError",
     "VLLMUnsupportedMediaError",
     "__version__",
+    "aload_lora_adapter_on_replicas",
+    "aunload_lora_adapter_on_replicas",
     "chat_prompt",
     "load_lora_adapter_on_replicas",
     "render_prompt",

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables.config import ensure_config
 
 from langchain_vllm._params import RESPONSES_PARAMS, VLLMChatParams, param_names
 from langchain_vllm._structured import (
@@ -224,28 +223,6 @@ def check_responses_markup(flags: Mapping[str, bool]) -> None:
             "`--tool-call-parser`) must do it."
         )
         raise ValueError(msg)
-
-
-def add_session(
-    payload: dict[str, Any], extra: dict[str, Any], *, from_thread: bool
-) -> None:
-    """Send a request's session as vLLM's `session_id` and the `X-Session-ID` header.
-
-    The session is the call's or instance's `session_id`, else (with
-    `from_thread`) the `thread_id` of the run's config, which LangGraph and chains
-    pass down to the model. A header the caller set wins.
-    """
-    session = extra.get("session_id")
-    if session is None and from_thread:
-        thread = ensure_config().get("configurable", {}).get("thread_id")
-        if thread is not None:
-            session = extra["session_id"] = str(thread)
-    if session is None:
-        return
-    headers = dict(payload.get("extra_headers") or {})
-    if not any(name.lower() == "x-session-id" for name in headers):
-        headers["X-Session-ID"] = session
-    payload["extra_headers"] = headers
 
 
 def check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ errors that say what to do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -262,17 +263,42 @@ def load_lora_adapter_on_replicas(
         ```
     """
     body = load_body(name, path)
-    done: list[_Replica] = []
-    for url in base_urls:
-        replica = _Replica(url, api_key)
+    replicas = _replicas(base_urls, api_key)  # every URL checked before any load
+    for i, replica in enumerate(replicas):
         try:
             replica._update(LOAD_PATH, body)
         except Exception:
-            for loaded in done:  # all or none
+            for loaded in replicas[:i]:  # all or none
                 with contextlib.suppress(Exception):
                     loaded._update(UNLOAD_PATH, unload_body(name))
             raise
-        done.append(replica)
+
+
+async def aload_lora_adapter_on_replicas(
+    base_urls: Sequence[str],
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    api_key: str | None = None,
+) -> None:
+    """Async `load_lora_adapter_on_replicas`: the replicas are asked concurrently.
+
+    Also all or nothing: if any replica refuses, the adapter is unloaded again from
+    every replica that took it, and the error of the first replica in `base_urls`
+    order that refused is raised (the others are asked all the same).
+
+    Example:
+        ```python
+        await aload_lora_adapter_on_replicas(replicas, "pineapple", "/models/pine")
+        ```
+    """
+    body = load_body(name, path)
+    replicas = _replicas(base_urls, api_key)
+    outcomes = await _ask_all(replicas, LOAD_PATH, body)
+    if any(outcome is not None for outcome in outcomes):
+        took = [r for r, o in zip(replicas, outcomes, strict=True) if o is None]
+        await _ask_all(took, UNLOAD_PATH, unload_body(name))  # all or none
+        _raise_first(outcomes)
 
 
 def unload_lora_adapter_on_replicas(
@@ -290,10 +316,47 @@ def unload_lora_adapter_on_replicas(
     """
     body = unload_body(name)
     errors: list[Exception] = []
-    for url in base_urls:
+    for replica in _replicas(base_urls, api_key):
         try:
-            _Replica(url, api_key)._update(UNLOAD_PATH, body)
+            replica._update(UNLOAD_PATH, body)
         except Exception as e:
             errors.append(e)
-    if errors:
-        raise errors[0]
+    _raise_first(errors)
+
+
+async def aunload_lora_adapter_on_replicas(
+    base_urls: Sequence[str], name: str, *, api_key: str | None = None
+) -> None:
+    """Async `unload_lora_adapter_on_replicas`: the replicas are asked concurrently.
+
+    Every replica is asked; then the error of the first replica in `base_urls`
+    order that refused is raised.
+
+    Example:
+        ```python
+        await aunload_lora_adapter_on_replicas(replicas, "pineapple")
+        ```
+    """
+    body = unload_body(name)
+    _raise_first(await _ask_all(_replicas(base_urls, api_key), UNLOAD_PATH, body))
+
+
+def _replicas(base_urls: Sequence[str], api_key: str | None) -> list[_Replica]:
+    return [_Replica(url, api_key) for url in base_urls]
+
+
+async def _ask_all(
+    replicas: Sequence[_Replica], path: str, body: dict[str, str]
+) -> list[BaseException | None]:
+    """Each replica's error (None: done), in the replicas' order."""
+    return await asyncio.gather(
+        *(replica._aupdate(path, body) for replica in replicas),
+        return_exceptions=True,
+    )
+
+
+def _raise_first(outcomes: Sequence[BaseException | None]) -> None:
+    """Raise the first error of the replicas' outcomes, in the replicas' order."""
+    error = next((e for e in outcomes if e is not None), None)
+    if error is not None:
+        raise error

@@ -31,7 +31,6 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     STRUCTURED_OUTPUTS_SINCE,
-    add_session,
     check_responses_markup,
     check_responses_params,
     finish_payload,
@@ -57,6 +56,7 @@ from langchain_vllm._params import (
 from langchain_vllm._profile import ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI
 from langchain_vllm._server_api import LoopClient
+from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tools import (
     ModelValidator,
     check_tools,
@@ -65,7 +65,14 @@ from langchain_vllm._tools import (
 )
 
 
-class ChatVLLM(VLLMClient, ServedModelsMixin, ResponsesAPI, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
+class ChatVLLM(  # type: ignore[misc]
+    VLLMClient,
+    SessionMixin,
+    ServedModelsMixin,
+    ResponsesAPI,
+    ChatOpenAI,
+    VLLMChatParams,
+):
     r"""vLLM chat model, through vLLM's OpenAI-compatible server.
 
     Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters
@@ -212,12 +219,6 @@ class ChatVLLM(VLLMClient, ServedModelsMixin, ResponsesAPI, ChatOpenAI, VLLMChat
 
     stream_usage: bool | None = True
     """Include token usage in streams (vLLM supports it; on by default)."""
-
-    session_from_thread: bool = False
-    """Send the running thread's id (`configurable.thread_id` of the LangGraph graph
-    or chain that calls the model) as `session_id`, body field and `X-Session-ID`
-    header, when no `session_id` is set: one conversation's requests then share a
-    session, which vllm-router's `consistent_hash` keeps on one replica."""
 
     reasoning_round_trip: Literal["never", "tool_calls", "always"] = "never"
     """Send earlier assistant turns' reasoning back (vLLM's `reasoning` field):

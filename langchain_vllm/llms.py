@@ -13,9 +13,12 @@ from langchain_vllm._client import VLLMClient
 from langchain_vllm._lora import ServedModelsMixin
 from langchain_vllm._params import VLLMCompletionParams, request_body
 from langchain_vllm._server_api import LoopClient
+from langchain_vllm._session import SessionMixin, add_session
 
 
-class VLLMOpenAI(VLLMClient, ServedModelsMixin, OpenAI, VLLMCompletionParams):  # type: ignore[misc]
+class VLLMOpenAI(  # type: ignore[misc]
+    VLLMClient, SessionMixin, ServedModelsMixin, OpenAI, VLLMCompletionParams
+):
     """vLLM text completion model, through vLLM's OpenAI-compatible server.
 
     A drop-in replacement for `langchain_community.llms.VLLMOpenAI` (same
@@ -109,6 +112,13 @@ class VLLMOpenAI(VLLMClient, ServedModelsMixin, OpenAI, VLLMCompletionParams):  
         llm.invoke("Yes or no?", structured_outputs={"choice": ["yes", "no"]})
         ```
 
+    Sessions (body field `session_id` and header `X-Session-ID`, which
+    vllm-router's `consistent_hash` keeps on one replica):
+        ```python
+        llm.invoke("Once upon a time", session_id="story-7")  # or per instance
+        threads = VLLMOpenAI(session_from_thread=True)  # LangGraph's thread_id
+        ```
+
     LoRA adapters (served by name; loaded at runtime if the server allows it):
         ```python
         llm.load_lora_adapter("pineapple", "/models/pineapple-lora")
@@ -184,10 +194,15 @@ class VLLMOpenAI(VLLMClient, ServedModelsMixin, OpenAI, VLLMCompletionParams):  
 
         The parent lets a per-call `extra_body` replace the instance's; here the
         instance's body, the checked per-call vLLM parameters and the per-call
-        `extra_body` are merged, later ones winning.
+        `extra_body` are merged, later ones winning. A session adds the
+        `X-Session-ID` header to the call's `extra_headers` (else the instance's,
+        from `model_kwargs`, which a per-call value would replace).
         """
         kwargs = dict(kwargs)
         extra = self._call_body(kwargs)
+        if "extra_headers" in self.model_kwargs:
+            kwargs.setdefault("extra_headers", self.model_kwargs["extra_headers"])
+        add_session(kwargs, extra, from_thread=self.session_from_thread)
         if extra:
             kwargs["extra_body"] = extra
         return kwargs

@@ -156,6 +156,14 @@ class FakeVLLM:
         """The JSON body of the last request to `path_suffix`."""
         return self.bodies(path_suffix)[-1]
 
+    def last_session(
+        self, path_suffix: str = "/chat/completions"
+    ) -> tuple[str | None, str | None]:
+        """The `session_id` field and `X-Session-ID` header of the last request."""
+        request = [r for r in self.requests if r.url.path.endswith(path_suffix)][-1]
+        session = json.loads(request.content).get("session_id")
+        return session, request.headers.get("x-session-id")
+
     def paths(self) -> list[str]:
         """Method and path of every request, in order."""
         return [f"{r.method} {r.url.path}" for r in self.requests]

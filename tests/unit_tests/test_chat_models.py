@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -626,29 +625,22 @@ def test_with_structured_output_pydantic_v1_uses_json_schema(fake: FakeVLLM) -> 
 
 
 # -- sessions -------------------------------------------------------------------------
-def _session_of(fake: FakeVLLM) -> tuple[str | None, str | None]:
-    request = fake.requests[-1]
-    return json.loads(request.content).get("session_id"), request.headers.get(
-        "x-session-id"
-    )
-
-
 def test_session_id_goes_as_body_field_and_header(fake: FakeVLLM) -> None:
     ChatVLLM(**fake.kwargs(), session_id="s-1").invoke("hi")
-    assert _session_of(fake) == ("s-1", "s-1")
+    assert fake.last_session() == ("s-1", "s-1")
     ChatVLLM(**fake.kwargs()).invoke("hi", session_id="s-2")
-    assert _session_of(fake) == ("s-2", "s-2")
+    assert fake.last_session() == ("s-2", "s-2")
     list(ChatVLLM(**fake.kwargs()).stream("hi", session_id="s-3"))
-    assert _session_of(fake) == ("s-3", "s-3")
+    assert fake.last_session() == ("s-3", "s-3")
     ChatVLLM(**fake.kwargs()).invoke("hi")
-    assert _session_of(fake) == (None, None)
+    assert fake.last_session() == (None, None)
 
 
 def test_a_header_the_caller_set_wins(fake: FakeVLLM) -> None:
     ChatVLLM(**fake.kwargs()).invoke(
         "hi", session_id="s-1", extra_headers={"x-session-id": "mine"}
     )
-    assert _session_of(fake) == ("s-1", "mine")
+    assert fake.last_session() == ("s-1", "mine")
 
 
 def test_session_from_the_running_thread(fake: FakeVLLM) -> None:
@@ -656,14 +648,14 @@ def test_session_from_the_running_thread(fake: FakeVLLM) -> None:
     chain = RunnableLambda(lambda text: text) | chat
     config: RunnableConfig = {"configurable": {"thread_id": "thread-7"}}
     chain.invoke("hi", config=config)
-    assert _session_of(fake) == ("thread-7", "thread-7")
+    assert fake.last_session() == ("thread-7", "thread-7")
     # an explicit session wins over the thread; no thread, no session
     chat.invoke("hi", session_id="explicit")
-    assert _session_of(fake) == ("explicit", "explicit")
+    assert fake.last_session() == ("explicit", "explicit")
     chat.invoke("hi")
-    assert _session_of(fake) == (None, None)
+    assert fake.last_session() == (None, None)
     # off by default
     (RunnableLambda(lambda text: text) | ChatVLLM(**fake.kwargs())).invoke(
         "hi", config=config
     )
-    assert _session_of(fake) == (None, None)
+    assert fake.last_session() == (None, None)

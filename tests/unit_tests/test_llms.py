@@ -8,6 +8,7 @@ from typing import Any
 import httpx2
 import pytest
 from langchain_core.load import dumpd, load
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langchain_vllm import VLLMCompletionParams, VLLMOpenAI
 from langchain_vllm.errors import (
@@ -241,6 +242,74 @@ async def test_async_invoke_stream_batch(fake: FakeVLLM) -> None:
     assert all(b["top_k"] == 1 for b in bodies)
     assert bodies[0]["min_tokens"] == 1
     assert fake.paths().count("GET /v1/models") == 1
+
+
+# -- sessions -------------------------------------------------------------------------
+def _session(fake: FakeVLLM) -> tuple[str | None, str | None]:
+    return fake.last_session("/completions")
+
+
+def test_session_id_goes_as_body_field_and_header(fake: FakeVLLM) -> None:
+    make(fake, model="m", session_id="s-1").invoke("hi")
+    assert _session(fake) == ("s-1", "s-1")
+    make(fake, model="m").invoke("hi", session_id="s-2")
+    assert _session(fake) == ("s-2", "s-2")
+    make(fake, model="m", session_id="s-1").invoke("hi", session_id="s-2")
+    assert _session(fake) == ("s-2", "s-2")  # the call's wins
+    list(make(fake, model="m").stream("hi", session_id="s-3"))
+    assert _session(fake) == ("s-3", "s-3")
+    make(fake, model="m", streaming=True, session_id="s-4").invoke("hi")
+    assert _session(fake) == ("s-4", "s-4")
+    make(fake, model="m").bind(session_id="s-5").invoke("hi")
+    assert _session(fake) == ("s-5", "s-5")
+    make(fake, model="m").invoke("hi")
+    assert _session(fake) == (None, None)
+
+
+async def test_async_session_id_goes_as_body_field_and_header(fake: FakeVLLM) -> None:
+    await make(fake, model="m", session_id="s-1").ainvoke("hi")
+    assert _session(fake) == ("s-1", "s-1")
+    [c async for c in make(fake, model="m").astream("hi", session_id="s-2")]
+    assert _session(fake) == ("s-2", "s-2")
+    await make(fake, model="m").ainvoke("hi")
+    assert _session(fake) == (None, None)
+
+
+def test_a_session_header_the_caller_set_wins(fake: FakeVLLM) -> None:
+    make(fake, model="m").invoke(
+        "hi", session_id="s-1", extra_headers={"x-session-id": "mine"}
+    )
+    assert _session(fake) == ("s-1", "mine")
+    # the instance's headers (model_kwargs) are kept, not replaced by the session's
+    headers = {"X-Session-Id": "mine", "X-Gateway": "g"}
+    make(fake, model="m", model_kwargs={"extra_headers": headers}).invoke(
+        "hi", session_id="s-1"
+    )
+    assert _session(fake) == ("s-1", "mine")
+    assert fake.requests[-1].headers["x-gateway"] == "g"
+
+
+async def test_session_from_the_running_thread(fake: FakeVLLM) -> None:
+    llm = make(fake, model="m", session_from_thread=True)
+    chain = RunnableLambda(lambda text: text) | llm
+    config: RunnableConfig = {"configurable": {"thread_id": "thread-7"}}
+    chain.invoke("hi", config=config)
+    assert _session(fake) == ("thread-7", "thread-7")
+    await chain.ainvoke("hi", config={"configurable": {"thread_id": "thread-8"}})
+    assert _session(fake) == ("thread-8", "thread-8")
+    [c async for c in chain.astream("hi", config=config)]
+    assert _session(fake) == ("thread-7", "thread-7")
+    # an explicit session wins over the thread; no thread, no session
+    explicit = RunnableLambda(lambda text: text) | llm.bind(session_id="explicit")
+    explicit.invoke("hi", config=config)
+    assert _session(fake) == ("explicit", "explicit")
+    llm.invoke("hi")
+    assert _session(fake) == (None, None)
+    # off by default
+    (RunnableLambda(lambda text: text) | make(fake, model="m")).invoke(
+        "hi", config=config
+    )
+    assert _session(fake) == (None, None)
 
 
 def test_async_client_per_event_loop(fake: FakeVLLM) -> None:

@@ -8,6 +8,7 @@ answers (copied from vLLM 0.32).
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,15 @@ from langchain_vllm import (
     VLLMModelNotFoundError,
     VLLMOpenAI,
     VLLMServerFeatureError,
+    aload_lora_adapter_on_replicas,
+    aunload_lora_adapter_on_replicas,
     load_lora_adapter_on_replicas,
     unload_lora_adapter_on_replicas,
 )
 from langchain_vllm import _lora as lora_module
 from langchain_vllm._lora import adapter_error
 from langchain_vllm._models import choose_model, context_length, describe
+from langchain_vllm._server_api import ServerLink
 from tests.unit_tests.fake_vllm import FakeVLLM
 
 URL = "http://vllm.test/v1"
@@ -290,6 +294,9 @@ def replicas(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeVLLM]:
         )
 
     monkeypatch.setattr(lora_module, "make_clients", make_clients)
+    # async calls use the fake's async client, not one of their own per event loop
+    link = functools.partial(ServerLink, custom_async_http_client=True)
+    monkeypatch.setattr(lora_module, "ServerLink", link)
     return fakes
 
 
@@ -316,3 +323,55 @@ def test_unload_on_replicas_asks_every_replica(replicas: dict[str, FakeVLLM]) ->
     with pytest.raises(VLLMModelNotFoundError, match="replica-1"):
         unload_lora_adapter_on_replicas(list(replicas), "pine")
     assert second.adapters == {}
+
+
+async def test_bad_replica_urls_are_refused_before_any_request(
+    replicas: dict[str, FakeVLLM],
+) -> None:
+    urls = [*replicas, "not a url"]
+    with pytest.raises(ValueError, match="not an http"):
+        load_lora_adapter_on_replicas(urls, "pine", "/lora/pine")
+    with pytest.raises(ValueError, match="not an http"):
+        await aload_lora_adapter_on_replicas(urls, "pine", "/lora/pine")
+    assert all(not fake.requests for fake in replicas.values())
+
+
+async def test_async_load_and_unload_on_replicas(replicas: dict[str, FakeVLLM]) -> None:
+    urls = list(replicas)
+    await aload_lora_adapter_on_replicas(urls, "pine", "/lora/pine")
+    assert [f.adapters for f in replicas.values()] == [{"pine": "/lora/pine"}] * 2
+    await aunload_lora_adapter_on_replicas(urls, "pine")
+    assert [f.adapters for f in replicas.values()] == [{}, {}]
+
+
+@pytest.mark.parametrize("refusing", [0, 1])
+async def test_async_load_on_replicas_is_all_or_nothing(
+    replicas: dict[str, FakeVLLM], refusing: int
+) -> None:
+    fakes = list(replicas.values())
+    fakes[refusing].runtime_lora = False
+    with pytest.raises(VLLMServerFeatureError, match=f"replica-{refusing + 1}"):
+        await aload_lora_adapter_on_replicas(list(replicas), "pine", "/lora/pine")
+    took = fakes[1 - refusing]
+    assert took.adapters == {}  # loaded, then unloaded again
+    assert took.paths()[-1] == "POST /v1/unload_lora_adapter"
+
+
+async def test_async_replicas_raise_the_first_error_in_list_order(
+    replicas: dict[str, FakeVLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = replicas.values()
+    first.runtime_lora = False  # refuses: no runtime updating
+    second.adapters = {"pine": "/lora/other"}  # refuses: the name is in use
+
+    async def answer_last(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(0.05)  # the first replica's refusal arrives last
+        return FakeVLLM.handler(first, request)
+
+    monkeypatch.setattr(first, "handler", answer_last)
+    with pytest.raises(VLLMServerFeatureError, match="replica-1"):
+        await aload_lora_adapter_on_replicas(list(replicas), "pine", "/lora/pine")
+    assert second.adapters == {"pine": "/lora/other"}  # refused: not unloaded
+    with pytest.raises(VLLMServerFeatureError, match="replica-1"):
+        await aunload_lora_adapter_on_replicas(list(replicas), "pine")
+    assert second.adapters == {}  # asked although the first replica refused
