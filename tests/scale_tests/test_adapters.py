@@ -17,7 +17,10 @@ import pytest
 
 from langchain_vllm import (
     ChatVLLM,
+    VLLMLoRAAdapterError,
     VLLMModelNotFoundError,
+    aload_lora_adapter_on_replicas,
+    aunload_lora_adapter_on_replicas,
     load_lora_adapter_on_replicas,
     unload_lora_adapter_on_replicas,
 )
@@ -85,3 +88,25 @@ def test_loading_through_the_router_reaches_one_replica(
     with pytest.raises(VLLMModelNotFoundError, match="pine3"):
         unload_lora_adapter_on_replicas(urls, "pine3")
     assert all("pine3" not in _served(s) for s in lora_replicas)
+
+
+async def test_async_helpers_load_and_unload_everywhere(
+    lora_replicas: list[VLLMServer], lora_router: VLLMRouter
+) -> None:
+    urls = [s.base_url for s in lora_replicas]
+    await aload_lora_adapter_on_replicas(urls, "pine4", ADAPTER_DIR)
+    try:
+        assert [_served(s) for s in lora_replicas] == [[BASE, "pineapple", "pine4"]] * 2
+        via_router = ChatVLLM(base_url=lora_router.base_url, temperature=0)
+        answers = [
+            (await via_router.ainvoke("Name a colour.", model="pine4", **CHOICE)).text
+            for _ in range(2)
+        ]
+        assert answers == [LORA_MARKER] * 2
+        # All or nothing: a second load of the same name is refused by every
+        # replica, and nothing is left half-done.
+        with pytest.raises(VLLMLoRAAdapterError, match="pine4"):
+            await aload_lora_adapter_on_replicas(urls, "pine4", ADAPTER_DIR)
+    finally:
+        await aunload_lora_adapter_on_replicas(urls, "pine4")
+    assert [_served(s) for s in lora_replicas] == [[BASE, "pineapple"]] * 2

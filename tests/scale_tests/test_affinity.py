@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from langchain_vllm import ChatVLLM
+from langchain_vllm import ChatVLLM, VLLMOpenAI
 from langchain_vllm.server import VLLMServer
 from tests.scale_tests.conftest import FIGURES, request_counts
 from tests.scale_tests.router import VLLMRouter
@@ -141,3 +141,26 @@ def test_langgraph_threads_pin_one_replica(
     for thread, served in placement.items():
         assert sorted(served) == [0, TURNS], f"{thread} was split: {served}"
     assert {served.index(TURNS) for served in placement.values()} == {0, 1}
+
+
+def test_completions_sessions_pin(
+    hash_router: VLLMRouter, replicas: list[VLLMServer]
+) -> None:
+    """`VLLMOpenAI` sends its session as the header too: per call and per thread."""
+    llm = VLLMOpenAI(base_url=hash_router.base_url, max_tokens=4)
+    served = _served(
+        replicas,
+        lambda: [llm.invoke(f"Once {i}", session_id="story-7") for i in range(TURNS)],
+    )
+    assert sorted(served) == [0, TURNS], served
+
+    threads = VLLMOpenAI(
+        base_url=hash_router.base_url, max_tokens=4, session_from_thread=True
+    )
+    chain = RunnableLambda(lambda text: text) | threads
+    config: RunnableConfig = {"configurable": {"thread_id": "story-thread"}}
+    served = _served(
+        replicas,
+        lambda: [chain.invoke(f"Once {i}", config=config) for i in range(TURNS)],
+    )
+    assert sorted(served) == [0, TURNS], served
