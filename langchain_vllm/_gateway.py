@@ -7,6 +7,8 @@ proxies and ingress rules in front of it often forward only `/v1/*` (and their
 * token counts and ids: the same prompt is sent as a one-token generation through
   `/v1` with `return_token_ids`, and its `prompt_token_ids` are the answer (exact;
   each call costs one generated token, and repeated texts are cached as before);
+* the prompt text (`get_prompt_text`, without `/detokenize`): the same, with
+  `return_prompt_text` (vLLM 0.32+), whose `prompt_text` is the answer;
 * the version check for structured outputs: a server that does not answer
   `/version` is taken for a current vLLM (`structured_outputs`, vLLM 0.12+);
 * the context window: no `max_input_tokens` in the profile (nothing is guessed);
@@ -45,6 +47,16 @@ def tokenize_probe(base_url: str, body: dict[str, Any]) -> tuple[str, dict[str, 
     probe = {k: v for k, v in body.items() if k not in _NOT_ECHOED}
     probe.update(max_tokens=1, return_token_ids=True)
     return f"{base_url}{path}", probe
+
+
+def prompt_text_probe(
+    base_url: str, body: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The `/v1/chat/completions` request whose answer carries the prompt text."""
+    url, probe = tokenize_probe(base_url, body)
+    del probe["return_token_ids"]
+    probe["return_prompt_text"] = True
+    return url, probe
 
 
 def probe_tokens(answer: Any) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from pydantic import Field, SecretStr
 from langchain_vllm._gateway import (
     UNKNOWN_VERSION,
     probe_tokens,
+    prompt_text_probe,
     route_missing,
     tokenize_probe,
     warn_fallback,
@@ -295,6 +296,33 @@ class ServerLink:
             answer = await self._apost(url, probe)
             cached = self._store_tokens(key, _probed(answer, url))
         return cached
+
+    # -- POST /detokenize --------------------------------------------------------------
+    def prompt_text(self, body: dict[str, Any]) -> str:
+        """The prompt text the server builds for a chat `/tokenize` body.
+
+        `/tokenize`, then `/detokenize` of the ids. Without those routes (a
+        `/v1`-only gateway), a one-token generation through `/v1` with
+        `return_prompt_text` gives the same text (`_gateway`).
+        """
+        if not self._tokenize_missing:
+            tokens = self.tokenize(body)["tokens"]
+            if not self._tokenize_missing:  # the route answered (or was cached)
+                url = f"{self.root_url}/detokenize"
+                try:
+                    answer = self._post(url, {"model": body["model"], "tokens": tokens})
+                    return str(_expect(answer, url, ("prompt",))["prompt"])
+                except openai.NotFoundError as e:
+                    if not route_missing(e):
+                        raise
+        url, probe = prompt_text_probe(self.base_url, body)
+        answer = self._post(url, probe)
+        if not isinstance(answer, dict) or not isinstance(
+            answer.get("prompt_text"), str
+        ):
+            detail = f"no prompt_text (vLLM 0.32+ sends it) in {answer!r:.100}"
+            raise response_error(url, detail, "POST")
+        return answer["prompt_text"]
 
     def _note_missing_tokenize(self, error: openai.NotFoundError) -> None:
         if not route_missing(error):

@@ -503,9 +503,7 @@ class ChatVLLM(  # type: ignore[misc]
         The chat template and tools are applied: what the model sees, for
         debugging prompts.
         """
-        tokens = self._link.tokenize(self._tokenize_body(messages, tools))["tokens"]
-        body = {"model": self._link.resolve_model(self.model_name), "tokens": tokens}
-        return str(self._link.post("/detokenize", body, expect=("prompt",))["prompt"])
+        return self._link.prompt_text(self._tokenize_body(messages, tools))
 
     def _tokenize_body(
         self, messages: LanguageModelInput, tools: Sequence[Any] | None

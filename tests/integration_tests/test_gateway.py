@@ -1,7 +1,7 @@
 """Through a gateway that forwards only `/v1/*` (and drops `max_model_len`).
 
 Token counts and ids fall back to one-token generations through `/v1` (the same
-numbers as the server's `/tokenize`), structured outputs work without `/version`,
+numbers as the server's `/tokenize`), so does the prompt text, structured outputs work without `/version`,
 rerank uses `/v1/rerank`, and the profile leaves out what the gateway hides.
 """
 
@@ -71,6 +71,17 @@ def test_text_token_ids_equal_the_servers(
     assert ids == VLLMOpenAI(base_url=chat_url).get_token_ids(
         "The capital of France is"
     )
+
+
+def test_prompt_text_equals_the_servers(
+    behind: ChatVLLM, chat_url: str, chat_gateway: V1OnlyGateway
+) -> None:
+    """No `/detokenize` either: the text comes from `return_prompt_text`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = behind.get_prompt_text(MESSAGES)
+    assert text == ChatVLLM(base_url=chat_url).get_prompt_text(MESSAGES)
+    assert text.endswith("<|im_start|>assistant\n")
 
 
 def test_profile_leaves_out_the_hidden_context_window(behind: ChatVLLM) -> None:

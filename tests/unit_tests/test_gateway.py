@@ -99,3 +99,45 @@ def test_unknown_model_is_not_taken_for_a_missing_route(
     chat = ChatVLLM(**gateway.kwargs(), model="nope")
     with pytest.raises(VLLMModelNotFoundError):
         chat.get_num_tokens_from_messages([HumanMessage("Say hi")])
+
+
+def test_prompt_text_through_v1(gateway: RawFakeVLLM) -> None:
+    """Without `/tokenize` and `/detokenize`: `return_prompt_text` through `/v1`."""
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("return_token_ids"):  # the first call finds /tokenize missing
+            return {**chat_completion("x"), "prompt_token_ids": PROMPT_IDS}
+        return {**chat_completion("x"), "prompt_text": "<|im_start|>user\nSay hi"}
+
+    gateway.chat_response = answer
+    chat = ChatVLLM(**gateway.kwargs())
+    with pytest.warns(UserWarning, match="/tokenize is not reachable"):
+        assert chat.get_prompt_text("Say hi") == "<|im_start|>user\nSay hi"
+    probe = gateway.last_body("/chat/completions")
+    assert probe["return_prompt_text"] is True
+    assert probe["max_tokens"] == 1
+    assert "return_token_ids" not in probe
+    assert probe["messages"] == [{"role": "user", "content": "Say hi"}]
+    # once /tokenize is known to be missing, the text costs one request
+    before = len(gateway.paths())
+    assert chat.get_prompt_text("Say hi") == "<|im_start|>user\nSay hi"
+    assert gateway.paths()[before:] == ["POST /v1/chat/completions"]
+
+
+def test_prompt_text_without_detokenize_only(gateway: RawFakeVLLM) -> None:
+    """`/tokenize` answers, `/detokenize` does not: the text still comes back."""
+    del gateway.raw["/tokenize"]
+    gateway.chat_response = lambda body: {**chat_completion("x"), "prompt_text": "P"}
+    assert ChatVLLM(**gateway.kwargs()).get_prompt_text("Say hi") == "P"
+    assert "POST /detokenize" in gateway.paths()
+
+
+def test_prompt_text_from_an_older_server_is_a_typed_error(
+    gateway: RawFakeVLLM,
+) -> None:
+    chat = ChatVLLM(**gateway.kwargs())
+    with (
+        pytest.warns(UserWarning, match="not reachable"),
+        pytest.raises(VLLMResponseError, match="no prompt_text"),
+    ):
+        chat.get_prompt_text("Say hi")
