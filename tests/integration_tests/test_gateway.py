@@ -1,8 +1,9 @@
 """Through a gateway that forwards only `/v1/*` (and drops `max_model_len`).
 
-Token counts and ids fall back to one-token generations through `/v1` (the same
-numbers as the server's `/tokenize`), so does the prompt text, structured outputs work without `/version`,
-rerank uses `/v1/rerank`, and the profile leaves out what the gateway hides.
+Token counts, ids and the prompt text fall back to one-token generations through
+`/v1` (the same as the server's `/tokenize` and `/detokenize`), structured outputs
+work without `/version`, rerank uses `/v1/rerank`, and the profile leaves out what
+the gateway hides.
 """
 
 from __future__ import annotations
