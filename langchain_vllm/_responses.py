@@ -35,6 +35,8 @@ class ResponsesEvents:
         self.index = self.output_index = self.sub_index = -1
         self.has_reasoning = False
         self.item_output_indices: dict[str, int] = {}
+        self.metadata: dict[str, Any] = {}
+        """Goes into the first chunk's metadata (`include_response_headers`)."""
 
     def chunk(self, event: Any) -> ChatGenerationChunk | None:
         """The chunk for one event, or None for events that carry nothing."""
@@ -49,14 +51,16 @@ class ResponsesEvents:
                 self.output_index,
                 self.sub_index,
                 schema=self.schema,
-                metadata={},
+                metadata=self.metadata,
                 has_reasoning=self.has_reasoning,
                 output_version=self.output_version,
                 item_output_indices=self.item_output_indices,
             )
         )
-        if chunk is not None and "reasoning" in chunk.message.additional_kwargs:
-            self.has_reasoning = True
+        if chunk is not None:
+            self.metadata = {}
+            if "reasoning" in chunk.message.additional_kwargs:
+                self.has_reasoning = True
         return chunk
 
     def _reasoning(self, delta: str) -> ChatGenerationChunk | None:
@@ -151,7 +155,14 @@ class ResponsesAPI:
         kwargs["stream"] = True
         payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
         events = self._events(kwargs)
-        with self.root_client.responses.create(**payload) as stream:  # type: ignore[attr-defined]
+        client = self.root_client  # type: ignore[attr-defined]
+        if self.include_response_headers:  # type: ignore[attr-defined]
+            raw = client.with_raw_response.responses.create(**payload)
+            events.metadata = {"headers": dict(raw.headers)}
+            context = raw.parse()
+        else:
+            context = client.responses.create(**payload)
+        with context as stream:
             for event in stream:
                 chunk = events.chunk(event)
                 if chunk is not None:
@@ -165,7 +176,13 @@ class ResponsesAPI:
         kwargs["stream"] = True
         payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
         events = self._events(kwargs)
-        stream = await self.root_async_client.responses.create(**payload)  # type: ignore[attr-defined]
+        client = self.root_async_client  # type: ignore[attr-defined]
+        if self.include_response_headers:  # type: ignore[attr-defined]
+            raw = await client.with_raw_response.responses.create(**payload)
+            events.metadata = {"headers": dict(raw.headers)}
+            stream = raw.parse()
+        else:
+            stream = await client.responses.create(**payload)
         async with stream:
             async for event in stream:
                 chunk = events.chunk(event)

@@ -203,3 +203,16 @@ def test_an_answer_that_is_all_reasoning_is_reported(fake: RawFakeVLLM) -> None:
     answer(fake, events, stream=False)
     with pytest.raises(VLLMEmptyAnswerError):
         chat(fake, error_on_empty_reasoning_only=True).invoke("Hi")
+
+
+async def test_stream_with_response_headers(fake: RawFakeVLLM) -> None:
+    """`include_response_headers`: the first chunk carries the HTTP headers."""
+    answer(fake, recorded("text"), stream=True)
+    chunks = list(chat(fake, include_response_headers=True).stream("Hi"))
+    assert chunks[0].response_metadata["headers"]["content-type"] == "text/event-stream"
+    assert all("headers" not in c.response_metadata for c in chunks[1:])
+    async_chunks = [
+        c async for c in chat(fake, include_response_headers=True).astream("Hi")
+    ]
+    assert "headers" in async_chunks[0].response_metadata
+    assert [c.text for c in async_chunks] == [c.text for c in chunks]
