@@ -34,6 +34,12 @@ def _served(replicas: list[VLLMServer], run: Callable[[], object]) -> list[int]:
     return [a - b for a, b in zip(after, before, strict=True)]
 
 
+def _pinned(replicas: list[VLLMServer], call: Callable[[int], object]) -> None:
+    """`call(turn)` for `TURNS` turns: every request lands on one replica."""
+    served = _served(replicas, lambda: [call(turn) for turn in range(TURNS)])
+    assert sorted(served) == [0, TURNS], served
+
+
 @pytest.fixture
 def chat(hash_router: VLLMRouter) -> ChatVLLM:
     return ChatVLLM(base_url=hash_router.base_url, temperature=0, max_tokens=4)
@@ -83,21 +89,13 @@ def test_user_field_and_default_headers_pin(
     hash_router: VLLMRouter, replicas: list[VLLMServer]
 ) -> None:
     by_user = ChatVLLM(base_url=hash_router.base_url, max_tokens=4)
-    served = _served(
-        replicas,
-        lambda: [by_user.invoke(f"Hi {i}", user="user-42") for i in range(TURNS)],
-    )
-    assert sorted(served) == [0, TURNS], served
-
+    _pinned(replicas, lambda i: by_user.invoke(f"Hi {i}", user="user-42"))
     by_default = ChatVLLM(
         base_url=hash_router.base_url,
         max_tokens=4,
         default_headers={"x-session-id": "pinned-client"},
     )
-    served = _served(
-        replicas, lambda: [by_default.invoke(f"Hi {i}") for i in range(TURNS)]
-    )
-    assert sorted(served) == [0, TURNS], served
+    _pinned(replicas, lambda i: by_default.invoke(f"Hi {i}"))
 
 
 def test_round_robin_ignores_the_session(
@@ -148,19 +146,10 @@ def test_completions_sessions_pin(
 ) -> None:
     """`VLLMOpenAI` sends its session as the header too: per call and per thread."""
     llm = VLLMOpenAI(base_url=hash_router.base_url, max_tokens=4)
-    served = _served(
-        replicas,
-        lambda: [llm.invoke(f"Once {i}", session_id="story-7") for i in range(TURNS)],
-    )
-    assert sorted(served) == [0, TURNS], served
-
+    _pinned(replicas, lambda i: llm.invoke(f"Once {i}", session_id="story-7"))
     threads = VLLMOpenAI(
         base_url=hash_router.base_url, max_tokens=4, session_from_thread=True
     )
     chain = RunnableLambda(lambda text: text) | threads
     config: RunnableConfig = {"configurable": {"thread_id": "story-thread"}}
-    served = _served(
-        replicas,
-        lambda: [chain.invoke(f"Once {i}", config=config) for i in range(TURNS)],
-    )
-    assert sorted(served) == [0, TURNS], served
+    _pinned(replicas, lambda i: chain.invoke(f"Once {i}", config=config))
