@@ -54,22 +54,25 @@ class TestChatVLLMStandard(ChatModelIntegrationTests):
     def supports_image_inputs(self) -> bool:
         return False
 
-    # Beyond the 135M test model, whatever ChatVLLM does: not run (a run would be
-    # decided by the model's luck), with the evidence. ChatVLLM's part of it is
-    # covered deterministically in test_chat_models.py (tool loops with a tool
-    # choice that forces the call).
-    @pytest.mark.xfail(
-        run=False,
-        reason=(
-            "Needs the model to choose to call get_weather with tool_choice left "
-            "on auto (the test binds none). SmolLM2-135M answers the weather "
-            "question in text instead, even with the tool-aware hermes template "
-            "(seen at temperature 0 on vLLM 0.32's CPU build); nothing the client "
-            "or the server can enforce decides it."
-        ),
-    )
-    def test_agent_loop(self, model: BaseChatModel) -> None:
-        super().test_agent_loop(model)
+    @pytest.fixture
+    def model(self, request: pytest.FixtureRequest) -> BaseChatModel:
+        """The suite's model; `test_agent_loop` gets `tool_choice="required"`.
+
+        That test binds a tool with `tool_choice` left on auto, so whether the
+        135M model calls it would be the model's choice (at temperature 0 it
+        answers the weather question in text). With "required", vLLM enforces one
+        call by structured decoding: the outcome is the package's (the call, its
+        id going back with the tool result, the second answer), not the model's.
+        """
+        params = {
+            **self.standard_chat_model_params,
+            **self.chat_model_params,
+            **(getattr(request, "param", None) or {}),
+        }
+        if request.node.originalname == "test_agent_loop":
+            kwargs = params.get("model_kwargs", {})
+            params["model_kwargs"] = {**kwargs, "tool_choice": "required"}
+        return self.chat_model_class(**params)
 
 
 class TestChatVLLMResponsesStandard(TestChatVLLMStandard):
