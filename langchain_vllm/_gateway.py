@@ -30,11 +30,10 @@ UNKNOWN_VERSION = ""
 _NOT_ECHOED = ("return_token_strs",)
 
 
-def route_missing(error: BaseException) -> bool:
-    """An HTTP 404 for the route itself (not for an unknown model)."""
-    return isinstance(error, openai.NotFoundError) and not isinstance(
-        error, VLLMModelNotFoundError
-    )
+def require_route_missing(error: openai.NotFoundError) -> None:
+    """Re-raise an HTTP 404 that is not for the route itself (an unknown model)."""
+    if isinstance(error, VLLMModelNotFoundError):
+        raise error
 
 
 def tokenize_probe(base_url: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.content import is_data_content_block
@@ -157,6 +157,19 @@ _FETCH_FAILED = re.compile(
 )
 
 
+def modality_refused(server_msg: str) -> Literal["text-only", "modality"] | None:
+    """What a server's media refusal says about the model, if anything.
+
+    "text-only": the model reads no media at all; "modality": it does not read this
+    kind (the server allows 0 items of it); None: the refusal is about something
+    else (too many items, a URL, a flag).
+    """
+    if "is not a multimodal model" in server_msg:
+        return "text-only"
+    too_many = _TOO_MANY.search(server_msg)
+    return "modality" if too_many and too_many["limit"] == "0" else None
+
+
 def media_hint(server_msg: str) -> str | None:
     """What decides a media refusal of the server, or None for other errors.
 
@@ -167,8 +180,8 @@ def media_hint(server_msg: str) -> str | None:
             # "The server takes at most 2 image(s) per prompt: ..."
     """
     too_many = _TOO_MANY.search(server_msg)
-    if too_many and too_many["limit"] == "0":
-        kind = too_many["kind"]
+    if modality_refused(server_msg) == "modality":
+        kind = too_many["kind"] if too_many else "media"
         return (
             f"The served model takes no {kind} input: the model's architecture "
             f"decides (or the server was started with `--limit-mm-per-prompt` "
@@ -188,7 +201,7 @@ def media_hint(server_msg: str) -> str | None:
             "`--trust-request-mm-kwargs`; or set them for every request with the "
             "server's `--mm-processor-kwargs`."
         )
-    if "is not a multimodal model" in server_msg:
+    if modality_refused(server_msg) == "text-only":
         return (
             "The served model is text-only: images, audio and video need a "
             "multimodal model (the model decides; no server flag changes it)."

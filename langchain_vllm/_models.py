@@ -78,17 +78,20 @@ def context_length(cards: list[dict[str, Any]], model: str) -> int | None:
     return entry.max_model_len if entry is not None else None
 
 
+def _bases(models: list[ServedModel]) -> list[str]:
+    """The base models' names; an adapter whose parent is not listed counts as one."""
+    names = {m.name for m in models}
+    return [m.name for m in models if m.parent is None or m.parent not in names]
+
+
 def describe(cards: list[dict[str, Any]]) -> str:
     """What a server serves, base models each with their adapters.
 
     Example: ``smollm2 (adapters: pineapple, pine2), qwen``.
     """
     models = served_models(cards)
-    names = {m.name for m in models}
-    # An adapter whose parent is not listed is shown as a model of its own.
-    bases = [m.name for m in models if m.parent is None or m.parent not in names]
     parts = []
-    for base in bases:
+    for base in _bases(models):
         adapters = [m.name for m in models if m.parent == base and m.name != base]
         parts.append(f"{base} (adapters: {', '.join(adapters)})" if adapters else base)
     return ", ".join(parts)
@@ -107,10 +110,9 @@ def choose_model(cards: list[dict[str, Any]], base_url: str) -> str:
     if not models:
         msg = f"The vLLM server at {base_url} serves no model."
         raise VLLMModelDiscoveryError(msg)
-    names = {m.name for m in models}
-    bases = [m for m in models if m.parent is None or m.parent not in names]
+    bases = _bases(models)
     if len(bases) == 1:
-        return bases[0].name
+        return bases[0]
     what = "models" if len(bases) == len(models) else "base models"
     msg = (
         f"The vLLM server at {base_url} serves several {what} "

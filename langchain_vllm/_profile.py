@@ -20,6 +20,7 @@ from typing import Any
 
 import openai
 
+from langchain_vllm._media import modality_refused
 from langchain_vllm._server_api import ServerLink
 from langchain_vllm.errors import VLLMBadRequestError, VLLMMediaError
 
@@ -115,16 +116,16 @@ def input_modalities(link: ServerLink, model: str) -> dict[str, bool]:
 
 
 def _probe(link: ServerLink, model: str, part: str, url: str) -> str | None:
-    """One modality's probe: `"yes"`, `"no"`, `"text-only"` or None (unknown)."""
+    """One modality's probe: `"yes"`, `"modality"`, `"text-only"` or None.
+
+    `"modality"`: the model does not read this kind; None: unknown.
+    """
     content = [{"type": part, part: {"url": url}}]
     body = {"model": model, "messages": [{"role": "user", "content": content}]}
     try:
         link.post("/tokenize", body, expect=("count",))
     except VLLMMediaError as e:
-        text = str(e)
-        if "is not a multimodal model" in text:
-            return "text-only"
-        return "no" if "At most 0 " in text else None
+        return modality_refused(str(e))
     except VLLMBadRequestError:
         return "yes"  # the model's processor read the item (and refused the data)
     except openai.APIStatusError:

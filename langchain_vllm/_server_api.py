@@ -27,7 +27,7 @@ from langchain_vllm._gateway import (
     UNKNOWN_VERSION,
     probe_tokens,
     prompt_text_probe,
-    route_missing,
+    require_route_missing,
     tokenize_probe,
     warn_fallback,
 )
@@ -220,10 +220,6 @@ class ServerLink:
         """Async `resolve_model`."""
         return requested or self._only_model(await self.amodels())
 
-    def model_card(self, model: str) -> dict[str, Any] | None:
-        """The `/v1/models` card of a served model (max_model_len, root, ...)."""
-        return next((m for m in self.models() if m.get("id") == model), None)
-
     def context_length(self, model: str) -> int | None:
         """`max_model_len` of a served model; a LoRA adapter's is its parent's."""
         return context_length(self.models(), model)
@@ -245,7 +241,8 @@ class ServerLink:
             try:
                 self._version = _version_of(self._get(url), url)
             except openai.NotFoundError as e:
-                self._version = _unknown_version(e)
+                require_route_missing(e)
+                self._version = UNKNOWN_VERSION
         return self._version
 
     async def aversion(self) -> str:
@@ -255,10 +252,11 @@ class ServerLink:
             try:
                 self._version = _version_of(await self._aget(url), url)
             except openai.NotFoundError as e:
-                self._version = _unknown_version(e)
+                require_route_missing(e)
+                self._version = UNKNOWN_VERSION
         return self._version
 
-    # -- POST /tokenize --------------------------------------------------------------
+    # -- POST /tokenize, /detokenize -----------------------------------------------
     def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         """`POST /tokenize`, cached by request body (repeated texts cost nothing).
 
@@ -266,15 +264,8 @@ class ServerLink:
         `/v1` gives the same ids (`_gateway`).
         """
         key = json.dumps(body, sort_keys=True, default=str)
-        cached = self._cached_tokens(key)
+        cached = self._cached_tokens(key) or self._route_tokens(key, body)
         if cached is None:
-            url = f"{self.root_url}/tokenize"
-            if not self._tokenize_missing:
-                try:
-                    result = _expect(self._post(url, body), url, ("tokens", "count"))
-                    return self._store_tokens(key, result)
-                except openai.NotFoundError as e:
-                    self._note_missing_tokenize(e)
             url, probe = tokenize_probe(self.base_url, body)
             cached = self._store_tokens(key, _probed(self._post(url, probe), url))
         return cached
@@ -282,22 +273,44 @@ class ServerLink:
     async def atokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         """Async `tokenize`."""
         key = json.dumps(body, sort_keys=True, default=str)
-        cached = self._cached_tokens(key)
+        cached = self._cached_tokens(key) or await self._aroute_tokens(key, body)
         if cached is None:
-            url = f"{self.root_url}/tokenize"
-            if not self._tokenize_missing:
-                try:
-                    result = await self._apost(url, body)
-                    result = _expect(result, url, ("tokens", "count"))
-                    return self._store_tokens(key, result)
-                except openai.NotFoundError as e:
-                    self._note_missing_tokenize(e)
             url, probe = tokenize_probe(self.base_url, body)
             answer = await self._apost(url, probe)
             cached = self._store_tokens(key, _probed(answer, url))
         return cached
 
-    # -- POST /detokenize --------------------------------------------------------------
+    def _route_tokens(self, key: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """`/tokenize`'s answer (stored), or None when the route is missing."""
+        if self._tokenize_missing:
+            return None
+        url = f"{self.root_url}/tokenize"
+        try:
+            answer = self._post(url, body)
+        except openai.NotFoundError as e:
+            self._note_missing_tokenize(e)
+            return None
+        return self._store_tokens(key, _expect(answer, url, ("tokens", "count")))
+
+    async def _aroute_tokens(
+        self, key: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Async `_route_tokens`."""
+        if self._tokenize_missing:
+            return None
+        url = f"{self.root_url}/tokenize"
+        try:
+            answer = await self._apost(url, body)
+        except openai.NotFoundError as e:
+            self._note_missing_tokenize(e)
+            return None
+        return self._store_tokens(key, _expect(answer, url, ("tokens", "count")))
+
+    def _note_missing_tokenize(self, error: openai.NotFoundError) -> None:
+        require_route_missing(error)
+        self._tokenize_missing = True
+        warn_fallback(self.root_url)
+
     def prompt_text(self, body: dict[str, Any]) -> str:
         """The prompt text the server builds for a chat `/tokenize` body.
 
@@ -305,16 +318,18 @@ class ServerLink:
         `/v1`-only gateway), a one-token generation through `/v1` with
         `return_prompt_text` gives the same text (`_gateway`).
         """
+        key = json.dumps(body, sort_keys=True, default=str)
+        tokens = None
         if not self._tokenize_missing:
-            tokens = self.tokenize(body)["tokens"]
-            if not self._tokenize_missing:  # the route answered (or was cached)
-                url = f"{self.root_url}/detokenize"
-                try:
-                    answer = self._post(url, {"model": body["model"], "tokens": tokens})
-                    return str(_expect(answer, url, ("prompt",))["prompt"])
-                except openai.NotFoundError as e:
-                    if not route_missing(e):
-                        raise
+            tokens = self._cached_tokens(key) or self._route_tokens(key, body)
+        if tokens is not None:
+            url = f"{self.root_url}/detokenize"
+            try:
+                ids = {"model": body["model"], "tokens": tokens["tokens"]}
+                answer = self._post(url, ids)
+                return str(_expect(answer, url, ("prompt",))["prompt"])
+            except openai.NotFoundError as e:
+                require_route_missing(e)
         url, probe = prompt_text_probe(self.base_url, body)
         answer = self._post(url, probe)
         if not isinstance(answer, dict) or not isinstance(
@@ -323,12 +338,6 @@ class ServerLink:
             detail = f"no prompt_text (vLLM 0.32+ sends it) in {answer!r:.100}"
             raise response_error(url, detail, "POST")
         return answer["prompt_text"]
-
-    def _note_missing_tokenize(self, error: openai.NotFoundError) -> None:
-        if not route_missing(error):
-            raise error
-        self._tokenize_missing = True
-        warn_fallback(self.root_url)
 
     def post(
         self, path: str, body: dict[str, Any], expect: tuple[str, ...] = ()
@@ -672,13 +681,6 @@ def response_error(url: str, problem: str, method: str = "GET") -> VLLMResponseE
         httpx2.Request(method, url),
         body=None,
     )
-
-
-def _unknown_version(error: openai.NotFoundError) -> str:
-    """`UNKNOWN_VERSION` when `/version` itself is missing; else re-raise."""
-    if not route_missing(error):
-        raise error
-    return UNKNOWN_VERSION
 
 
 def _probed(answer: Any, url: str) -> dict[str, Any]:
