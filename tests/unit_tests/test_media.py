@@ -272,15 +272,19 @@ def test_other_errors_get_no_media_hint() -> None:
 
 
 # -- the profile's modalities --------------------------------------------------------
+IMAGES = ("image_inputs", "image_url_inputs", "image_tool_message")
+TEXT_ONLY = {
+    **dict.fromkeys(("image_inputs", "audio_inputs", "video_inputs"), False),
+    "image_url_inputs": False,
+    "text_inputs": True,
+    "pdf_inputs": False,
+}
+
+
 def test_profile_of_a_text_only_model(fake: FakeVLLM) -> None:
     profile = ChatVLLM(**fake.kwargs()).profile
     assert profile is not None
-    assert profile["image_inputs"] is False
-    assert profile["audio_inputs"] is False
-    assert profile["video_inputs"] is False
-    assert profile["image_url_inputs"] is False
-    assert profile["text_inputs"] is True
-    assert profile["pdf_inputs"] is False
+    assert {k: dict(profile)[k] for k in TEXT_ONLY} == TEXT_ONLY
     assert fake.paths() == ["GET /v1/models", "POST /tokenize"]  # one probe
 
 
@@ -288,11 +292,9 @@ def test_profile_of_a_vision_model(fake: FakeVLLM) -> None:
     fake.modalities = {"image"}
     profile = ChatVLLM(**fake.kwargs()).profile
     assert profile is not None
-    assert profile["image_inputs"] is True
-    assert profile["image_url_inputs"] is True
-    assert profile["image_tool_message"] is True
-    assert profile["audio_inputs"] is False
-    assert profile["video_inputs"] is False
+    images = {**dict.fromkeys(IMAGES, True), "audio_inputs": False}
+    images["video_inputs"] = False
+    assert {k: dict(profile)[k] for k in images} == images
     probes = fake.bodies("/tokenize")
     assert [b["messages"][0]["content"][0]["type"] for b in probes] == [
         "image_url",
