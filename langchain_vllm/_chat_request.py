@@ -12,8 +12,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_vllm._params import RESPONSES_PARAMS, VLLMChatParams, param_names
-from langchain_vllm._structured import (
+from langchain_vllm.params import RESPONSES_PARAMS, VLLMChatParams, param_names
+from langchain_vllm.structured import (
     LEGACY_NAMES,
     StructuredOutputs,
     cap_string_lengths,

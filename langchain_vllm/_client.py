@@ -17,12 +17,6 @@ import openai
 from langchain_core.language_models import LangSmithParams
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
-from langchain_vllm._params import (
-    param_names,
-    request_body,
-    to_wire,
-    validate_call_params,
-)
 from langchain_vllm._server_api import (
     DEFAULT_MAX_CONNECTIONS,
     RebuiltOnCopy,
@@ -36,6 +30,12 @@ from langchain_vllm.errors import (
     VLLMConnectionError,
     VLLMIncompleteStreamError,
     VLLMResponseError,
+)
+from langchain_vllm.params import (
+    param_names,
+    request_body,
+    to_wire,
+    validate_call_params,
 )
 
 MALFORMED = (json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeError)

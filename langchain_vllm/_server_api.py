@@ -32,7 +32,6 @@ from langchain_vllm._gateway import (
     warn_fallback,
 )
 from langchain_vllm._media import media_hint
-from langchain_vllm._models import choose_model, context_length
 from langchain_vllm.errors import (
     START_HINT,
     VLLMAuthenticationError,
@@ -46,6 +45,7 @@ from langchain_vllm.errors import (
     VLLMServerFeatureError,
     VLLMTimeoutError,
 )
+from langchain_vllm.models import choose_model, context_length
 
 DEFAULT_API_BASE = "http://localhost:8000/v1"
 DEFAULT_API_KEY = "EMPTY"

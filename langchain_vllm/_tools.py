@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydantic.v1 import BaseModel as BaseModelV1
 from pydantic.v1 import ValidationError as ValidationErrorV1
 
-from langchain_vllm._structured import check_json_schema
+from langchain_vllm.structured import check_json_schema
 
 TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
 

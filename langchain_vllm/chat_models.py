@@ -44,15 +44,7 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
-from langchain_vllm._lora import ServedModelsMixin
 from langchain_vllm._media import vllm_messages
-from langchain_vllm._params import (
-    OpenAIRanges,
-    VLLMChatParams,
-    check_openai_params,
-    param_names,
-    request_body,
-)
 from langchain_vllm._profile import ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI
 from langchain_vllm._server_api import LoopClient
@@ -63,6 +55,18 @@ from langchain_vllm._tools import (
     default_strict,
     is_model_class,
 )
+from langchain_vllm.lora import ServedModelsMixin
+from langchain_vllm.params import (
+    OpenAIRanges,
+    VLLMChatParams,
+    check_openai_params,
+    param_names,
+    request_body,
+)
+
+__all__ = [
+    "ChatVLLM",
+]
 
 
 class ChatVLLM(  # type: ignore[misc]

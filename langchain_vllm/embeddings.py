@@ -18,8 +18,12 @@ from langchain_vllm._json_client import (
     JSONEndpoint,
     embedding_floats,
 )
-from langchain_vllm._params import VLLMPoolingParams
 from langchain_vllm.errors import VLLMContextOverflowError
+from langchain_vllm.params import VLLMPoolingParams
+
+__all__ = [
+    "VLLMEmbeddings",
+]
 
 
 class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: ignore[misc]

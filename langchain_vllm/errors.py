@@ -19,6 +19,23 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 
+__all__ = [
+    "VLLMAuthenticationError",
+    "VLLMBadRequestError",
+    "VLLMConnectionError",
+    "VLLMContextOverflowError",
+    "VLLMEmptyAnswerError",
+    "VLLMIncompleteStreamError",
+    "VLLMLoRAAdapterError",
+    "VLLMMediaError",
+    "VLLMModelDiscoveryError",
+    "VLLMModelNotFoundError",
+    "VLLMResponseError",
+    "VLLMServerFeatureError",
+    "VLLMTimeoutError",
+    "VLLMUnsupportedMediaError",
+]
+
 START_HINT = (
     "Start one with `vllm serve MODEL` (or `python -m "
     "vllm.entrypoints.openai.api_server --model MODEL`), or from Python with "

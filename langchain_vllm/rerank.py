@@ -11,9 +11,13 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._params import VLLMPoolingParams
 from langchain_vllm._server_api import DEFAULT_API_BASE, ServerLink, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
+from langchain_vllm.params import VLLMPoolingParams
+
+__all__ = [
+    "VLLMRerank",
+]
 
 _SCORE = "relevance_score"
 

@@ -1,6 +1,6 @@
 """Print (or write into docs/parameters.md) the table of vLLM request parameters.
 
-The table is generated from the pydantic mixins of `langchain_vllm._params`, the
+The table is generated from the pydantic mixins of `langchain_vllm.params`, the
 one declaration of the parameters: name, type with its constraints, the endpoints
 that take it, and its docstring. `tests/unit_tests/test_readme.py` checks that the
 page's copy is current.
@@ -23,7 +23,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from langchain_vllm._params import (
+from langchain_vllm.params import (
     VLLMChatParams,
     VLLMCompletionParams,
     VLLMPoolingParams,

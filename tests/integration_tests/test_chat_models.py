@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from pydantic.v1 import BaseModel as BaseModelV1
 from pydantic.v1 import Field as FieldV1
 
-from langchain_vllm import (
-    ChatVLLM,
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import (
     VLLMConnectionError,
     VLLMModelNotFoundError,
     VLLMServerFeatureError,

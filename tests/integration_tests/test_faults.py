@@ -25,8 +25,8 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk
 
-from langchain_vllm import (
-    ChatVLLM,
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import (
     VLLMAuthenticationError,
     VLLMBadRequestError,
     VLLMConnectionError,

@@ -17,7 +17,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 
-from langchain_vllm import ChatVLLM, VLLMContextOverflowError
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMContextOverflowError
 from langchain_vllm.llms import VLLMOpenAI
 from langchain_vllm.rerank import VLLMRerank
 from tests.integration_tests.conftest import FIXED, FIXED_TEXT

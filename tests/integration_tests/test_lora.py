@@ -22,13 +22,9 @@ from langchain_core.runnables import ConfigurableField
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from langchain_vllm import (
-    ChatVLLM,
-    ServedModel,
-    VLLMLoRAAdapterError,
-    VLLMModelNotFoundError,
-    VLLMOpenAI,
-)
+from langchain_vllm import ChatVLLM, VLLMOpenAI
+from langchain_vllm.errors import VLLMLoRAAdapterError, VLLMModelNotFoundError
+from langchain_vllm.models import ServedModel
 from rig import LORA_ADAPTER_DIR, LORA_MARKER, RIG_SERVERS, rig_models_dir
 
 BASE = RIG_SERVERS["lora"].served_model_name

@@ -18,11 +18,8 @@ from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from langchain_vllm import (
-    ChatVLLM,
-    VLLMContextOverflowError,
-    VLLMModelNotFoundError,
-)
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMContextOverflowError, VLLMModelNotFoundError
 from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 
 

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from langchain_vllm import ChatVLLM, VLLMMediaError, VLLMUnsupportedMediaError
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMMediaError, VLLMUnsupportedMediaError
 from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 from tests.integration_tests.media import image_server, png_bytes
 

@@ -2,7 +2,7 @@
 
 Read from the installed server's source (not a hand list): every field of vLLM's
 Chat Completions, Completions and Responses request models is either declared once
-in `langchain_vllm._params`, one of OpenAI's own fields (the parent classes send
+in `langchain_vllm.params`, one of OpenAI's own fields (the parent classes send
 them), or left out on purpose (below, with the reason). A vLLM upgrade that adds a
 field fails here until it is declared or listed.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_vllm._params import (
+from langchain_vllm.params import (
     RESPONSES_PARAMS,
     VLLMChatParams,
     VLLMCompletionParams,

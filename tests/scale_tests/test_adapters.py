@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from langchain_vllm import (
-    ChatVLLM,
-    VLLMLoRAAdapterError,
-    VLLMModelNotFoundError,
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMLoRAAdapterError, VLLMModelNotFoundError
+from langchain_vllm.lora import (
     aload_lora_adapter_on_replicas,
     aunload_lora_adapter_on_replicas,
     load_lora_adapter_on_replicas,

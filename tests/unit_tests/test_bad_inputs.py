@@ -17,17 +17,14 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langchain_vllm import (
-    ChatVLLM,
-    StructuredOutputs,
+from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMOpenAI, VLLMRerank
+from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMContextOverflowError,
-    VLLMEmbeddings,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
-    VLLMOpenAI,
-    VLLMRerank,
 )
+from langchain_vllm.structured import StructuredOutputs
 from tests.unit_tests.fake_vllm import FakeVLLM
 
 MODEL = "smollm2"

@@ -13,13 +13,10 @@ from pydantic import BaseModel, Field
 from pydantic.v1 import BaseModel as BaseModelV1
 from pydantic.v1 import Field as FieldV1
 
-from langchain_vllm import (
-    ChatVLLM,
-    StructuredOutputs,
-    VLLMChatParams,
-    VLLMModelDiscoveryError,
-)
-from langchain_vllm._params import param_names
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMModelDiscoveryError
+from langchain_vllm.params import VLLMChatParams, param_names
+from langchain_vllm.structured import StructuredOutputs
 from tests.unit_tests.fake_vllm import FakeVLLM, chat_completion, stream_chunks
 
 # One valid value per vLLM chat parameter, and what must go on the wire for it.
@@ -366,7 +363,7 @@ def test_reasoning_only_answer_warns(fake: FakeVLLM) -> None:
 
 
 def test_reasoning_only_answer_can_raise(fake: FakeVLLM) -> None:
-    from langchain_vllm import VLLMEmptyAnswerError
+    from langchain_vllm.errors import VLLMEmptyAnswerError
 
     fake.chat_response = chat_completion(
         None, reasoning="Let me think", finish_reason="length"
@@ -420,7 +417,7 @@ def test_profile_given_by_user_wins(fake: FakeVLLM) -> None:
 def test_profile_of_dead_server_is_the_connection_error() -> None:
     import httpx2
 
-    from langchain_vllm import VLLMConnectionError
+    from langchain_vllm.errors import VLLMConnectionError
 
     def refuse(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)

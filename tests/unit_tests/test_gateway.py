@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langchain_vllm import ChatVLLM, VLLMModelNotFoundError, VLLMResponseError
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMModelNotFoundError, VLLMResponseError
 from langchain_vllm.llms import VLLMOpenAI
 from tests.unit_tests.fake_vllm import RawFakeVLLM, chat_completion
 

@@ -8,13 +8,14 @@ import struct
 
 import pytest
 
-from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMResponseError
+from langchain_vllm import ChatVLLM, VLLMEmbeddings
 from langchain_vllm._json_client import (
     CHAT_KEYWORDS,
     decode_base64_vector,
     embedding_floats,
     split_request,
 )
+from langchain_vllm.errors import VLLMResponseError
 from tests.unit_tests.fake_vllm import FakeVLLM, stream_chunks
 
 

@@ -10,11 +10,12 @@ import pytest
 from langchain_core.load import dumpd, load
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from langchain_vllm import VLLMCompletionParams, VLLMOpenAI
+from langchain_vllm import VLLMOpenAI
 from langchain_vllm.errors import (
     VLLMIncompleteStreamError,
     VLLMModelNotFoundError,
 )
+from langchain_vllm.params import VLLMCompletionParams
 from tests.unit_tests.fake_vllm import FakeVLLM, completion_chunks
 
 

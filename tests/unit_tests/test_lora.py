@@ -16,24 +16,24 @@ import httpx2
 import openai
 import pytest
 
-from langchain_vllm import (
-    ChatVLLM,
-    ServedModel,
+from langchain_vllm import ChatVLLM, VLLMOpenAI
+from langchain_vllm import lora as lora_module
+from langchain_vllm._server_api import ServerLink
+from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMLoRAAdapterError,
     VLLMModelDiscoveryError,
     VLLMModelNotFoundError,
-    VLLMOpenAI,
     VLLMServerFeatureError,
+)
+from langchain_vllm.lora import (
+    adapter_error,
     aload_lora_adapter_on_replicas,
     aunload_lora_adapter_on_replicas,
     load_lora_adapter_on_replicas,
     unload_lora_adapter_on_replicas,
 )
-from langchain_vllm import _lora as lora_module
-from langchain_vllm._lora import adapter_error
-from langchain_vllm._models import choose_model, context_length, describe
-from langchain_vllm._server_api import ServerLink
+from langchain_vllm.models import ServedModel, choose_model, context_length, describe
 from tests.unit_tests.fake_vllm import FakeVLLM
 
 URL = "http://vllm.test/v1"

@@ -18,14 +18,8 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage
 
-from langchain_vllm import (
-    ChatVLLM,
-    VLLMEmbeddings,
-    VLLMIncompleteStreamError,
-    VLLMOpenAI,
-    VLLMRerank,
-    VLLMResponseError,
-)
+from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMOpenAI, VLLMRerank
+from langchain_vllm.errors import VLLMIncompleteStreamError, VLLMResponseError
 from tests.unit_tests.fake_vllm import (
     RawFakeVLLM,
     chat_completion,

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from langchain_vllm import (
-    ChatVLLM,
+from langchain_vllm import ChatVLLM
+from langchain_vllm._media import media_hint, vllm_messages, vllm_part
+from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMMediaError,
     VLLMUnsupportedMediaError,
 )
-from langchain_vllm._media import media_hint, vllm_messages, vllm_part
 from tests.unit_tests.fake_vllm import FakeVLLM
 
 B64 = "iVBORw0KGgo="

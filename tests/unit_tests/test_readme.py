@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from langchain_vllm._params import (
+from langchain_vllm.params import (
     VLLMChatParams,
     VLLMCompletionParams,
     param_names,

@@ -19,8 +19,8 @@ import pytest
 from langchain_core.messages import AIMessageChunk
 from pydantic import BaseModel, Field
 
-from langchain_vllm import (
-    ChatVLLM,
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMEmptyAnswerError,
     VLLMIncompleteStreamError,

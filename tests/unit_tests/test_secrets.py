@@ -21,13 +21,8 @@ from langchain_core.documents import Document
 from langchain_core.load import dumps
 from langchain_core.messages import BaseMessage
 
-from langchain_vllm import (
-    ChatVLLM,
-    VLLMAuthenticationError,
-    VLLMEmbeddings,
-    VLLMOpenAI,
-    VLLMRerank,
-)
+from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMOpenAI, VLLMRerank
+from langchain_vllm.errors import VLLMAuthenticationError
 from tests.unit_tests.fake_vllm import BASE_URL, FakeVLLM
 
 KEY = "sk-vllm-SECRET-4b1d2f8e"

@@ -30,7 +30,15 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_vllm._structured import StructuredOutputs
+from langchain_vllm.structured import StructuredOutputs
+
+__all__ = [
+    "RepetitionDetection",
+    "VLLMChatParams",
+    "VLLMCompletionParams",
+    "VLLMPoolingParams",
+    "VLLMSamplingParams",
+]
 
 
 def _non_empty(value: list[Any]) -> list[Any]:

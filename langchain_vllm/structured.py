@@ -13,6 +13,10 @@ from typing import Any, is_typeddict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+__all__ = [
+    "StructuredOutputs",
+]
+
 CONSTRAINTS = ("choice", "regex", "json", "grammar", "structural_tag", "json_object")
 """The mutually exclusive constraint kinds of vLLM's `structured_outputs`."""
 

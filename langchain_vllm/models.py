@@ -13,6 +13,10 @@ from typing import Any
 
 from langchain_vllm.errors import VLLMModelDiscoveryError
 
+__all__ = [
+    "ServedModel",
+]
+
 
 @dataclass(frozen=True)
 class ServedModel:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import openai
 from pydantic import SecretStr
 
-from langchain_vllm._models import ServedModel, describe, served_models
 from langchain_vllm._server_api import (
     ServerLink,
     check_base_url,
@@ -32,6 +31,14 @@ from langchain_vllm.errors import (
     VLLMModelNotFoundError,
     VLLMServerFeatureError,
 )
+from langchain_vllm.models import ServedModel, describe, served_models
+
+__all__ = [
+    "aload_lora_adapter_on_replicas",
+    "aunload_lora_adapter_on_replicas",
+    "load_lora_adapter_on_replicas",
+    "unload_lora_adapter_on_replicas",
+]
 
 LOAD_PATH = "/v1/load_lora_adapter"
 UNLOAD_PATH = "/v1/unload_lora_adapter"
@@ -255,7 +262,7 @@ def load_lora_adapter_on_replicas(
 
     Example:
         ```python
-        from langchain_vllm import load_lora_adapter_on_replicas
+        from langchain_vllm.lora import load_lora_adapter_on_replicas
 
         replicas = ["http://gpu-1:8000/v1", "http://gpu-2:8000/v1"]
         load_lora_adapter_on_replicas(replicas, "pineapple", "/models/pineapple")
