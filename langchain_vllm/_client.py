@@ -17,15 +17,15 @@ import openai
 from langchain_core.language_models import LangSmithParams
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
-from langchain_vllm._server_api import (
+from langchain_vllm._link import ServerLink
+from langchain_vllm._settings import (
     DEFAULT_MAX_CONNECTIONS,
     RebuiltOnCopy,
-    ServerLink,
     api_key_field,
     base_url_field,
-    response_error,
     vllm_secret_ids,
 )
+from langchain_vllm._translate import response_error
 from langchain_vllm.errors import (
     VLLMConnectionError,
     VLLMIncompleteStreamError,

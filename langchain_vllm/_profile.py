@@ -20,8 +20,8 @@ from typing import Any
 
 import openai
 
+from langchain_vllm._link import ServerLink
 from langchain_vllm._media import modality_refused
-from langchain_vllm._server_api import ServerLink
 from langchain_vllm.errors import VLLMBadRequestError, VLLMMediaError
 
 # A 1x1 PNG; audio and video probes need no valid clip (see the module docstring).

@@ -44,10 +44,10 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
+from langchain_vllm._link import LoopClient
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._profile import ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI
-from langchain_vllm._server_api import LoopClient
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tools import (
     ModelValidator,

@@ -10,7 +10,7 @@ from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._server_api import LoopClient
+from langchain_vllm._link import LoopClient
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.params import VLLMCompletionParams, request_body

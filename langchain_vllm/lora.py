@@ -20,12 +20,9 @@ from typing import TYPE_CHECKING, Any
 import openai
 from pydantic import SecretStr
 
-from langchain_vllm._server_api import (
-    ServerLink,
-    check_base_url,
-    make_clients,
-    server_message,
-)
+from langchain_vllm._link import ServerLink
+from langchain_vllm._settings import check_base_url, make_clients
+from langchain_vllm._translate import server_message
 from langchain_vllm.errors import (
     VLLMLoRAAdapterError,
     VLLMModelNotFoundError,

@@ -11,7 +11,8 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._server_api import DEFAULT_API_BASE, ServerLink, make_clients
+from langchain_vllm._link import ServerLink
+from langchain_vllm._settings import DEFAULT_API_BASE, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
 from langchain_vllm.params import VLLMPoolingParams
 

@@ -72,7 +72,7 @@ def test_openai_transport_json_pass_through() -> None:
             "langchain_vllm._json_client posts chat/embeddings payloads through it."
         )
     assert {"cast_to"} <= set(_params(openai.OpenAI.get)), (
-        f"{OPENAI} changed OpenAI.get: no `cast_to`; langchain_vllm._server_api "
+        f"{OPENAI} changed OpenAI.get: no `cast_to`; langchain_vllm._link "
         "reads /v1/models and /version with get(url, cast_to=object)."
     )
     assert isinstance(getattr(openai._constants, "RAW_RESPONSE_HEADER", None), str), (
@@ -287,24 +287,24 @@ def test_langchain_openai_hook_signatures(name: str) -> None:
     )
 
 
-def test_client_plumbing_of_server_api() -> None:
-    """`_server_api.ServerLink`, `VLLMOpenAI` and `VLLMEmbeddings` client handling."""
+def test_client_plumbing_of_link() -> None:
+    """`_link.ServerLink`, `VLLMOpenAI` and `VLLMEmbeddings` client handling."""
     http = openai.DefaultAsyncHttpxClient(
         limits=httpx2.Limits(max_connections=8, max_keepalive_connections=8)
     )
     assert isinstance(http, httpx2.AsyncClient), (
         f"{OPENAI}: DefaultAsyncHttpxClient(limits=httpx2.Limits(...)) is no longer "
-        "an httpx2.AsyncClient; langchain_vllm._server_api builds one per event loop."
+        "an httpx2.AsyncClient; langchain_vllm._link builds one per event loop."
     )
     template = openai.AsyncOpenAI(api_key="x", base_url=BASE_URL)
     copied = template.copy(http_client=http)
     assert isinstance(copied, openai.AsyncOpenAI), (
         f"{OPENAI} changed AsyncOpenAI.copy(http_client=...); langchain_vllm."
-        "_server_api copies the template client onto each loop's HTTP client."
+        "_link copies the template client onto each loop's HTTP client."
     )
     assert copied._client is http, (
         f"{OPENAI}: AsyncOpenAI.copy(http_client=...) no longer uses the given "
-        "client; langchain_vllm._server_api relies on it for per-loop pools."
+        "client; langchain_vllm._link relies on it for per-loop pools."
     )
     assert template.completions._client is template, (
         f"{OPENAI}: resources no longer keep their client in `._client`; "

@@ -18,7 +18,7 @@ import pytest
 
 from langchain_vllm import ChatVLLM, VLLMOpenAI
 from langchain_vllm import lora as lora_module
-from langchain_vllm._server_api import ServerLink
+from langchain_vllm._link import ServerLink
 from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMLoRAAdapterError,

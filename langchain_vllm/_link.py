@@ -1,27 +1,23 @@
-"""What every vLLM client class shares with its server.
+"""One vLLM server as seen by one client object (`ServerLink`).
 
-Defaults and environment variables, model discovery, `/version`, `/tokenize`,
-error translation, and async clients per event loop. Nothing here knows LangChain's
-message types: callers pass plain JSON-ready data.
+Model discovery (`/v1/models`), `/version`, `/tokenize` and `/detokenize` with their
+caches, plain JSON requests with errors translated, and async clients per event loop.
+Nothing here knows LangChain's message types: callers pass plain JSON-ready data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import re
 import threading
-import urllib.parse
 import weakref
 from collections import OrderedDict
 from typing import Any
 
 import httpx2
 import openai
-from langchain_core.utils import from_env, secret_from_env
-from pydantic import Field, SecretStr
 
 from langchain_vllm._gateway import (
     UNKNOWN_VERSION,
@@ -31,99 +27,16 @@ from langchain_vllm._gateway import (
     tokenize_probe,
     warn_fallback,
 )
-from langchain_vllm._media import media_hint
-from langchain_vllm.errors import (
-    START_HINT,
-    VLLMAuthenticationError,
-    VLLMBadRequestError,
-    VLLMConnectionError,
-    VLLMContextOverflowError,
-    VLLMMediaError,
-    VLLMModelDiscoveryError,
-    VLLMModelNotFoundError,
-    VLLMResponseError,
-    VLLMServerFeatureError,
-    VLLMTimeoutError,
+from langchain_vllm._settings import DEFAULT_MAX_CONNECTIONS, check_base_url
+from langchain_vllm._translate import (
+    is_model_not_found,
+    response_error,
+    translate_error,
 )
+from langchain_vllm.errors import VLLMModelDiscoveryError
 from langchain_vllm.models import choose_model, context_length
 
-DEFAULT_API_BASE = "http://localhost:8000/v1"
-DEFAULT_API_KEY = "EMPTY"
-DEFAULT_MAX_CONNECTIONS = 1024
-"""Connection pool size of async clients: above what one vLLM server takes at once
-(httpx's default of 100 would cap concurrency below it)."""
-
 _TOKEN_CACHE_SIZE = 4096
-
-
-def base_url_field() -> Any:
-    """The `base_url` field: `VLLM_API_BASE`, else `http://localhost:8000/v1`."""
-    return Field(
-        default_factory=from_env("VLLM_API_BASE", default=DEFAULT_API_BASE),
-        alias="base_url",
-    )
-
-
-def api_key_field() -> Any:
-    """The `api_key` field: `VLLM_API_KEY`, else a placeholder key."""
-    return Field(
-        default_factory=secret_from_env("VLLM_API_KEY", default=DEFAULT_API_KEY),
-        alias="api_key",
-    )
-
-
-def vllm_secret_ids(data: Any) -> Any:
-    """Point the secrets of a `to_json()` result at `VLLM_API_KEY`.
-
-    Serializable merges `lc_secrets` along the MRO with the parents last, so an
-    OpenAI parent's `OPENAI_API_KEY` would win: a loaded object would then send the
-    user's OpenAI key to the vLLM host.
-    """
-    kwargs = data.get("kwargs") if isinstance(data, dict) else None
-    if isinstance(kwargs, dict):
-        for value in kwargs.values():
-            if isinstance(value, dict) and value.get("type") == "secret":
-                value["id"] = ["VLLM_API_KEY"]
-    return data
-
-
-def check_base_url(url: str) -> str:
-    """Return `url` if it is an http(s) URL with a host, else raise ValueError.
-
-    Caught at construction: otherwise a typo only shows up as a connection error
-    on the first call (`Could not connect to the vLLM server at not%20a%20url`).
-    """
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        shown = urllib.parse.unquote(url).rstrip("/")
-        msg = (
-            f"base_url {shown!r} is not an http(s) URL with a host; expected "
-            f"something like {DEFAULT_API_BASE!r} (the `base_url` argument or the "
-            "VLLM_API_BASE environment variable)."
-        )
-        raise ValueError(msg)
-    return url
-
-
-def make_clients(
-    base_url: str,
-    api_key: SecretStr | None,
-    *,
-    timeout: Any = None,
-    max_retries: int | None = None,
-    default_headers: dict[str, str] | None = None,
-) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
-    """Sync and async openai clients for classes without an OpenAI parent."""
-    params: dict[str, Any] = {
-        "base_url": base_url,
-        "api_key": api_key.get_secret_value() if api_key else DEFAULT_API_KEY,
-        "default_headers": default_headers,
-    }
-    if timeout is not None:
-        params["timeout"] = timeout
-    if max_retries is not None:
-        params["max_retries"] = max_retries
-    return openai.OpenAI(**params), openai.AsyncOpenAI(**params)
 
 
 class ServerLink:
@@ -369,7 +282,7 @@ class ServerLink:
 
     async def atranslate(self, error: BaseException) -> BaseException:
         """Async `translate` (may list the served models without blocking)."""
-        if _is_model_not_found(error) and self._models is None:
+        if is_model_not_found(error) and self._models is None:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 await self.amodels()
         return translate_error(error, self.base_url, self._models_ids())
@@ -435,7 +348,7 @@ class ServerLink:
         return [str(m.get("id")) for m in self._models] if self._models else None
 
     def _models_for_error(self, error: BaseException) -> list[str] | None:
-        if _is_model_not_found(error) and self._models is None:
+        if is_model_not_found(error) and self._models is None:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 self.models()
         return self._models_ids()
@@ -459,228 +372,6 @@ class LoopClient:
         for step in self._path:
             target = getattr(target, step)
         return getattr(target, name)
-
-
-CLIENT_FIELDS = frozenset(
-    {"client", "async_client", "root_client", "root_async_client"}
-)
-"""Fields that hold openai clients: rebuilt from the others, never copied."""
-
-
-def rebuild(cls: type, values: dict[str, Any]) -> Any:
-    """Build `cls` again from its constructor arguments (pickle and deepcopy)."""
-    return cls(**values)
-
-
-class RebuiltOnCopy:
-    """Pickle and deep copy by constructor arguments; clients are built anew.
-
-    openai clients hold locks and connection pools that cannot be pickled (nor
-    should be shared across processes): a copy gets its own, from the same
-    settings. The API key stays a `SecretStr`. A user-supplied `http_client` or
-    `http_async_client` cannot be carried over, and says so.
-    """
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (rebuild, (type(self), self._constructor_values()))
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
-        return rebuild(type(self), copy.deepcopy(self._constructor_values(), memo))
-
-    def _constructor_values(self) -> dict[str, Any]:
-        for name in ("http_client", "http_async_client"):
-            if getattr(self, name, None) is not None:
-                msg = (
-                    f"{type(self).__name__} with a custom `{name}` cannot be "
-                    "pickled or deep-copied (an HTTP client cannot cross processes): "
-                    f"build the object in the other process, or leave `{name}` "
-                    "unset (one pool per event loop is then made for you)."
-                )
-                raise TypeError(msg)
-        fields_set: set[str] = self.model_fields_set  # type: ignore[attr-defined]
-        values = {name: getattr(self, name) for name in fields_set}
-        return {
-            name: value
-            for name, value in values.items()
-            if name not in CLIENT_FIELDS
-            # Read from the server: the copy asks its own link again.
-            and not getattr(value, "refetched_by_copies", False)
-        }
-
-
-_CONTEXT_PATTERNS = (
-    # vLLM 0.32: "This model's maximum context length is 2048 tokens. However, your
-    # prompt contains at least 2049 input tokens, which exceeds this limit ..."
-    re.compile(
-        r"maximum context length is (?P<limit>\d+) tokens.*?prompt contains"
-        r"(?: at least)? (?P<prompt>\d+) (?:input )?tokens",
-        re.S,
-    ),
-    # vLLM: "This model's maximum context length is 2048 tokens. However, you
-    # requested 3000 tokens (2990 in the messages, 10 in the completion)."
-    re.compile(
-        r"maximum context length is (?P<limit>\d+) tokens.*?requested (?P<asked>\d+)"
-        r" tokens(?: \((?P<prompt>\d+) in the messages)?",
-        re.S,
-    ),
-    # vLLM: "... input (3000 tokens) is longer than the model's context length
-    # (2048 tokens)" and similar wordings.
-    re.compile(
-        r"\((?P<prompt>\d+) tokens\).*?(?:context length|max_model_len)"
-        r"[^\d]*\((?P<limit>\d+) tokens\)",
-        re.S,
-    ),
-    re.compile(
-        r"(?P<prompt>\d+) (?:input |prompt )?tokens.*?(?:maximum context length|"
-        r"max_model_len|context length)[^\d]*(?P<limit>\d+)",
-        re.S,
-    ),
-)
-_TOOL_PARSER_HINT = re.compile(r"enable-auto-tool-choice|tool-call-parser|tool_choice")
-
-
-_AT_LEAST = re.compile(r"prompt contains at least \d+")
-
-
-def _is_model_not_found(error: BaseException) -> bool:
-    return isinstance(error, openai.NotFoundError) and "model" in str(error).lower()
-
-
-def context_numbers(message: str) -> tuple[int | None, int | None]:
-    """(prompt tokens, context limit) read from a vLLM context-overflow message."""
-    for pattern in _CONTEXT_PATTERNS:
-        match = pattern.search(message)
-        if match:
-            groups = match.groupdict()
-            prompt = groups.get("prompt") or groups.get("asked")
-            return (int(prompt) if prompt else None, int(groups["limit"]))
-    return None, None
-
-
-def _is_context_overflow(message: str) -> bool:
-    lowered = message.lower()
-    return (
-        "maximum context length" in lowered
-        or (
-            "context length" in lowered
-            and ("longer than" in lowered or "exceed" in lowered)
-        )
-        or ("max_model_len" in lowered and ("exceed" in lowered or "longer" in lowered))
-    )
-
-
-def translate_error(
-    error: BaseException, base_url: str, served: list[str] | None = None
-) -> BaseException:
-    """Map an openai error to the vLLM error a user can act on."""
-    if isinstance(error, openai.APITimeoutError):
-        err = VLLMTimeoutError(error.request)
-        msg = (
-            f"The vLLM server at {base_url} did not answer within the timeout. "
-            "Raise `timeout=` or check the server's load."
-        )
-        err.message, err.args = msg, (msg,)
-        return err
-    if isinstance(error, openai.APIConnectionError):
-        return VLLMConnectionError(
-            message=f"Could not connect to the vLLM server at {base_url} "
-            f"({error.__cause__ or error.message}). {START_HINT}",
-            request=error.request,
-        )
-    if not isinstance(error, openai.APIStatusError):
-        return error
-    return _status_error(error, base_url, served)
-
-
-def _status_error(
-    error: openai.APIStatusError, base_url: str, served: list[str] | None
-) -> BaseException:
-    server_msg = server_message(error)
-    if isinstance(error, openai.AuthenticationError):
-        return VLLMAuthenticationError(
-            f"The vLLM server at {base_url} rejected the API key ({server_msg}). "
-            "Set the key the server was started with (`--api-key`) in the "
-            "VLLM_API_KEY environment variable or pass `api_key=`.",
-            response=error.response,
-            body=error.body,
-        )
-    if _is_model_not_found(error):
-        listing = f" Served models: {', '.join(served)}." if served else ""
-        return VLLMModelNotFoundError(
-            f"{server_msg} (server {base_url}).{listing}",
-            response=error.response,
-            body=error.body,
-        )
-    hint = media_hint(server_msg)
-    if hint is not None:  # 400, or 422/500 for a media URL the server cannot fetch
-        return VLLMMediaError(
-            f"{server_msg} {hint}", response=error.response, body=error.body
-        )
-    if isinstance(error, openai.BadRequestError):
-        return _bad_request(error, server_msg)
-    if isinstance(error, openai.NotFoundError) and "response with id" in (
-        server_msg.lower()
-    ):
-        return openai.NotFoundError(
-            f"{server_msg} (server {base_url}). vLLM keeps responses for "
-            "`previous_response_id` only when started with "
-            "VLLM_ENABLE_RESPONSES_API_STORE=1, in memory, until it restarts.",
-            response=error.response,
-            body=error.body,
-        )
-    return error
-
-
-def _bad_request(error: openai.BadRequestError, server_msg: str) -> BaseException:
-    if _is_context_overflow(server_msg):
-        prompt, limit = context_numbers(server_msg)
-        # vLLM 0.32 stops counting one past the limit: "at least N".
-        at_least = "at least " if _AT_LEAST.search(server_msg) else ""
-        numbers = (
-            f"The prompt has {at_least}{prompt} tokens; the model's context is "
-            f"{limit} tokens. "
-            if prompt is not None and limit is not None
-            else ""
-        )
-        return VLLMContextOverflowError(
-            f"{numbers}Shorten the input (e.g. `trim_messages`) or lower "
-            f"`max_tokens`. Server said: {server_msg}",
-            response=error.response,
-            body=error.body,
-        )
-    if _TOOL_PARSER_HINT.search(server_msg):
-        return VLLMServerFeatureError(
-            f"{server_msg}. Tool calling needs a server started with "
-            "`--enable-auto-tool-choice --tool-call-parser NAME` "
-            "(e.g. `hermes`).",
-            response=error.response,
-            body=error.body,
-        )
-    return VLLMBadRequestError(server_msg, response=error.response, body=error.body)
-
-
-def server_message(error: openai.APIStatusError) -> str:
-    """The server's own message in an error answer (vLLM's or FastAPI's form)."""
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if body.get("message"):
-            return str(body["message"])
-        if isinstance(body.get("detail"), str) and body["detail"]:  # FastAPI's
-            return str(body["detail"])
-    return error.message
-
-
-def response_error(url: str, problem: str, method: str = "GET") -> VLLMResponseError:
-    """A VLLMResponseError for an answer of `url` that is not what vLLM sends."""
-    return VLLMResponseError(
-        f"The answer from {url} is not what a vLLM server sends ({problem}). Is "
-        "`base_url` a vLLM server, or did a proxy in between rewrite the answer?",
-        httpx2.Request(method, url),
-        body=None,
-    )
 
 
 def _probed(answer: Any, url: str) -> dict[str, Any]:
