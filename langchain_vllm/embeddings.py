@@ -40,9 +40,9 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
         ```bash
         pip install -U langchain-vllm
         vllm serve sentence-transformers/all-MiniLM-L6-v2 --runner pooling
-        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
-        export VLLM_API_KEY="..."  # only if the server was started with --api-key
         ```
+
+        `VLLM_API_BASE` and `VLLM_API_KEY` point it at the server, as for `ChatVLLM`.
 
     Key init args — embedding params:
         model: str | None
@@ -60,16 +60,9 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
             Show progress over the requests (tqdm if installed, else on stderr).
 
     Key init args — client params:
-        base_url: str
-            Default `VLLM_API_BASE`, else `http://localhost:8000/v1`.
-        api_key: SecretStr
-            Default `VLLM_API_KEY`, else a placeholder.
-        timeout: float | None
-            Timeout for requests.
-        max_retries: int
-            Max number of retries.
-        max_connections: int
-            Connection pool size of the async client.
+        base_url, api_key, timeout, max_retries, max_connections:
+            As for `ChatVLLM`: the server from `VLLM_API_BASE`, the key from
+            `VLLM_API_KEY`, else their defaults.
 
     Instantiate:
         ```python

@@ -38,10 +38,10 @@ class VLLMOpenAI(  # type: ignore[misc]
 
         ```bash
         pip install -U langchain-vllm
-        vllm serve HuggingFaceTB/SmolLM2-135M-Instruct
-        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
-        export VLLM_API_KEY="..."  # only if the server was started with --api-key
+        vllm serve HuggingFaceTB/SmolLM2-135M  # a base model suits completions
         ```
+
+        `VLLM_API_BASE` and `VLLM_API_KEY` point it at the server, as for `ChatVLLM`.
 
     Key init args — completion params:
         model: str | None
@@ -57,17 +57,8 @@ class VLLMOpenAI(  # type: ignore[misc]
             vLLM's own parameters: see `VLLMCompletionParams`.
 
     Key init args — client params:
-        base_url: str
-            Alias `openai_api_base`. Default `VLLM_API_BASE`, else
-            `http://localhost:8000/v1`.
-        api_key: SecretStr
-            Alias `openai_api_key`. Default `VLLM_API_KEY`, else a placeholder.
-        timeout: float | None
-            Timeout for requests.
-        max_retries: int
-            Max number of retries.
-        max_connections: int
-            Connection pool size of the async client.
+        base_url, api_key, timeout, max_retries, max_connections:
+            The same as `ChatVLLM`'s (`VLLM_API_BASE` and `VLLM_API_KEY` by default).
 
     Instantiate:
         ```python

@@ -39,29 +39,24 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         ```bash
         pip install -U langchain-vllm
         vllm serve BAAI/bge-reranker-v2-m3  # or an embedding model, --runner pooling
-        export VLLM_API_BASE="http://localhost:8000/v1"  # the default
-        export VLLM_API_KEY="..."  # only if the server was started with --api-key
         ```
+
+        `VLLM_API_BASE` and `VLLM_API_KEY` point it at the server, as for `ChatVLLM`.
 
     Key init args — rerank params:
         model: str | None
-            Served model name. Omitted: the one model the server serves, asked from
-            `GET /v1/models` on first use.
+            The served reranker (or embedding model); omitted, the only model
+            `GET /v1/models` lists, asked on first use.
         top_n: int | None
             How many documents to keep (default 3); None keeps all, reordered.
         truncate_prompt_tokens: int | None
             Keep only the last N tokens of each query-document pair.
 
     Key init args — client params:
-        base_url: str
-            Default `VLLM_API_BASE`, else `http://localhost:8000/v1` (vLLM serves
-            `/v1/rerank`, also through gateways that forward only `/v1/*`).
-        api_key: SecretStr
-            Default `VLLM_API_KEY`, else a placeholder.
-        timeout: float | None
-            Timeout for requests.
-        max_retries: int | None
-            Max number of retries.
+        base_url, api_key, timeout, max_retries:
+            As for `ChatVLLM`: the server from `VLLM_API_BASE`, the key from
+            `VLLM_API_KEY`, else their defaults.
+            vLLM serves `/v1/rerank`, also through gateways that forward only `/v1/*`.
 
     Instantiate:
         ```python
