@@ -13,7 +13,10 @@ The stream readers below are a fork of langchain-openai's
 converter drops `response.reasoning_text.delta` and its readers have no hook to add
 it. They thread the same per-stream state into the parent's converter;
 tests/unit_tests/test_contract.py fails when the parent's readers or the converter's
-parameters change, so the fork is re-read against them.
+parameters change, so the fork is re-read against them. Left out on purpose, as of
+langchain-openai 1.8.1: the LangSmith gateway metadata (`_uses_gateway`), the
+parent's error mapping (ChatVLLM's clients raise vLLM's errors) and, not yet
+carried over, `stream_chunk_timeout` on async streams.
 """
 
 from __future__ import annotations

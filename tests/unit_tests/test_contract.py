@@ -331,7 +331,8 @@ def test_client_plumbing_of_server_api() -> None:
 # langchain_vllm._responses forks langchain-openai's Responses stream readers: the
 # parent's converter drops vLLM's `response.reasoning_text.delta` events and the
 # readers offer no hook to add them. The fork follows the readers as they were in
-# this release; the hashes are of their source, whitespace removed.
+# this release; the hashes (sha256, first 16 hex digits) are of their source with
+# whitespace removed.
 RESPONSES_READERS_SEEN_IN = "langchain-openai 1.8.1"
 RESPONSES_READERS_SHA256 = {
     "_stream_responses": "82a046e8a31056df",
