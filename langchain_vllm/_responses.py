@@ -7,6 +7,16 @@ parent keeps in invoke's content blocks but drops from streams. Here a stream re
 the same events as the parent plus vLLM's reasoning deltas, and both invoke and
 stream carry the reasoning text in `additional_kwargs["reasoning_content"]` too,
 as on Chat Completions, so a stream adds up to the message invoke returns.
+
+The stream readers below are a fork of langchain-openai's
+`BaseChatOpenAI._stream_responses` / `_astream_responses`: the parent's event
+converter drops `response.reasoning_text.delta` and its readers have no hook to add
+it. They thread the same per-stream state into the parent's converter;
+tests/unit_tests/test_contract.py fails when the parent's readers or the converter's
+parameters change, so the fork is re-read against them. Left out on purpose, as of
+langchain-openai 1.8.1: the LangSmith gateway metadata (`_uses_gateway`), the
+parent's error mapping (ChatVLLM's clients raise vLLM's errors) and, not yet
+carried over, `stream_chunk_timeout` on async streams.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ class ResponsesEvents:
         self.index = self.output_index = self.sub_index = -1
         self.has_reasoning = False
         self.item_output_indices: dict[str, int] = {}
+        self.function_call_arguments: dict[str, str] = {}
+        """Each function call's arguments so far (by item id): the `.done` event's
+        arguments fill in what its deltas did not carry."""
         self.metadata: dict[str, Any] = {}
         """Goes into the first chunk's metadata (`include_response_headers`)."""
 
@@ -55,6 +68,7 @@ class ResponsesEvents:
                 has_reasoning=self.has_reasoning,
                 output_version=self.output_version,
                 item_output_indices=self.item_output_indices,
+                function_call_arguments=self.function_call_arguments,
             )
         )
         if chunk is not None:

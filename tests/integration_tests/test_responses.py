@@ -8,6 +8,7 @@ below the token limit): the comparison checks the client, not the model's luck.
 from __future__ import annotations
 
 import asyncio
+import json
 import warnings
 from typing import Any
 
@@ -125,6 +126,45 @@ def test_tool_calls_stream_like_invoke(chat_url: str) -> None:
         **FIXED,
     )
     assert answer.text == FIXED_TEXT
+
+
+def _weather_call(message: AIMessage) -> dict[str, Any]:
+    """The one get_weather call, its arguments checked against the tool's schema."""
+    assert not message.invalid_tool_calls
+    assert [c["name"] for c in message.tool_calls] == ["get_weather"]
+    args = message.tool_calls[0]["args"]
+    schema = get_weather.tool_call_schema
+    assert isinstance(schema, type)
+    assert issubclass(schema, BaseModel)
+    schema.model_validate(args)
+    return args
+
+
+async def test_streamed_tool_call_keeps_its_arguments(chat_url: str) -> None:
+    """`tool_choice` forces the call and `strict` its JSON, so both answers hold
+    a call: the merged stream's arguments parse like invoke's (sync and async)."""
+    model = ChatVLLM(
+        base_url=chat_url,
+        use_responses_api=True,
+        temperature=0,
+        max_tokens=60,
+        max_json_string_length=20,
+    ).bind_tools([get_weather], tool_choice="get_weather", strict=True)
+    question = "What is the weather in Rome?"
+    invoked = _weather_call(model.invoke(question))
+    total = streamed(list(model.stream(question)))
+    args = _weather_call(total)
+    assert set(args) == set(invoked) == {"city"}
+    assert isinstance(args["city"], str)
+    # the streamed function_call block carries the same arguments
+    calls = [
+        b
+        for b in total.content
+        if isinstance(b, dict) and b.get("type") == "function_call"
+    ]
+    assert [json.loads(b["arguments"]) for b in calls] == [args]
+    chunks = [c async for c in model.astream(question)]
+    assert set(_weather_call(streamed(chunks))) == {"city"}
 
 
 class Joke(BaseModel):

@@ -9,9 +9,12 @@ assumptions and says, when it fails, which package changed and what depends on i
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import hashlib
 import inspect
 import json
+import textwrap
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
@@ -20,7 +23,9 @@ import httpx2
 import openai
 import pytest
 from langchain_openai import OpenAI, OpenAIEmbeddings
+from langchain_openai.chat_models import base as openai_chat
 from langchain_openai.chat_models.base import BaseChatOpenAI, ChatOpenAI
+from openai.types.responses import ResponseReasoningTextDeltaEvent
 
 from langchain_vllm import ChatVLLM, VLLMEmbeddings
 from langchain_vllm._json_client import (
@@ -29,6 +34,7 @@ from langchain_vllm._json_client import (
     AsyncJSONEndpoint,
     JSONEndpoint,
 )
+from langchain_vllm._responses import ResponsesEvents
 
 BASE_URL = "http://vllm.test/v1"
 OPENAI = f"openai {openai.__version__}"
@@ -320,3 +326,107 @@ def test_client_plumbing_of_link() -> None:
                 "and .embeddings take the root client from its `._client`."
             )
     asyncio.run(http.aclose())
+
+
+# langchain_vllm._responses forks langchain-openai's Responses stream readers: the
+# parent's converter drops vLLM's `response.reasoning_text.delta` events and the
+# readers offer no hook to add them. The fork follows the readers as they were in
+# this release; the hashes (sha256, first 16 hex digits) are of their source with
+# whitespace removed.
+RESPONSES_READERS_SEEN_IN = "langchain-openai 1.8.1"
+RESPONSES_READERS_SHA256 = {
+    "_stream_responses": "82a046e8a31056df",
+    "_astream_responses": "e530a82e64c7b02f",
+}
+RESPONSES_CONVERTER_PARAMS = [
+    "chunk",
+    "current_index",
+    "current_output_index",
+    "current_sub_index",
+    "schema",
+    "metadata",
+    "has_reasoning",
+    "output_version",
+    "item_output_indices",
+    "function_call_arguments",
+]
+FORK = (
+    "langchain_vllm._responses forks the parent's Responses stream readers "
+    "(ResponsesAPI._stream_responses/_astream_responses, ResponsesEvents.chunk)"
+)
+
+
+def _converter_keywords(func: Callable[..., Any]) -> set[str]:
+    """The keywords `func` passes to `_convert_responses_chunk_to_generation_chunk`."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    return {
+        keyword.arg
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "_convert_responses_chunk_to_generation_chunk"
+        for keyword in node.keywords
+        if keyword.arg is not None
+    }
+
+
+def test_responses_stream_fork_passes_the_parents_converter_state() -> None:
+    """The fork threads the same per-stream state into the converter as the parent."""
+    ours = _converter_keywords(ResponsesEvents.chunk)
+    for name in RESPONSES_READERS_SHA256:
+        theirs = _converter_keywords(getattr(BaseChatOpenAI, name))
+        assert theirs, f"{LC_OPENAI}: BaseChatOpenAI.{name} calls no converter"
+        assert theirs == ours, (
+            f"{LC_OPENAI}: BaseChatOpenAI.{name} passes {sorted(theirs)} to "
+            "_convert_responses_chunk_to_generation_chunk, ResponsesEvents.chunk "
+            f"passes {sorted(ours)}. {FORK}: give it the missing state "
+            f"({sorted(theirs - ours)}) as the parent does, or drop what the "
+            f"parent dropped ({sorted(ours - theirs)})."
+        )
+
+
+def test_responses_stream_fork_follows_the_parents_readers() -> None:
+    """Fails on any change to the parent's readers or the converter's parameters:
+    re-read them against the fork, then record the new values here."""
+    converter = openai_chat._convert_responses_chunk_to_generation_chunk
+    assert _params(converter) == RESPONSES_CONVERTER_PARAMS, (
+        f"{LC_OPENAI} changed _convert_responses_chunk_to_generation_chunk"
+        f"{inspect.signature(converter)} (last checked: {RESPONSES_READERS_SEEN_IN}). "
+        f"{FORK} and calls it: pass any new per-stream state as the parent's "
+        "readers do, then record the new parameter list in "
+        "RESPONSES_CONVERTER_PARAMS."
+    )
+    for name, recorded in RESPONSES_READERS_SHA256.items():
+        source = _compact(inspect.getsource(getattr(BaseChatOpenAI, name)))
+        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+        assert digest == recorded, (
+            f"{LC_OPENAI} changed BaseChatOpenAI.{name} (source hash {digest}, "
+            f"recorded {recorded} from {RESPONSES_READERS_SEEN_IN}). {FORK}: diff "
+            "the parent's reader against the fork and carry over what applies to "
+            "vLLM (converter state, first-chunk metadata, client checks, error "
+            "handling, chunk timeouts); then record the new hash and version in "
+            "RESPONSES_READERS_SHA256 and RESPONSES_READERS_SEEN_IN."
+        )
+    # The reason for the fork; also that ChatOpenAI still routes to these readers
+    # through super(), past ResponsesAPI (which is why it overrides _stream too).
+    delta = ResponseReasoningTextDeltaEvent(
+        type="response.reasoning_text.delta",
+        content_index=0,
+        delta="hm",
+        item_id="rs_1",
+        output_index=0,
+        sequence_number=3,
+    )
+    *_, chunk = converter(delta, 0, 0, 0)
+    assert chunk is None, (
+        f"{LC_OPENAI}'s converter now reads response.reasoning_text.delta. {FORK} "
+        "only to stream vLLM's reasoning text: check whether the parent's readers "
+        "now carry it, and if so drop the fork (ResponsesAPI._stream/_astream and "
+        "_stream_responses/_astream_responses)."
+    )
+    missing = _missing_calls(ChatOpenAI._stream, "super()._stream_responses(")
+    missing += _missing_calls(ChatOpenAI._astream, "super()._astream_responses(")
+    assert not missing, (
+        f"{LC_OPENAI} changed how ChatOpenAI routes Responses streams: no "
+        f"{missing}. ResponsesAPI._stream/_astream route to the fork themselves."
+    )

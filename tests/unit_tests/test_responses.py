@@ -1,10 +1,12 @@
 """ChatVLLM on vLLM's Responses API (`use_responses_api=True`), against recorded events.
 
 The event streams in `data/` were recorded from the rig's servers (vLLM 0.32 CPU):
-a reasoning answer (reasoning server, `ignore_eos`) and a text answer (chat
-server). `combined_stream` splices them into one response, reasoning then text,
-and the invoke answer is that response's final object, so "a stream adds up to
-invoke" is checked on the same answer.
+a reasoning answer (reasoning server, `ignore_eos`), a text answer (chat server)
+and a forced tool call (chat server, `get_weather` bound with
+`tool_choice="get_weather"` and `strict=True`). `combined_stream` splices the first
+two into one response, reasoning then text, and the invoke answer is that
+response's final object, so "a stream adds up to invoke" is checked on the same
+answer.
 """
 
 from __future__ import annotations
@@ -216,3 +218,70 @@ async def test_stream_with_response_headers(fake: RawFakeVLLM) -> None:
     ]
     assert "headers" in async_chunks[0].response_metadata
     assert [c.text for c in async_chunks] == [c.text for c in chunks]
+
+
+def tool_call_stream(kept: int | None) -> list[dict[str, Any]]:
+    """The recorded tool call with only its first `kept` argument deltas (None:
+    all). What the dropped deltas carried then arrives only in the
+    `response.function_call_arguments.done` event, which holds the whole
+    arguments, as from a server that skips deltas; sequence numbers are renumbered.
+    """
+    events = recorded("tool_call")
+    deltas = [
+        i
+        for i, e in enumerate(events)
+        if e["type"] == "response.function_call_arguments.delta"
+    ]
+    assert len(deltas) > 1  # the recording streamed its arguments in pieces
+    dropped = set(deltas[kept:]) if kept is not None else set()
+    kept_events = [copy.deepcopy(e) for i, e in enumerate(events) if i not in dropped]
+    for number, event in enumerate(kept_events):
+        event["sequence_number"] = number
+    return kept_events
+
+
+def done_arguments(events: list[dict[str, Any]]) -> dict[str, Any]:
+    kind = "response.function_call_arguments.done"
+    (done,) = [e for e in events if e["type"] == kind]
+    arguments: dict[str, Any] = json.loads(done["arguments"])
+    return arguments
+
+
+@pytest.mark.parametrize(
+    "kept", [None, 1, 0], ids=["recorded", "first-delta-only", "done-event-only"]
+)
+def test_streamed_tool_call_keeps_its_arguments(
+    fake: RawFakeVLLM, kept: int | None
+) -> None:
+    events = tool_call_stream(kept)
+    answer(fake, events, stream=False)
+    whole = chat(fake).invoke("Hi")
+    answer(fake, events, stream=True)
+    chunks = list(chat(fake).stream("Hi"))
+    streamed = chunks[0]
+    for chunk in chunks[1:]:
+        streamed += chunk
+    assert isinstance(streamed, AIMessageChunk)
+    arguments = done_arguments(events)
+    assert arguments  # the recorded call has arguments to lose
+    assert not streamed.invalid_tool_calls
+    assert streamed.tool_calls == whole.tool_calls
+    assert [c["args"] for c in streamed.tool_calls] == [arguments]
+    blocks = [
+        b
+        for b in streamed.content
+        if isinstance(b, dict) and b.get("type") == "function_call"
+    ]
+    assert [json.loads(b["arguments"]) for b in blocks] == [arguments]
+
+
+async def test_astreamed_tool_call_keeps_arguments_sent_only_when_done(
+    fake: RawFakeVLLM,
+) -> None:
+    events = tool_call_stream(0)
+    answer(fake, events, stream=True)
+    streamed = None
+    async for chunk in chat(fake).astream("Hi"):
+        streamed = chunk if streamed is None else streamed + chunk
+    assert isinstance(streamed, AIMessageChunk)
+    assert [c["args"] for c in streamed.tool_calls] == [done_arguments(events)]
