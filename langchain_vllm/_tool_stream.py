@@ -80,7 +80,7 @@ class ToolCallStream:
         elif name and not (
             current is not None
             and (not current.name or name == current.name)
-            and not complete_json(current.args)
+            and not (complete_json(current.args) and raw.get("args"))
         ):
             call = _Call(index=len(self.calls), id=call_id or new_call_id())
             call.name = name
@@ -102,11 +102,12 @@ class ToolCallStream:
         self.calls.append(call)
         return call
 
-    def _args(self, call: _Call, delta: str) -> str:
-        """The part of `delta` that extends the call's arguments.
+    def _args(self, call: _Call, delta: str) -> tuple[_Call, str]:
+        """The call `delta` extends, and the part of it that does.
 
         Arguments sent again in full at the end (the whole object twice) are
-        dropped.
+        dropped. Arguments after a complete object start a new call to the same
+        tool (its name came alone and was taken for a repeat).
         """
         total = call.args + delta
         if delta and not complete_json(total):
@@ -114,8 +115,11 @@ class ToolCallStream:
             if len(total) % 2 == 0 and total[:half] == total[half:]:
                 if complete_json(total[:half]):
                     delta = total[:half][len(call.args) :]
+            elif delta.strip() and complete_json(call.args):
+                call = self._start("")
+                call.name = self.calls[-2].name
         call.args += delta
-        return delta
+        return call, delta
 
     def normalize(self, chunks: list[ToolCallChunk]) -> list[ToolCallChunk]:
         """The deltas of one stream chunk, one index and one id per call."""
@@ -124,7 +128,8 @@ class ToolCallStream:
             call = self._route(raw)
             if not call.name and raw.get("name"):
                 call.name = raw.get("name") or ""
-            args = self._args(call, raw.get("args") or "")
+            call, args = self._args(call, raw.get("args") or "")
+            self.by_server_index[raw.get("index")] = call
             if call.sent and not args:
                 continue  # nothing new: a repeated name or id, an empty delta
             first = not call.sent and bool(call.name)
