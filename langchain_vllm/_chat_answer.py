@@ -36,8 +36,16 @@ RESPONSE_FIELDS = (
 """Top-level fields of a vLLM chat answer that OpenAI's has not."""
 CHOICE_FIELDS = ("stop_reason", "token_ids")
 """Per-choice fields of a vLLM chat answer that OpenAI's has not."""
-TOOL_CALL_OPENERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
-"""How tool-call markup starts (hermes, mistral, llama 3) when a parser failed."""
+TOOL_CALL_OPENERS = (
+    "<tool_call>",
+    "<tool_calls>",
+    "<|tool_call|>",
+    "[TOOL_CALLS]",
+    "<|python_tag|>",
+    "functools[",
+)
+"""How tool-call markup starts (hermes, jamba, granite, mistral, llama 3, phi-4
+mini) when a parser failed."""
 
 
 def completion_problem(data: Any) -> str | None:
@@ -312,14 +320,19 @@ def report_cut_generations(result: ChatResult) -> None:
     for generation in result.generations:
         finish_reason = (generation.generation_info or {}).get("finish_reason")
         message = generation.message
-        if finish_reason == "length" and isinstance(message, AIMessage):
-            if message.tool_calls or message.invalid_tool_calls:
-                generation.message = report_answer_cut(message)
+        if (
+            finish_reason == "length"
+            and isinstance(message, AIMessage)
+            and (message.tool_calls or message.invalid_tool_calls)
+        ):
+            generation.message = report_answer_cut(message)
 
 
 class ChatStreamState(StreamState):
-    """A chat stream so far: markup parsed on the way, tool-call deltas normalized
-    (`_tool_stream`), and what it delivered."""
+    """A chat stream so far: markup parsed, tool-call deltas normalized, what came.
+
+    Tool-call deltas are rewritten by `_tool_stream.ToolCallStream`.
+    """
 
     reemit = True  # chunks are rewritten on the way (tool-call deltas)
 
@@ -330,8 +343,7 @@ class ChatStreamState(StreamState):
         self.tool_calls = ToolCallStream()
 
     def take(self, chunk: Any) -> Any:
-        """Parse the chunk's markup (if asked), normalize its tool-call deltas and
-        account for it."""
+        """Parse markup (if asked), normalize tool-call deltas, account for it."""
         if self.parser is not None:
             chunk = split_chunk(self.parser, chunk)
         message = chunk.message

@@ -171,7 +171,7 @@ last call's arguments (the tokens after it never come: finish_reason "length")."
 
 
 def _tokenizer(special: list[str]) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # type: ignore[import-not-found]
 
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL))
     if special:
@@ -180,7 +180,7 @@ def _tokenizer(special: list[str]) -> Any:
 
 
 def _request(parser: Any) -> Any:
-    from vllm.entrypoints.openai.chat_completion.protocol import (
+    from vllm.entrypoints.openai.chat_completion.protocol import (  # type: ignore[import-not-found]
         ChatCompletionRequest,
     )
 
@@ -215,15 +215,20 @@ def record_case(
     *,
     cut: bool,
 ) -> dict[str, Any]:
-    from vllm.entrypoints.generate.base.protocol import DeltaMessage, ToolCall
-    from vllm.entrypoints.openai.chat_completion.protocol import (
+    from vllm.entrypoints.generate.base.protocol import (  # type: ignore[import-not-found]
+        DeltaMessage,
+        ToolCall,
+    )
+    from vllm.entrypoints.openai.chat_completion.protocol import (  # type: ignore[import-not-found]
         ChatCompletionResponse,
         ChatCompletionResponseChoice,
         ChatCompletionResponseStreamChoice,
         ChatCompletionStreamResponse,
         ChatMessage,
     )
-    from vllm.entrypoints.serve.engine.protocol import UsageInfo
+    from vllm.entrypoints.serve.engine.protocol import (  # type: ignore[import-not-found]
+        UsageInfo,
+    )
 
     ids = tokenizer.encode(output, add_special_tokens=False)
     finish_reason = "stop"
@@ -316,7 +321,7 @@ def _cut(tokenizer: Any, ids: list[int]) -> list[int]:
 
 
 def record(parser_name: str) -> dict[str, Any]:
-    from vllm.parser import ParserManager
+    from vllm.parser import ParserManager  # type: ignore[import-not-found]
 
     special, outputs = PARSERS[parser_name]
     tokenizer = _tokenizer(special)
@@ -326,17 +331,18 @@ def record(parser_name: str) -> dict[str, Any]:
     cases = []
     for name, output in outputs.items():
         cases.append(
-            {"name": name, **record_case(parser_name, parser_cls, tokenizer, output, cut=False)}
+            {
+                "name": name,
+                **record_case(parser_name, parser_cls, tokenizer, output, cut=False),
+            }
         )
     cases.append(
         {
             "name": "cut",
-            **record_case(
-                parser_name, parser_cls, tokenizer, outputs["two"], cut=True
-            ),
+            **record_case(parser_name, parser_cls, tokenizer, outputs["two"], cut=True),
         }
     )
-    import vllm
+    import vllm  # type: ignore[import-not-found]
 
     return {
         "vllm_version": vllm.__version__,
@@ -359,14 +365,18 @@ def main() -> int:
     for name in ns.parsers:
         try:
             data = record(name)
-        except Exception as e:  # noqa: BLE001 - report and go on
+        except Exception as e:  # report and go on
             print(f"{name}: FAILED {type(e).__name__}: {e}", file=sys.stderr)
             failed += 1
             continue
         path = ns.out / f"{name}.json"
         path.write_text(json.dumps(data, indent=1) + "\n")
         summary = [
-            (c["name"], len(c["stream"]), len(c["answer"]["choices"][0]["message"].get("tool_calls") or []))
+            (
+                c["name"],
+                len(c["stream"]),
+                len(c["answer"]["choices"][0]["message"].get("tool_calls") or []),
+            )
             for c in data["cases"]
         ]
         print(f"{name}: {summary}")
