@@ -265,3 +265,30 @@ def test_generated_ids_are_stable_per_call() -> None:
     assert (first[0]["id"] or "").startswith("call_")
     assert more[0]["id"] is None  # only the call's first chunk carries it
     assert [c["index"] for c in first + more] == [0, 0]
+
+
+def test_callbacks_and_streamed_invoke_see_the_normalized_calls(
+    fake: FakeVLLM,
+) -> None:
+    """Callback consumers (LangGraph's "messages" stream mode) add up what they see;
+    `invoke` on a streaming model adds up the same chunks."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    seen: list[AIMessageChunk] = []
+
+    class Collect(BaseCallbackHandler):
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            seen.append(kwargs["chunk"].message)
+
+    stream = copy.deepcopy(recorded("hermes", "two")["stream"])
+    everything(stream)
+    fake.stream = stream
+    chat = ChatVLLM(model="smollm2", streaming=True, **fake.kwargs())
+    answer = chat.invoke("Hi", config={"callbacks": [Collect()]})
+    assert calls(answer) == [WEATHER, TIME]
+    total = seen[0]
+    for message in seen[1:]:
+        total += message
+    assert isinstance(total, AIMessageChunk)
+    assert calls(total) == [WEATHER, TIME]
+    check_shape(total)
