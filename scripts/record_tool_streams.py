@@ -1,5 +1,8 @@
 """Record vLLM's own tool parsers as stream and whole-answer fixtures.
 
+Parsers: hermes, llama3_json, pythonic, qwen3_xml, granite, jamba, xlam, mistral,
+and openai (gpt-oss: harmony token ids through vLLM's HarmonyParser).
+
 Run with the rig's vLLM environment (it imports vLLM, not this package):
 
     ~/.cache/langchain-vllm/vllm-venv/bin/python scripts/record_tool_streams.py
@@ -165,6 +168,42 @@ PARSERS: dict[str, tuple[list[str], dict[str, str]]] = {
     ),
 }
 
+_HARMONY_CALL = (
+    "<|start|>assistant<|channel|>commentary to=functions.{name} "
+    "<|constrain|>json<|message|>{args}<|call|>"
+)
+HARMONY = {
+    # gpt-oss (`--tool-call-parser openai`): vLLM's HarmonyParser works on the
+    # token ids of the harmony encoding (o200k), not on a model tokenizer's
+    "one": "<|channel|>analysis<|message|>Weather first.<|end|>"
+    + _HARMONY_CALL.format(name="get_weather", args=_j(W1)),
+    "two": "<|channel|>analysis<|message|>Weather and time.<|end|>"
+    + _HARMONY_CALL.format(name="get_weather", args=_j(W1))
+    + _HARMONY_CALL.format(name="get_time", args=_j(W2)),
+}
+
+
+class HarmonyTokenizer:
+    """The harmony encoding behind the tokenizer interface the recorder uses."""
+
+    def __init__(self) -> None:
+        from openai_harmony import (  # type: ignore[import-not-found]
+            HarmonyEncodingName,
+            load_harmony_encoding,
+        )
+
+        self.encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return list(self.encoding.encode(text, allowed_special="all"))
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        return str(self.encoding.decode(ids))
+
+    def get_vocab(self) -> dict[str, int]:
+        return {}
+
+
 CUT_MARK = "Europe/Ber"
 """A "cut" case ends the "two" output at the token that completes this text in the
 last call's arguments (the tokens after it never come: finish_reason "length")."""
@@ -276,7 +315,9 @@ def record_case(
 
     whole = parser_cls(tokenizer, TOOLS)
     whole_request = _request(whole)
-    _, content, calls = whole.parse(text, whole_request, enable_auto_tools=True)
+    _, content, calls = whole.parse(
+        text, whole_request, enable_auto_tools=True, model_output_token_ids=ids
+    )
     message = ChatMessage(
         role="assistant",
         content=content,
@@ -323,11 +364,19 @@ def _cut(tokenizer: Any, ids: list[int]) -> list[int]:
 def record(parser_name: str) -> dict[str, Any]:
     from vllm.parser import ParserManager  # type: ignore[import-not-found]
 
-    special, outputs = PARSERS[parser_name]
-    tokenizer = _tokenizer(special)
-    parser_cls = ParserManager.get_parser(
-        tool_parser_name=parser_name, enable_auto_tools=True, tokenizer=tokenizer
-    )
+    special: list[str]
+    if parser_name == "openai":
+        special, outputs = [], HARMONY
+        tokenizer: Any = HarmonyTokenizer()
+        parser_cls = ParserManager.get_parser(
+            tool_parser_name=parser_name, enable_auto_tools=True, is_harmony=True
+        )
+    else:
+        special, outputs = PARSERS[parser_name]
+        tokenizer = _tokenizer(special)
+        parser_cls = ParserManager.get_parser(
+            tool_parser_name=parser_name, enable_auto_tools=True, tokenizer=tokenizer
+        )
     cases = []
     for name, output in outputs.items():
         cases.append(
@@ -356,7 +405,9 @@ def record(parser_name: str) -> dict[str, Any]:
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument(
-        "parsers", nargs="*", default=[p for p in PARSERS if p != "phi4_mini_json"]
+        "parsers",
+        nargs="*",
+        default=[*(p for p in PARSERS if p != "phi4_mini_json"), "openai"],
     )
     args.add_argument("--out", type=Path, default=OUT)
     ns = args.parse_args()

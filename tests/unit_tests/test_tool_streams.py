@@ -277,7 +277,7 @@ def test_callbacks_and_streamed_invoke_see_the_normalized_calls(
     seen: list[AIMessageChunk] = []
 
     class Collect(BaseCallbackHandler):
-        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
             seen.append(kwargs["chunk"].message)
 
     stream = copy.deepcopy(recorded("hermes", "two")["stream"])
