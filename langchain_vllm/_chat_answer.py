@@ -350,7 +350,7 @@ class ChatStreamState(StreamState):
         if isinstance(message, AIMessageChunk):
             normalize_chunk_calls(self.tool_calls, message)
             finish_reason = (chunk.generation_info or {}).get("finish_reason")
-            if finish_reason == "length" and self.tool_calls.calls:
+            if finish_reason == "length" and self.tool_calls.cut_call():
                 report_stream_cut(self.tool_calls, message)
                 warnings.warn(
                     message.response_metadata[CUT_KEY]["error"]

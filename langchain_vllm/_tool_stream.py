@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, InvalidToolCall
@@ -40,7 +40,13 @@ def cut_error(name: str | None) -> str:
 
 
 def complete_json(text: str) -> bool:
-    """Whether `text` is one whole JSON object (a call's finished arguments)."""
+    """Whether `text` is one whole JSON object (a call's finished arguments).
+
+    Parsed only when it ends with "}", so that checking every delta of long
+    arguments stays cheap.
+    """
+    if not text.rstrip().endswith("}"):
+        return False
     try:
         return isinstance(json.loads(text), dict)
     except ValueError:
@@ -54,12 +60,10 @@ def new_call_id() -> str:
 
 @dataclass
 class _Call:
-    index: int
     id: str
     name: str = ""
     args: str = ""
-    sent: bool = False  # its first (id and name carrying) chunk went out
-    ids: set[str] = field(default_factory=set)
+    index: int | None = None  # given when its first chunk goes out
 
 
 class ToolCallStream:
@@ -67,38 +71,39 @@ class ToolCallStream:
 
     def __init__(self) -> None:
         self.calls: list[_Call] = []
+        self.sent = 0
         self.by_id: dict[str, _Call] = {}
         self.by_server_index: dict[int | None, _Call] = {}
 
     def _route(self, raw: ToolCallChunk) -> _Call:
         """The call a delta belongs to (started if it is a new one)."""
         name, call_id = raw.get("name") or "", raw.get("id") or ""
-        index = raw.get("index")
         current = self.calls[-1] if self.calls else None
         if call_id and call_id in self.by_id:
             call = self.by_id[call_id]
-        elif name and not (
-            current is not None
-            and (not current.name or name == current.name)
-            and not (complete_json(current.args) and raw.get("args"))
-        ):
-            call = _Call(index=len(self.calls), id=call_id or new_call_id())
-            call.name = name
-            self.calls.append(call)
-        elif call_id or current is None:
+        elif name:
+            repeat = (
+                current is not None
+                and (not current.name or name == current.name)
+                and not (complete_json(current.args) and raw.get("args"))
+            )
+            call = current if repeat and current is not None else self._start(call_id)
+        elif call_id:
             # a new id without a name continues the open call (one call split
-            # over several ids); a first delta without a name starts one
-            call = current or self._start(call_id)
+            # over several ids), or starts one after a finished call
+            if current is None or complete_json(current.args):
+                call = self._start(call_id)
+            else:
+                call = current
         else:
-            call = self.by_server_index.get(index) or current
+            found = self.by_server_index.get(raw.get("index")) or current
+            call = found or self._start("")
         if call_id:
-            call.ids.add(call_id)
             self.by_id[call_id] = call
-        self.by_server_index[index] = call
         return call
 
-    def _start(self, call_id: str) -> _Call:
-        call = _Call(index=len(self.calls), id=call_id or new_call_id())
+    def _start(self, call_id: str, name: str = "") -> _Call:
+        call = _Call(id=call_id or new_call_id(), name=name)
         self.calls.append(call)
         return call
 
@@ -110,14 +115,16 @@ class ToolCallStream:
         tool (its name came alone and was taken for a repeat).
         """
         total = call.args + delta
-        if delta and not complete_json(total):
+        if delta.strip() and not complete_json(total):
             half = len(total) // 2
-            if len(total) % 2 == 0 and total[:half] == total[half:]:
-                if complete_json(total[:half]):
-                    delta = total[:half][len(call.args) :]
-            elif delta.strip() and complete_json(call.args):
-                call = self._start("")
-                call.name = self.calls[-2].name
+            if (
+                len(total) % 2 == 0
+                and complete_json(total[:half])
+                and total[:half] == total[half:]
+            ):
+                delta = total[:half][len(call.args) :]
+            elif complete_json(call.args):
+                call = self._start("", call.name)
         call.args += delta
         return call, delta
 
@@ -126,17 +133,17 @@ class ToolCallStream:
         out: list[ToolCallChunk] = []
         for raw in chunks:
             call = self._route(raw)
-            if not call.name and raw.get("name"):
-                call.name = raw.get("name") or ""
+            call.name = call.name or raw.get("name") or ""
             call, args = self._args(call, raw.get("args") or "")
             self.by_server_index[raw.get("index")] = call
-            if call.sent and not args:
-                continue  # nothing new: a repeated name or id, an empty delta
-            first = not call.sent and bool(call.name)
-            if first:
-                call.sent = True
-            elif not call.sent:
-                continue  # held until the name comes (its args are kept)
+            first = call.index is None
+            if first and call.name:
+                call.index = self.sent
+                self.sent += 1
+            elif first or not args:
+                # held until its name comes (its args are kept), or nothing new
+                # (a repeated name or id, an empty delta)
+                continue
             out.append(
                 tool_call_chunk(
                     name=call.name if first else None,
@@ -148,8 +155,9 @@ class ToolCallStream:
         return out
 
     def cut_call(self) -> _Call | None:
-        """The call the stream was writing when it stopped, if any."""
-        return self.calls[-1] if self.calls else None
+        """The call the stream was writing when it stopped, if any went out."""
+        sent = [call for call in self.calls if call.index is not None]
+        return sent[-1] if sent else None
 
 
 def normalize_chunk_calls(stream: ToolCallStream, message: AIMessageChunk) -> None:

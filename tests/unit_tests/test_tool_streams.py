@@ -292,3 +292,23 @@ def test_callbacks_and_streamed_invoke_see_the_normalized_calls(
     assert isinstance(total, AIMessageChunk)
     assert calls(total) == [WEATHER, TIME]
     check_shape(total)
+
+
+def test_an_id_before_the_name_starts_the_next_call() -> None:
+    message = normalize(
+        [{"id": "a", "name": "f", "args": '{"a": 1}', "index": 0}],
+        [{"id": "b", "index": 0}],
+        [{"name": "g", "index": 0}],
+        [{"args": '{"b": 2}', "index": 0}],
+    )
+    assert calls(message) == [("f", {"a": 1}), ("g", {"b": 2})]
+    assert [c["id"] for c in message.tool_calls] == ["a", "b"]
+
+
+def test_an_empty_delta_with_a_new_id_after_the_last_call_adds_nothing() -> None:
+    message = normalize(
+        [{"id": "a", "name": "f", "args": '{"a": 1}', "index": 0}],
+        [{"id": "z", "args": "", "index": 3}],
+    )
+    assert calls(message) == [("f", {"a": 1})]
+    check_shape(message)
