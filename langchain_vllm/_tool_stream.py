@@ -10,10 +10,12 @@ read "get_weatherget_weather"), arguments sent twice at the end of the stream
 `ToolCallStream` (one per stream) rewrites each chunk's `tool_call_chunks` so
 that each call has exactly one index, one id (generated once when the server
 sent none) and one name, carried by the call's first chunk only. It tells calls
-apart by what they carry: a delta with a name starts a new call unless it
-repeats the open call's name before that call's arguments are complete; a delta
-with an id seen before belongs to that id's call; any other delta continues the
-call last started at its server index (or the open call).
+apart by what they carry: a delta with an id seen before belongs to that id's
+call; a delta with a name starts a new call unless it repeats the open call's
+name (arguments that then start a second object after a complete one do start
+a new call); a new id without a name continues the open call unless that call
+is complete; any other delta continues the call last seen at its server index
+(or the open call). Arguments that repeat the whole object are dropped.
 """
 
 from __future__ import annotations
