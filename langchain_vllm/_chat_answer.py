@@ -15,6 +15,13 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from langchain_vllm._client import StreamState
 from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
+from langchain_vllm._tool_stream import (
+    CUT_KEY,
+    ToolCallStream,
+    normalize_chunk_calls,
+    report_answer_cut,
+    report_stream_cut,
+)
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
 RESPONSE_FIELDS = (
@@ -29,8 +36,16 @@ RESPONSE_FIELDS = (
 """Top-level fields of a vLLM chat answer that OpenAI's has not."""
 CHOICE_FIELDS = ("stop_reason", "token_ids")
 """Per-choice fields of a vLLM chat answer that OpenAI's has not."""
-TOOL_CALL_OPENERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
-"""How tool-call markup starts (hermes, mistral, llama 3) when a parser failed."""
+TOOL_CALL_OPENERS = (
+    "<tool_call>",
+    "<tool_calls>",
+    "<|tool_call|>",
+    "[TOOL_CALLS]",
+    "<|python_tag|>",
+    "functools[",
+)
+"""How tool-call markup starts (hermes, jamba, granite, mistral, llama 3, phi-4
+mini) when a parser failed."""
 
 
 def completion_problem(data: Any) -> str | None:
@@ -296,19 +311,54 @@ def check_answer(seen: AnswerSeen, *, error_on_empty: bool) -> None:
         warnings.warn(msg, UserWarning, stacklevel=5)
 
 
+def report_cut_generations(result: ChatResult) -> None:
+    """Whole answers stopped by `max_tokens` inside a tool call: say it is cut.
+
+    The last call moves to `invalid_tool_calls` with an error saying so, and
+    `response_metadata["cut_tool_call"]` names it (as a stream's last chunk does).
+    """
+    for generation in result.generations:
+        finish_reason = (generation.generation_info or {}).get("finish_reason")
+        message = generation.message
+        if (
+            finish_reason == "length"
+            and isinstance(message, AIMessage)
+            and (message.tool_calls or message.invalid_tool_calls)
+        ):
+            generation.message = report_answer_cut(message)
+
+
 class ChatStreamState(StreamState):
-    """A chat stream so far: markup parsed on the way, and what it delivered."""
+    """A chat stream so far: markup parsed, tool-call deltas normalized, what came.
+
+    Tool-call deltas are rewritten by `_tool_stream.ToolCallStream`.
+    """
+
+    reemit = True  # chunks are rewritten on the way (tool-call deltas)
 
     def __init__(self, parser: MarkupParser | None) -> None:
         super().__init__()
         self.parser = parser
-        self.reemit = parser is not None
         self.seen = AnswerSeen()
+        self.tool_calls = ToolCallStream()
 
     def take(self, chunk: Any) -> Any:
-        """Parse the chunk's markup (if asked) and account for it."""
+        """Parse markup (if asked), normalize tool-call deltas, account for it."""
         if self.parser is not None:
             chunk = split_chunk(self.parser, chunk)
+        message = chunk.message
+        if isinstance(message, AIMessageChunk):
+            normalize_chunk_calls(self.tool_calls, message)
+            finish_reason = (chunk.generation_info or {}).get("finish_reason")
+            if finish_reason == "length" and self.tool_calls.cut_call():
+                report_stream_cut(self.tool_calls, message)
+                warnings.warn(
+                    message.response_metadata[CUT_KEY]["error"]
+                    + " The merged message still lists it among `tool_calls`; "
+                    f"`response_metadata[{CUT_KEY!r}]` names it.",
+                    UserWarning,
+                    stacklevel=4,
+                )
         self.seen.add(chunk)
         self.received = True
         self.finished = self.seen.finish_reason is not None

@@ -26,6 +26,7 @@ from langchain_vllm._chat_answer import (
     chunk_problem,
     completion_problem,
     markup_parser,
+    report_cut_generations,
     split_generations,
 )
 from langchain_vllm._chat_request import (
@@ -446,6 +447,7 @@ class ChatVLLM(  # type: ignore[misc]
         result = super()._create_chat_result(response, generation_info)
         add_vllm_fields(result, data)
         split_generations(result, **self._markup_flags)
+        report_cut_generations(result)
         check_generations(result, error_on_empty=self.error_on_empty_reasoning_only)
         return result
 
