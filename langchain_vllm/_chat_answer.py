@@ -302,7 +302,6 @@ class ChatStreamState(StreamState):
     def __init__(self, parser: MarkupParser | None) -> None:
         super().__init__()
         self.parser = parser
-        self.reemit = parser is not None
         self.seen = AnswerSeen()
 
     def take(self, chunk: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ import openai
 from langchain_openai import OpenAIEmbeddings
 from pydantic import BaseModel, Field, model_validator
 
-from langchain_vllm._client import MALFORMED, VLLMClient
+from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     AsyncJSONEndpoint,
@@ -199,7 +200,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(self._link.translate(e)) from e
-        except MALFORMED as e:
+        except json.JSONDecodeError as e:  # the answer is not JSON
             raise self._malformed(e) from e
         return vectors
 
@@ -225,7 +226,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(await self._link.atranslate(e)) from e
-        except MALFORMED as e:
+        except json.JSONDecodeError as e:  # the answer is not JSON
             raise self._malformed(e) from e
         return vectors
 

@@ -10,6 +10,7 @@ from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._link import LoopClient
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm.lora import ServedModelsMixin
@@ -155,6 +156,7 @@ class VLLMOpenAI(  # type: ignore[misc]
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMCompletionParams
     _path: ClassVar[str] = "/completions"
+    _generate_streams: ClassVar[bool] = True
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -204,6 +206,7 @@ class VLLMOpenAI(  # type: ignore[misc]
         """
         kwargs = dict(kwargs)
         extra = self._call_body(kwargs)
+        check_keywords(kwargs, COMPLETIONS_KEYWORDS)
         if "extra_headers" in self.model_kwargs:
             kwargs.setdefault("extra_headers", self.model_kwargs["extra_headers"])
         add_session(kwargs, extra, from_thread=self.session_from_thread)
