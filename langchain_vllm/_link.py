@@ -183,16 +183,6 @@ class ServerLink:
             cached = self._store_tokens(key, _probed(self._post(url, probe), url))
         return cached
 
-    async def atokenize(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Async `tokenize`."""
-        key = json.dumps(body, sort_keys=True, default=str)
-        cached = self._cached_tokens(key) or await self._aroute_tokens(key, body)
-        if cached is None:
-            url, probe = tokenize_probe(self.base_url, body)
-            answer = await self._apost(url, probe)
-            cached = self._store_tokens(key, _probed(answer, url))
-        return cached
-
     def _route_tokens(self, key: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """`/tokenize`'s answer (stored), or None when the route is missing."""
         if self._tokenize_missing:
@@ -200,20 +190,6 @@ class ServerLink:
         url = f"{self.root_url}/tokenize"
         try:
             answer = self._post(url, body)
-        except openai.NotFoundError as e:
-            self._note_missing_tokenize(e)
-            return None
-        return self._store_tokens(key, _expect(answer, url, ("tokens", "count")))
-
-    async def _aroute_tokens(
-        self, key: str, body: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """Async `_route_tokens`."""
-        if self._tokenize_missing:
-            return None
-        url = f"{self.root_url}/tokenize"
-        try:
-            answer = await self._apost(url, body)
         except openai.NotFoundError as e:
             self._note_missing_tokenize(e)
             return None
