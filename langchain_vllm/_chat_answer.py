@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_vllm._client import StreamState
-from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
+from langchain_vllm._markup import (
+    Markup,
+    MarkupParser,
+    split_markup,
+    to_tool_call_chunks,
+)
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
 RESPONSE_FIELDS = (
@@ -101,29 +107,20 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
             message.response_metadata[name] = chunk[name]
 
 
-def markup_parser(
-    *, think: bool, tool_calls: bool, starts_inside: bool
-) -> MarkupParser | None:
-    """A streaming markup parser for the flags, or None when both are off."""
-    if not (think or tool_calls):
+def markup_parser(markup: Markup) -> MarkupParser | None:
+    """A streaming parser of the `markup` asked for, or None when none is."""
+    if not (markup.think or markup.tool_calls):
         return None
-    return MarkupParser(think=think, tool_calls=tool_calls, starts_inside=starts_inside)
+    return MarkupParser(markup)
 
 
-def split_generations(
-    result: ChatResult, *, think: bool, tool_calls: bool, starts_inside: bool
-) -> None:
+def split_generations(result: ChatResult, markup: Markup) -> None:
     """Client-side reasoning and tool-call parsing of each whole answer."""
-    if think or tool_calls:
-        result.generations = [
-            split_generation(g, think, tool_calls, starts_inside)
-            for g in result.generations
-        ]
+    if markup.think or markup.tool_calls:
+        result.generations = [split_generation(g, markup) for g in result.generations]
 
 
-def split_generation(
-    generation: ChatGeneration, think: bool, tool_calls: bool, starts_inside: bool
-) -> ChatGeneration:
+def split_generation(generation: ChatGeneration, markup: Markup) -> ChatGeneration:
     """Client-side reasoning and tool-call parsing of one whole answer.
 
     A server-side parser's results win: reasoning already split out, or tool calls
@@ -134,9 +131,11 @@ def split_generation(
         return generation
     content, reasoning, calls, invalid = split_markup(
         message.content,
-        think=think and "reasoning_content" not in message.additional_kwargs,
-        tool_calls=tool_calls and not message.tool_calls,
-        starts_inside=starts_inside,
+        replace(
+            markup,
+            think=markup.think and "reasoning_content" not in message.additional_kwargs,
+            tool_calls=markup.tool_calls and not message.tool_calls,
+        ),
     )
     update: dict[str, Any] = {"content": content}
     if reasoning:

@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from langchain_vllm._markup import Markup
 from langchain_vllm.params import RESPONSES_PARAMS, VLLMChatParams, param_names
 from langchain_vllm.structured import (
     LEGACY_NAMES,
@@ -204,18 +205,18 @@ def check_responses_params(extra: dict[str, Any]) -> None:
         raise ValueError(msg)
 
 
-def check_responses_markup(flags: Mapping[str, bool]) -> None:
+def check_responses_markup(markup: Markup) -> None:
     """Refuse client-side markup parsing with the Responses API.
 
     Raises:
         ValueError: a `parse_*_tags` / `think_tag_in_prompt` option is set.
     """
     names = {
-        "think": "parse_think_tags",
-        "tool_calls": "parse_tool_call_tags",
-        "starts_inside": "think_tag_in_prompt",
+        "parse_think_tags": markup.think,
+        "parse_tool_call_tags": markup.tool_calls,
+        "think_tag_in_prompt": markup.starts_inside,
     }
-    on = [names[flag] for flag, value in flags.items() if value]
+    on = [name for name, value in names.items() if value]
     if on:
         msg = (
             f"{', '.join(on)} parse markup in Chat Completions answers; with "
