@@ -7,7 +7,7 @@ themselves (test_malformed_responses.py covers the server's side).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,62 +24,52 @@ async def _collect(stream: Any) -> list[Any]:
     return [chunk async for chunk in stream]
 
 
-CALLS: dict[str, Callable[[FakeVLLM], Any]] = {
-    "chat-invoke": lambda f: ChatVLLM(model=MODEL, **f.kwargs()).invoke("hi", top_kk=3),
-    "chat-stream": lambda f: list(
-        ChatVLLM(model=MODEL, **f.kwargs()).stream("hi", top_kk=3)
-    ),
-    "completions-invoke": lambda f: VLLMOpenAI(model=MODEL, **f.kwargs()).invoke(
-        "hi", top_kk=3
-    ),
-    "completions-stream": lambda f: list(
-        VLLMOpenAI(model=MODEL, **f.kwargs()).stream("hi", top_kk=3)
-    ),
-    "completions-streaming-invoke": lambda f: VLLMOpenAI(
-        model=MODEL, streaming=True, **f.kwargs()
-    ).invoke("hi", top_kk=3),
-    "embed-query": lambda f: VLLMEmbeddings(model=MODEL, **f.kwargs()).embed_query(
-        "hi", top_kk=3
-    ),
-    "rerank": lambda f: VLLMRerank(model=MODEL, **f.kwargs()).rerank(
-        "q", ["a"], top_kk=3
-    ),
+def _call(model: Any, method: str, args: tuple) -> Any:
+    out = getattr(model, method)(*args, top_kk=3)
+    return list(out) if method == "stream" else out
+
+
+async def _acall(model: Any, method: str, args: tuple) -> Any:
+    out = getattr(model, f"a{method}")(*args, top_kk=3)
+    return await (_collect(out) if method == "stream" else out)
+
+
+CLASSES: dict[str, type] = {
+    "chat": ChatVLLM,
+    "completions": VLLMOpenAI,
+    "embeddings": VLLMEmbeddings,
+    "rerank": VLLMRerank,
 }
-
-ASYNC_CALLS: dict[str, Callable[[FakeVLLM], Awaitable[Any]]] = {
-    "chat-ainvoke": lambda f: ChatVLLM(model=MODEL, **f.kwargs()).ainvoke(
-        "hi", top_kk=3
-    ),
-    "chat-astream": lambda f: _collect(
-        ChatVLLM(model=MODEL, **f.kwargs()).astream("hi", top_kk=3)
-    ),
-    "completions-ainvoke": lambda f: VLLMOpenAI(model=MODEL, **f.kwargs()).ainvoke(
-        "hi", top_kk=3
-    ),
-    "completions-astream": lambda f: _collect(
-        VLLMOpenAI(model=MODEL, **f.kwargs()).astream("hi", top_kk=3)
-    ),
-    "aembed-query": lambda f: VLLMEmbeddings(model=MODEL, **f.kwargs()).aembed_query(
-        "hi", top_kk=3
-    ),
-    "arerank": lambda f: VLLMRerank(model=MODEL, **f.kwargs()).arerank(
-        "q", ["a"], top_kk=3
-    ),
-}
+CALLS = [  # class, method, arguments before the misspelt keyword, constructor extras
+    ("chat", "invoke", ("hi",), {}),
+    ("chat", "stream", ("hi",), {}),
+    ("completions", "invoke", ("hi",), {}),
+    ("completions", "stream", ("hi",), {}),
+    ("completions", "invoke", ("hi",), {"streaming": True}),
+    ("embeddings", "embed_query", ("hi",), {}),
+    ("rerank", "rerank", ("q", ["a"]), {}),
+]
+IDS = [f"{c}-{m}{'-streaming' if extra else ''}" for c, m, _, extra in CALLS]
 
 
-@pytest.mark.parametrize("case", list(CALLS))
-def test_misspelt_keyword_is_the_callers(fake: FakeVLLM, case: str) -> None:
+@pytest.mark.parametrize(("kind", "method", "args", "extra"), CALLS, ids=IDS)
+def test_misspelt_keyword_is_the_callers(
+    fake: FakeVLLM, kind: str, method: str, args: tuple, extra: dict
+) -> None:
+    model = CLASSES[kind](model=MODEL, **extra, **fake.kwargs())
     with pytest.raises(TypeError, match="top_kk") as info:
-        CALLS[case](fake)
+        _call(model, method, args)
     assert not isinstance(info.value, VLLMResponseError)
-    assert not fake.bodies("/completions"), "a misspelt call reached the server"
+    assert not [p for p in fake.paths() if p.startswith("POST")], "a request was sent"
 
 
-@pytest.mark.parametrize("case", list(ASYNC_CALLS))
-async def test_misspelt_keyword_is_the_callers_async(fake: FakeVLLM, case: str) -> None:
+@pytest.mark.parametrize(("kind", "method", "args", "extra"), CALLS, ids=IDS)
+async def test_misspelt_keyword_is_the_callers_async(
+    fake: FakeVLLM, kind: str, method: str, args: tuple, extra: dict
+) -> None:
+    model = CLASSES[kind](model=MODEL, **extra, **fake.kwargs())
     with pytest.raises(TypeError, match="top_kk") as info:
-        await ASYNC_CALLS[case](fake)
+        await _acall(model, method, args)
     assert not isinstance(info.value, VLLMResponseError)
 
 
