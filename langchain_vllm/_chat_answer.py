@@ -23,6 +23,10 @@ from langchain_vllm._markup import (
 )
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
+REASONING = "reasoning_content"
+"""The `additional_kwargs` key of a message's reasoning text (also the field of
+older vLLM answers that carries it)."""
+
 RESPONSE_FIELDS = (
     "prompt_logprobs",
     "prompt_token_ids",
@@ -78,9 +82,9 @@ def add_vllm_fields(result: ChatResult, data: dict[str, Any]) -> None:
         result.generations, data.get("choices") or [], strict=False
     ):
         message = choice.get("message") or {}
-        reasoning = message.get("reasoning") or message.get("reasoning_content")
+        reasoning = message.get("reasoning") or message.get(REASONING)
         if reasoning:
-            generation.message.additional_kwargs["reasoning_content"] = reasoning
+            generation.message.additional_kwargs[REASONING] = reasoning
         metadata = generation.message.response_metadata
         metadata["model_provider"] = "vllm"
         # vLLM-only answer fields (prompt_logprobs=, return_token_ids=, ...).
@@ -98,9 +102,9 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
     """Put a stream delta's reasoning and the provider name on its message."""
     choices = chunk.get("choices") or []
     delta = (choices[0].get("delta") or {}) if choices else {}
-    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+    reasoning = delta.get("reasoning") or delta.get(REASONING)
     if reasoning:
-        message.additional_kwargs["reasoning_content"] = reasoning
+        message.additional_kwargs[REASONING] = reasoning
     message.response_metadata["model_provider"] = "vllm"
     for name in RESPONSE_FIELDS:  # each on the first or the last chunk only
         if chunk.get(name) is not None:
@@ -133,7 +137,7 @@ def split_generation(generation: ChatGeneration, markup: Markup) -> ChatGenerati
         message.content,
         replace(
             markup,
-            think=markup.think and "reasoning_content" not in message.additional_kwargs,
+            think=markup.think and REASONING not in message.additional_kwargs,
             tool_calls=markup.tool_calls and not message.tool_calls,
         ),
     )
@@ -141,7 +145,7 @@ def split_generation(generation: ChatGeneration, markup: Markup) -> ChatGenerati
     if reasoning:
         update["additional_kwargs"] = {
             **message.additional_kwargs,
-            "reasoning_content": reasoning,
+            REASONING: reasoning,
         }
     if calls or invalid:
         update["tool_calls"] = [*message.tool_calls, *calls]
@@ -170,9 +174,7 @@ def split_chunk(
         return generation
     additional = dict(message.additional_kwargs)
     if reasoning:
-        additional["reasoning_content"] = (
-            additional.get("reasoning_content") or ""
-        ) + reasoning
+        additional[REASONING] = (additional.get(REASONING) or "") + reasoning
     parsed = AIMessageChunk(
         content=content,
         additional_kwargs=additional,
@@ -216,7 +218,7 @@ class AnswerSeen:
         self.answered = self.answered or calls or bool(message.text)
         if len(self.head) < 32 and isinstance(message.content, str):
             self.head += message.content
-        reasoning = message.additional_kwargs.get("reasoning_content")
+        reasoning = message.additional_kwargs.get(REASONING)
         self.reasoning_chars += len(reasoning or "")
 
     def add(self, chunk: ChatGenerationChunk) -> None:

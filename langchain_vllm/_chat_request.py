@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._markup import Markup
 from langchain_vllm.params import RESPONSES_PARAMS, VLLMChatParams, param_names
 from langchain_vllm.structured import (
@@ -122,7 +123,7 @@ def to_chat_completions(payload: dict[str, Any]) -> None:
 
 def reasoning_of(message: AIMessage) -> str:
     """An assistant message's reasoning text (additional_kwargs or content blocks)."""
-    reasoning = message.additional_kwargs.get("reasoning_content")
+    reasoning = message.additional_kwargs.get(REASONING)
     if isinstance(reasoning, str) and reasoning:
         return reasoning
     if isinstance(message.content, list):
