@@ -159,12 +159,14 @@ def _bad_request(error: openai.BadRequestError, server_msg: str) -> BaseExceptio
             if prompt is not None and limit is not None
             else ""
         )
-        return VLLMContextOverflowError(
+        overflow = VLLMContextOverflowError(
             f"{numbers}Shorten the input (e.g. `trim_messages`) or lower "
             f"`max_tokens`. Server said: {server_msg}",
             response=error.response,
             body=error.body,
         )
+        overflow.server_message = server_msg
+        return overflow
     if _TOOL_PARSER_HINT.search(server_msg):
         return VLLMServerFeatureError(
             f"{server_msg}. Tool calling needs a server started with "

@@ -279,16 +279,12 @@ def _with_truncation_hint(error: BaseException) -> BaseException:
         msg = (
             "A text is longer than the embedding model's context. Set "
             "`truncate_prompt_tokens=-1` (keep what fits) or a token count, or split "
-            f"the text. Server said: {_server_said(error)}"
+            f"the text. Server said: {error.server_message}"
         )
-        return VLLMContextOverflowError(msg, response=error.response, body=error.body)
+        hinted = VLLMContextOverflowError(msg, response=error.response, body=error.body)
+        hinted.server_message = error.server_message
+        return hinted
     return error
-
-
-def _server_said(error: VLLMContextOverflowError) -> str:
-    text = str(error.message)
-    marker = "Server said: "
-    return text.split(marker, 1)[1] if marker in text else text
 
 
 def _check_texts(texts: Any) -> list[str]:
