@@ -34,7 +34,7 @@ from langchain_vllm._translate import (
     translate_error,
 )
 from langchain_vllm.errors import VLLMModelDiscoveryError
-from langchain_vllm.models import choose_model, context_length
+from langchain_vllm.models import choose_model, context_length, describe
 
 _TOKEN_CACHE_SIZE = 4096
 
@@ -261,7 +261,7 @@ class ServerLink:
         if is_model_not_found(error) and self._models is None:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 await self.amodels()
-        return translate_error(error, self.base_url, self._models_ids())
+        return translate_error(error, self.base_url, self._served())
 
     # -- internals -------------------------------------------------------------------
     def _get(self, url: str) -> Any:
@@ -320,14 +320,14 @@ class ServerLink:
     def _only_model(self, cards: list[dict[str, Any]]) -> str:
         return choose_model(cards, self.base_url)
 
-    def _models_ids(self) -> list[str] | None:
-        return [str(m.get("id")) for m in self._models] if self._models else None
+    def _served(self) -> str | None:
+        return describe(self._models) if self._models else None
 
-    def _models_for_error(self, error: BaseException) -> list[str] | None:
+    def _models_for_error(self, error: BaseException) -> str | None:
         if is_model_not_found(error) and self._models is None:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 self.models()
-        return self._models_ids()
+        return self._served()
 
 
 class LoopClient:

@@ -15,6 +15,7 @@ from langchain_vllm._json_client import check_keywords
 from langchain_vllm._link import ServerLink
 from langchain_vllm._settings import DEFAULT_API_BASE, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
+from langchain_vllm.models import describe
 from langchain_vllm.params import VLLMPoolingParams
 
 __all__ = [
@@ -305,7 +306,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
 def _served(link: ServerLink) -> str:
     try:
-        return ", ".join(str(m.get("id")) for m in link.models())
+        return describe(link.models())
     except Exception:
         return "unknown"
 
