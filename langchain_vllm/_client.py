@@ -160,13 +160,12 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         `extra_body` replace the instance's instead).
         """
         checked, call_extra = self._split_call_params(kwargs)
-        instance_extra = getattr(self, "extra_body", None) or {}
-        return {
-            **request_body(self, self._vllm_params),
-            **instance_extra,
-            **checked,
-            **call_extra,
-        }
+        return {**self._instance_body(), **checked, **call_extra}
+
+    def _instance_body(self) -> dict[str, Any]:
+        """The instance's vLLM parameters, then its `extra_body` (which wins)."""
+        extra = getattr(self, "extra_body", None) or {}
+        return {**request_body(self, self._vllm_params), **extra}
 
     # -- the served tokenizer ------------------------------------------------------
     def get_token_ids(self, text: str) -> list[int]:

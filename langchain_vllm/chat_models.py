@@ -305,7 +305,7 @@ class ChatVLLM(  # type: ignore[misc]
         params = super()._default_params
         if "max_completion_tokens" in params:
             params["max_tokens"] = params.pop("max_completion_tokens")
-        body = {**request_body(self, VLLMChatParams), **(self.extra_body or {})}
+        body = self._instance_body()
         if body:
             params["extra_body"] = body
         return params

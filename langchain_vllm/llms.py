@@ -14,7 +14,7 @@ from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._link import LoopClient
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm.lora import ServedModelsMixin
-from langchain_vllm.params import VLLMCompletionParams, request_body
+from langchain_vllm.params import VLLMCompletionParams
 
 __all__ = [
     "VLLMOpenAI",
@@ -183,7 +183,7 @@ class VLLMOpenAI(  # type: ignore[misc]
         params = super()._default_params
         if self.echo is not None:
             params["echo"] = self.echo
-        body = {**request_body(self, VLLMCompletionParams), **(self.extra_body or {})}
+        body = self._instance_body()
         if body:
             params["extra_body"] = body
         return params
