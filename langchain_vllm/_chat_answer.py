@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_vllm._client import StreamState
-from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
+from langchain_vllm._markup import (
+    Markup,
+    MarkupParser,
+    split_markup,
+    to_tool_call_chunks,
+)
 from langchain_vllm._tool_stream import (
     CUT_KEY,
     ToolCallStream,
@@ -23,6 +29,10 @@ from langchain_vllm._tool_stream import (
     report_stream_cut,
 )
 from langchain_vllm.errors import VLLMEmptyAnswerError
+
+REASONING = "reasoning_content"
+"""The `additional_kwargs` key of a message's reasoning text (also the field of
+older vLLM answers that carries it)."""
 
 RESPONSE_FIELDS = (
     "prompt_logprobs",
@@ -87,9 +97,9 @@ def add_vllm_fields(result: ChatResult, data: dict[str, Any]) -> None:
         result.generations, data.get("choices") or [], strict=False
     ):
         message = choice.get("message") or {}
-        reasoning = message.get("reasoning") or message.get("reasoning_content")
+        reasoning = message.get("reasoning") or message.get(REASONING)
         if reasoning:
-            generation.message.additional_kwargs["reasoning_content"] = reasoning
+            generation.message.additional_kwargs[REASONING] = reasoning
         metadata = generation.message.response_metadata
         metadata["model_provider"] = "vllm"
         # vLLM-only answer fields (prompt_logprobs=, return_token_ids=, ...).
@@ -107,38 +117,29 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
     """Put a stream delta's reasoning and the provider name on its message."""
     choices = chunk.get("choices") or []
     delta = (choices[0].get("delta") or {}) if choices else {}
-    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+    reasoning = delta.get("reasoning") or delta.get(REASONING)
     if reasoning:
-        message.additional_kwargs["reasoning_content"] = reasoning
+        message.additional_kwargs[REASONING] = reasoning
     message.response_metadata["model_provider"] = "vllm"
     for name in RESPONSE_FIELDS:  # each on the first or the last chunk only
         if chunk.get(name) is not None:
             message.response_metadata[name] = chunk[name]
 
 
-def markup_parser(
-    *, think: bool, tool_calls: bool, starts_inside: bool
-) -> MarkupParser | None:
-    """A streaming markup parser for the flags, or None when both are off."""
-    if not (think or tool_calls):
+def markup_parser(markup: Markup) -> MarkupParser | None:
+    """A streaming parser of the `markup` asked for, or None when none is."""
+    if not (markup.think or markup.tool_calls):
         return None
-    return MarkupParser(think=think, tool_calls=tool_calls, starts_inside=starts_inside)
+    return MarkupParser(markup)
 
 
-def split_generations(
-    result: ChatResult, *, think: bool, tool_calls: bool, starts_inside: bool
-) -> None:
+def split_generations(result: ChatResult, markup: Markup) -> None:
     """Client-side reasoning and tool-call parsing of each whole answer."""
-    if think or tool_calls:
-        result.generations = [
-            split_generation(g, think, tool_calls, starts_inside)
-            for g in result.generations
-        ]
+    if markup.think or markup.tool_calls:
+        result.generations = [split_generation(g, markup) for g in result.generations]
 
 
-def split_generation(
-    generation: ChatGeneration, think: bool, tool_calls: bool, starts_inside: bool
-) -> ChatGeneration:
+def split_generation(generation: ChatGeneration, markup: Markup) -> ChatGeneration:
     """Client-side reasoning and tool-call parsing of one whole answer.
 
     A server-side parser's results win: reasoning already split out, or tool calls
@@ -149,15 +150,17 @@ def split_generation(
         return generation
     content, reasoning, calls, invalid = split_markup(
         message.content,
-        think=think and "reasoning_content" not in message.additional_kwargs,
-        tool_calls=tool_calls and not message.tool_calls,
-        starts_inside=starts_inside,
+        replace(
+            markup,
+            think=markup.think and REASONING not in message.additional_kwargs,
+            tool_calls=markup.tool_calls and not message.tool_calls,
+        ),
     )
     update: dict[str, Any] = {"content": content}
     if reasoning:
         update["additional_kwargs"] = {
             **message.additional_kwargs,
-            "reasoning_content": reasoning,
+            REASONING: reasoning,
         }
     if calls or invalid:
         update["tool_calls"] = [*message.tool_calls, *calls]
@@ -186,9 +189,7 @@ def split_chunk(
         return generation
     additional = dict(message.additional_kwargs)
     if reasoning:
-        additional["reasoning_content"] = (
-            additional.get("reasoning_content") or ""
-        ) + reasoning
+        additional[REASONING] = (additional.get(REASONING) or "") + reasoning
     parsed = AIMessageChunk(
         content=content,
         additional_kwargs=additional,
@@ -232,7 +233,7 @@ class AnswerSeen:
         self.answered = self.answered or calls or bool(message.text)
         if len(self.head) < 32 and isinstance(message.content, str):
             self.head += message.content
-        reasoning = message.additional_kwargs.get("reasoning_content")
+        reasoning = message.additional_kwargs.get(REASONING)
         self.reasoning_chars += len(reasoning or "")
 
     def add(self, chunk: ChatGenerationChunk) -> None:
@@ -333,8 +334,6 @@ class ChatStreamState(StreamState):
 
     Tool-call deltas are rewritten by `_tool_stream.ToolCallStream`.
     """
-
-    reemit = True  # chunks are rewritten on the way (tool-call deltas)
 
     def __init__(self, parser: MarkupParser | None) -> None:
         super().__init__()

@@ -12,6 +12,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from langchain_vllm._chat_answer import REASONING
+from langchain_vllm._markup import Markup
 from langchain_vllm.params import RESPONSES_PARAMS, VLLMChatParams, param_names
 from langchain_vllm.structured import (
     LEGACY_NAMES,
@@ -121,7 +123,7 @@ def to_chat_completions(payload: dict[str, Any]) -> None:
 
 def reasoning_of(message: AIMessage) -> str:
     """An assistant message's reasoning text (additional_kwargs or content blocks)."""
-    reasoning = message.additional_kwargs.get("reasoning_content")
+    reasoning = message.additional_kwargs.get(REASONING)
     if isinstance(reasoning, str) and reasoning:
         return reasoning
     if isinstance(message.content, list):
@@ -204,18 +206,18 @@ def check_responses_params(extra: dict[str, Any]) -> None:
         raise ValueError(msg)
 
 
-def check_responses_markup(flags: Mapping[str, bool]) -> None:
+def check_responses_markup(markup: Markup) -> None:
     """Refuse client-side markup parsing with the Responses API.
 
     Raises:
         ValueError: a `parse_*_tags` / `think_tag_in_prompt` option is set.
     """
     names = {
-        "think": "parse_think_tags",
-        "tool_calls": "parse_tool_call_tags",
-        "starts_inside": "think_tag_in_prompt",
+        "parse_think_tags": markup.think,
+        "parse_tool_call_tags": markup.tool_calls,
+        "think_tag_in_prompt": markup.starts_inside,
     }
-    on = [names[flag] for flag, value in flags.items() if value]
+    on = [name for name, value in names.items() if value]
     if on:
         msg = (
             f"{', '.join(on)} parse markup in Chat Completions answers; with "

@@ -46,10 +46,6 @@ parent classes."""
 class StreamState:
     """What a stream delivered so far; subclasses parse chunks on the way."""
 
-    reemit = False
-    """Chunks are changed on the way: token callbacks get them from the stream loop,
-    not from the parent class."""
-
     def __init__(self) -> None:
         self.received = False
         self.finished = False
@@ -86,6 +82,8 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     _answer_errors: ClassVar[tuple[type[Exception], ...]] = MALFORMED
     """What reading a malformed answer raises in the parent even before any of it
     came (other MALFORMED errors count only once a stream has started)."""
+    _generate_streams: ClassVar[bool] = False
+    """The parent's `_generate` reads a stream through `_stream` when `streaming`."""
 
     @model_validator(mode="before")
     @classmethod
@@ -162,13 +160,12 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         `extra_body` replace the instance's instead).
         """
         checked, call_extra = self._split_call_params(kwargs)
-        instance_extra = getattr(self, "extra_body", None) or {}
-        return {
-            **request_body(self, self._vllm_params),
-            **instance_extra,
-            **checked,
-            **call_extra,
-        }
+        return {**self._instance_body(), **checked, **call_extra}
+
+    def _instance_body(self) -> dict[str, Any]:
+        """The instance's vLLM parameters, then its `extra_body` (which wins)."""
+        extra = getattr(self, "extra_body", None) or {}
+        return {**request_body(self, self._vllm_params), **extra}
 
     # -- the served tokenizer ------------------------------------------------------
     def get_token_ids(self, text: str) -> list[int]:
@@ -212,6 +209,8 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         except openai.APIError as e:
             raise self._link.translate(e) from e
         except self._answer_errors as e:
+            if self._generate_streams and getattr(self, "streaming", False):
+                raise  # read by `_stream`, which relabelled the server's part
             raise self._malformed(e) from e
 
     async def _agenerate(
@@ -224,6 +223,8 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
         except self._answer_errors as e:
+            if self._generate_streams and getattr(self, "streaming", False):
+                raise  # read by `_stream`, which relabelled the server's part
             raise self._malformed(e) from e
 
     def _stream(
@@ -231,19 +232,25 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     ) -> Iterator[Any]:
         kwargs = self._call_kwargs(kwargs)
         state = self._stream_state()
-        inner = None if state.reemit else run_manager
-        try:
-            for raw in super()._stream(input_, stop, inner, **kwargs):  # type: ignore[misc]
-                chunk = state.take(raw)
-                if state.reemit and run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-        except openai.APIError as e:
-            raise self._mid_stream(self._link.translate(e), state.received) from e
-        except MALFORMED as e:
-            if not (state.received or isinstance(e, self._answer_errors)):
-                raise  # before any answer: not a response problem
-            raise self._malformed(e) from e
+        # Token callbacks are called here, not by the parent: only reading the
+        # server's answer (the parent's `next`) is relabelled, so an error of a
+        # callback or of the chunk parser surfaces as itself.
+        chunks = super()._stream(input_, stop, None, **kwargs)  # type: ignore[misc]
+        while True:
+            try:
+                raw = next(chunks)
+            except StopIteration:
+                break
+            except openai.APIError as e:
+                raise self._mid_stream(self._link.translate(e), state.received) from e
+            except MALFORMED as e:
+                if not (state.received or isinstance(e, self._answer_errors)):
+                    raise  # before any answer: not a response problem
+                raise self._malformed(e) from e
+            chunk = state.take(raw)
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk, **_token(chunk))
+            yield chunk
         self._end_stream(state)
 
     async def _astream(
@@ -251,21 +258,29 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     ) -> AsyncIterator[Any]:
         kwargs = self._call_kwargs(kwargs)
         state = self._stream_state()
-        inner = None if state.reemit else run_manager
         try:
             await self._aprepare(kwargs)
-            async for raw in super()._astream(input_, stop, inner, **kwargs):  # type: ignore[misc]
-                chunk = state.take(raw)
-                if state.reemit and run_manager:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
         except openai.APIError as e:
-            error = await self._link.atranslate(e)
-            raise self._mid_stream(error, state.received) from e
-        except MALFORMED as e:
-            if not (state.received or isinstance(e, self._answer_errors)):
-                raise
-            raise self._malformed(e) from e
+            raise await self._link.atranslate(e) from e
+        chunks = super()._astream(input_, stop, None, **kwargs)  # type: ignore[misc]
+        while True:
+            try:
+                raw = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except openai.APIError as e:
+                error = await self._link.atranslate(e)
+                raise self._mid_stream(error, state.received) from e
+            except MALFORMED as e:
+                if not (state.received or isinstance(e, self._answer_errors)):
+                    raise
+                raise self._malformed(e) from e
+            chunk = state.take(raw)
+            if run_manager:
+                await run_manager.on_llm_new_token(
+                    chunk.text, chunk=chunk, **_token(chunk)
+                )
+            yield chunk
         self._end_stream(state)
 
     # -- errors of an answer --------------------------------------------------------
@@ -304,3 +319,9 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             ),
             request=error.request,
         )
+
+
+def _token(chunk: Any) -> dict[str, Any]:
+    """What the parents pass to `on_llm_new_token` besides the chunk."""
+    info = getattr(chunk, "generation_info", None) or {}
+    return {"logprobs": info.get("logprobs")}

@@ -16,7 +16,7 @@ import base64
 import inspect
 import sys
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Self, TypeVar
 
 import openai
@@ -32,6 +32,26 @@ CHAT_KEYWORDS = keywords_of(openai.resources.chat.Completions.create)
 EMBEDDINGS_KEYWORDS = keywords_of(openai.resources.Embeddings.create)
 
 
+COMPLETIONS_KEYWORDS = keywords_of(openai.resources.Completions.create)
+
+
+def check_keywords(given: Iterable[str], accepted: frozenset[str]) -> None:
+    """Refuse request keywords the endpoint does not take, naming them.
+
+    Raises:
+        TypeError: a keyword the SDK's `create` would refuse too (a misspelt
+            parameter must not reach the server silently, nor be blamed on it).
+    """
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        msg = (
+            f"Unexpected request parameter(s) {', '.join(map(repr, unknown))}: not "
+            "OpenAI API parameters nor vLLM ones. Check the spelling, or send "
+            "server-specific fields in `extra_body`."
+        )
+        raise TypeError(msg)
+
+
 def split_request(
     payload: dict[str, Any],
     accepted: frozenset[str],
@@ -41,17 +61,9 @@ def split_request(
     """Split `create(**payload)` keywords into the JSON body and request options.
 
     Raises:
-        TypeError: a keyword the SDK's `create` would refuse too (a misspelt
-            parameter must not reach the server silently).
+        TypeError: a keyword the SDK's `create` would refuse too.
     """
-    unknown = sorted(set(payload) - accepted)
-    if unknown:
-        msg = (
-            f"Unexpected request parameter(s) {', '.join(map(repr, unknown))}: not "
-            "OpenAI API parameters nor vLLM ones. Check the spelling, or send "
-            "server-specific fields in `extra_body`."
-        )
-        raise TypeError(msg)
+    check_keywords(payload, accepted)
     body = dict(payload)
     body.update(body.pop("extra_body", None) or {})
     options: dict[str, Any] = {}

@@ -34,7 +34,7 @@ from langchain_vllm._translate import (
     translate_error,
 )
 from langchain_vllm.errors import VLLMModelDiscoveryError
-from langchain_vllm.models import choose_model, context_length
+from langchain_vllm.models import choose_model, context_length, describe
 
 _TOKEN_CACHE_SIZE = 4096
 
@@ -183,16 +183,6 @@ class ServerLink:
             cached = self._store_tokens(key, _probed(self._post(url, probe), url))
         return cached
 
-    async def atokenize(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Async `tokenize`."""
-        key = json.dumps(body, sort_keys=True, default=str)
-        cached = self._cached_tokens(key) or await self._aroute_tokens(key, body)
-        if cached is None:
-            url, probe = tokenize_probe(self.base_url, body)
-            answer = await self._apost(url, probe)
-            cached = self._store_tokens(key, _probed(answer, url))
-        return cached
-
     def _route_tokens(self, key: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """`/tokenize`'s answer (stored), or None when the route is missing."""
         if self._tokenize_missing:
@@ -200,20 +190,6 @@ class ServerLink:
         url = f"{self.root_url}/tokenize"
         try:
             answer = self._post(url, body)
-        except openai.NotFoundError as e:
-            self._note_missing_tokenize(e)
-            return None
-        return self._store_tokens(key, _expect(answer, url, ("tokens", "count")))
-
-    async def _aroute_tokens(
-        self, key: str, body: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """Async `_route_tokens`."""
-        if self._tokenize_missing:
-            return None
-        url = f"{self.root_url}/tokenize"
-        try:
-            answer = await self._apost(url, body)
         except openai.NotFoundError as e:
             self._note_missing_tokenize(e)
             return None
@@ -285,7 +261,7 @@ class ServerLink:
         if is_model_not_found(error) and self._models is None:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 await self.amodels()
-        return translate_error(error, self.base_url, self._models_ids())
+        return translate_error(error, self.base_url, self._served())
 
     # -- internals -------------------------------------------------------------------
     def _get(self, url: str) -> Any:
@@ -344,14 +320,14 @@ class ServerLink:
     def _only_model(self, cards: list[dict[str, Any]]) -> str:
         return choose_model(cards, self.base_url)
 
-    def _models_ids(self) -> list[str] | None:
-        return [str(m.get("id")) for m in self._models] if self._models else None
+    def _served(self) -> str | None:
+        return describe(self._models) if self._models else None
 
-    def _models_for_error(self, error: BaseException) -> list[str] | None:
+    def _models_for_error(self, error: BaseException) -> str | None:
         if is_model_not_found(error) and self._models is None:
             with contextlib.suppress(Exception):  # best effort, for the message only
                 self.models()
-        return self._models_ids()
+        return self._served()
 
 
 class LoopClient:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.messages import InvalidToolCall, ToolCall, ToolCallChunk
@@ -49,6 +50,7 @@ TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 
 __all__ = [
+    "Markup",
     "MarkupParser",
     "ThinkSplitter",
     "ToolCallMarkupParser",
@@ -65,6 +67,18 @@ def _partial_tag(text: str, tag: str) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Markup:
+    """Which markup to parse on the client (a chat model's `parse_*_tags`)."""
+
+    think: bool = False
+    """Split `<think>…</think>` reasoning out of the content."""
+    tool_calls: bool = False
+    """Parse `<tool_call>` blocks into tool calls."""
+    starts_inside: bool = False
+    """The text starts inside a reasoning block."""
+
+
 # ------------------------------------------------------------------- the splitter
 class _TagStream:
     """Streaming split of text at open/close tag pairs, the core of both parsers.
@@ -78,12 +92,6 @@ class _TagStream:
     def __init__(
         self, open_tag: str, close_tag: str, *, inside: bool, hold_body: bool
     ) -> None:
-        if not open_tag or not close_tag:
-            msg = (
-                f"Markup tags must be non-empty strings, got open_tag={open_tag!r}, "
-                f"close_tag={close_tag!r}."
-            )
-            raise ValueError(msg)
         self.open_tag = open_tag
         self.close_tag = close_tag
         self.inside = inside
@@ -150,26 +158,10 @@ class ThinkSplitter:
         ```
     """
 
-    def __init__(
-        self,
-        open_tag: str = THINK_OPEN,
-        close_tag: str = THINK_CLOSE,
-        *,
-        starts_inside: bool = False,
-    ) -> None:
-        """Create a splitter.
-
-        Args:
-            open_tag: Tag that opens a reasoning block.
-            close_tag: Tag that closes a reasoning block.
-            starts_inside: The text starts inside a reasoning block (the chat
-                template put the opening tag in the prompt).
-
-        Raises:
-            ValueError: An empty tag.
-        """
+    def __init__(self, *, starts_inside: bool = False) -> None:
+        """Create a splitter (`starts_inside`: the prompt opened `<think>`)."""
         self._tags = _TagStream(
-            open_tag, close_tag, inside=starts_inside, hold_body=False
+            THINK_OPEN, THINK_CLOSE, inside=starts_inside, hold_body=False
         )
 
     @property
@@ -267,19 +259,11 @@ class ToolCallMarkupParser:
         ```
     """
 
-    def __init__(
-        self, open_tag: str = TOOL_CALL_OPEN, close_tag: str = TOOL_CALL_CLOSE
-    ) -> None:
-        """Create a parser.
-
-        Args:
-            open_tag: Tag that opens a tool-call block.
-            close_tag: Tag that closes a tool-call block.
-
-        Raises:
-            ValueError: An empty tag.
-        """
-        self._tags = _TagStream(open_tag, close_tag, inside=False, hold_body=True)
+    def __init__(self) -> None:
+        """Create a parser."""
+        self._tags = _TagStream(
+            TOOL_CALL_OPEN, TOOL_CALL_CLOSE, inside=False, hold_body=True
+        )
 
     def feed(self, text: str) -> tuple[str, list[ToolCall | InvalidToolCall]]:
         """Take the next piece of text.
@@ -348,25 +332,19 @@ class MarkupParser:
 
     Example:
         ```python
-        parser = MarkupParser(think=True, tool_calls=True)
+        parser = MarkupParser(Markup(think=True, tool_calls=True))
         for delta in deltas:
             content, reasoning, calls = parser.feed(delta)
         content, reasoning, calls = parser.flush()
         ```
     """
 
-    def __init__(
-        self, *, think: bool, tool_calls: bool, starts_inside: bool = False
-    ) -> None:
-        """Create a parser.
-
-        Args:
-            think: Split `<think>…</think>` reasoning out of the content.
-            tool_calls: Parse `<tool_call>` blocks into tool calls.
-            starts_inside: The text starts inside a reasoning block.
-        """
-        self._think = ThinkSplitter(starts_inside=starts_inside) if think else None
-        self._tools = ToolCallMarkupParser() if tool_calls else None
+    def __init__(self, markup: Markup) -> None:
+        """Create a parser of the `markup` asked for."""
+        self._think = (
+            ThinkSplitter(starts_inside=markup.starts_inside) if markup.think else None
+        )
+        self._tools = ToolCallMarkupParser() if markup.tool_calls else None
         self.calls_emitted = 0
         """Number of tool calls returned so far (the next call's chunk index)."""
 
@@ -405,22 +383,14 @@ class MarkupParser:
 
 
 def split_markup(
-    text: str, *, think: bool, tool_calls: bool, starts_inside: bool = False
+    text: str, markup: Markup
 ) -> tuple[str, str, list[ToolCall], list[InvalidToolCall]]:
     """Parse a whole message: a `MarkupParser` fed the text at once, then flushed.
-
-    Args:
-        text: The generated text.
-        think: Split `<think>…</think>` reasoning out of the content.
-        tool_calls: Parse `<tool_call>` blocks into tool calls.
-        starts_inside: The text starts inside a reasoning block.
 
     Returns:
         `(content, reasoning, tool_calls, invalid_tool_calls)`.
     """
-    parser = MarkupParser(
-        think=think, tool_calls=tool_calls, starts_inside=starts_inside
-    )
+    parser = MarkupParser(markup)
     content, reasoning, calls = parser.feed(text)
     rest, more_reasoning, more_calls = parser.flush()
     calls += more_calls

@@ -31,7 +31,7 @@ from langchain_openai.chat_models.base import (
     _convert_responses_chunk_to_generation_chunk,
 )
 
-from langchain_vllm._chat_answer import check_generations
+from langchain_vllm._chat_answer import REASONING, check_generations
 from langchain_vllm.errors import VLLMIncompleteStreamError
 
 
@@ -86,9 +86,7 @@ class ResponsesEvents:
             # `output_item.added` event), like invoke's `reasoning_text` content.
             text = {"type": "reasoning_text", "text": delta, "index": 0}
             content = [{"type": "reasoning", "index": self.index, "content": [text]}]
-        message = AIMessageChunk(
-            content=content, additional_kwargs={"reasoning_content": delta}
-        )
+        message = AIMessageChunk(content=content, additional_kwargs={REASONING: delta})
         return ChatGenerationChunk(message=message)
 
     def _failed(self, event: Any) -> VLLMIncompleteStreamError:
@@ -119,7 +117,7 @@ def add_reasoning_text(result: ChatResult) -> None:
             if isinstance(part, dict) and part.get("type") == "reasoning_text"
         )
         if text:
-            message.additional_kwargs["reasoning_content"] = text
+            message.additional_kwargs[REASONING] = text
 
 
 class ResponsesAPI:

@@ -87,9 +87,12 @@ def _is_context_overflow(message: str) -> bool:
 
 
 def translate_error(
-    error: BaseException, base_url: str, served: list[str] | None = None
+    error: BaseException, base_url: str, served: str | None = None
 ) -> BaseException:
-    """Map an openai error to the vLLM error a user can act on."""
+    """Map an openai error to the vLLM error a user can act on.
+
+    `served` says what the server serves (`models.describe`), if known.
+    """
     if isinstance(error, openai.APITimeoutError):
         err = VLLMTimeoutError(error.request)
         msg = (
@@ -110,7 +113,7 @@ def translate_error(
 
 
 def _status_error(
-    error: openai.APIStatusError, base_url: str, served: list[str] | None
+    error: openai.APIStatusError, base_url: str, served: str | None
 ) -> BaseException:
     server_msg = server_message(error)
     if isinstance(error, openai.AuthenticationError):
@@ -122,7 +125,7 @@ def _status_error(
             body=error.body,
         )
     if is_model_not_found(error):
-        listing = f" Served models: {', '.join(served)}." if served else ""
+        listing = f" Served models: {served}." if served else ""
         return VLLMModelNotFoundError(
             f"{server_msg} (server {base_url}).{listing}",
             response=error.response,
@@ -159,12 +162,14 @@ def _bad_request(error: openai.BadRequestError, server_msg: str) -> BaseExceptio
             if prompt is not None and limit is not None
             else ""
         )
-        return VLLMContextOverflowError(
+        overflow = VLLMContextOverflowError(
             f"{numbers}Shorten the input (e.g. `trim_messages`) or lower "
             f"`max_tokens`. Server said: {server_msg}",
             response=error.response,
             body=error.body,
         )
+        overflow.server_message = server_msg
+        return overflow
     if _TOOL_PARSER_HINT.search(server_msg):
         return VLLMServerFeatureError(
             f"{server_msg}. Tool calling needs a server started with "

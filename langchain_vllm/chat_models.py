@@ -46,6 +46,7 @@ from langchain_vllm._chat_request import (
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
 from langchain_vllm._link import LoopClient
+from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._profile import ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI
@@ -263,7 +264,7 @@ class ChatVLLM(  # type: ignore[misc]
             to_chat_completions({n: getattr(self, n, None) for n in RESPONSES_ONLY})
         else:
             check_responses_params(request_body(self, VLLMChatParams))
-            check_responses_markup(self._markup_flags)
+            check_responses_markup(self._markup)
         self._connect(self.root_client, self.root_async_client)
         if self.profile is None:
             self.profile = ServedModelProfile(self._link, self.model_name)  # type: ignore[assignment]
@@ -305,7 +306,7 @@ class ChatVLLM(  # type: ignore[misc]
         params = super()._default_params
         if "max_completion_tokens" in params:
             params["max_tokens"] = params.pop("max_completion_tokens")
-        body = {**request_body(self, VLLMChatParams), **(self.extra_body or {})}
+        body = self._instance_body()
         if body:
             params["extra_body"] = body
         return params
@@ -446,19 +447,19 @@ class ChatVLLM(  # type: ignore[misc]
             raise self._malformed(problem)
         result = super()._create_chat_result(response, generation_info)
         add_vllm_fields(result, data)
-        split_generations(result, **self._markup_flags)
+        split_generations(result, self._markup)
         report_cut_generations(result)
         check_generations(result, error_on_empty=self.error_on_empty_reasoning_only)
         return result
 
     @property
-    def _markup_flags(self) -> dict[str, bool]:
+    def _markup(self) -> Markup:
         """What client-side markup parsing `parse_*_tags` ask for."""
-        return {
-            "think": self.parse_think_tags,
-            "tool_calls": self.parse_tool_call_tags,
-            "starts_inside": self.think_tag_in_prompt,
-        }
+        return Markup(
+            think=self.parse_think_tags,
+            tool_calls=self.parse_tool_call_tags,
+            starts_inside=self.think_tag_in_prompt,
+        )
 
     def _convert_chunk_to_generation_chunk(
         self,
@@ -480,7 +481,7 @@ class ChatVLLM(  # type: ignore[misc]
 
     # -- streams --------------------------------------------------------------------
     def _stream_state(self) -> ChatStreamState:
-        return ChatStreamState(markup_parser(**self._markup_flags))
+        return ChatStreamState(markup_parser(self._markup))
 
     def _end_stream(self, state: StreamState) -> None:
         super()._end_stream(state)

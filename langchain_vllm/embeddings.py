@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ import openai
 from langchain_openai import OpenAIEmbeddings
 from pydantic import BaseModel, Field, model_validator
 
-from langchain_vllm._client import MALFORMED, VLLMClient
+from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     AsyncJSONEndpoint,
@@ -192,7 +193,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(self._link.translate(e)) from e
-        except MALFORMED as e:
+        except json.JSONDecodeError as e:  # the answer is not JSON
             raise self._malformed(e) from e
         return vectors
 
@@ -218,7 +219,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
                     bar.update(len(batch))
         except openai.APIError as e:
             raise _with_truncation_hint(await self._link.atranslate(e)) from e
-        except MALFORMED as e:
+        except json.JSONDecodeError as e:  # the answer is not JSON
             raise self._malformed(e) from e
         return vectors
 
@@ -271,16 +272,12 @@ def _with_truncation_hint(error: BaseException) -> BaseException:
         msg = (
             "A text is longer than the embedding model's context. Set "
             "`truncate_prompt_tokens=-1` (keep what fits) or a token count, or split "
-            f"the text. Server said: {_server_said(error)}"
+            f"the text. Server said: {error.server_message}"
         )
-        return VLLMContextOverflowError(msg, response=error.response, body=error.body)
+        hinted = VLLMContextOverflowError(msg, response=error.response, body=error.body)
+        hinted.server_message = error.server_message
+        return hinted
     return error
-
-
-def _server_said(error: VLLMContextOverflowError) -> str:
-    text = str(error.message)
-    marker = "Server said: "
-    return text.split(marker, 1)[1] if marker in text else text
 
 
 def _check_texts(texts: Any) -> list[str]:

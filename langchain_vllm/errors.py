@@ -87,6 +87,9 @@ class VLLMLoRAAdapterError(VLLMBadRequestError):
 class VLLMContextOverflowError(openai.BadRequestError, ContextOverflowError):
     """The prompt does not fit the model's context (message gives both numbers)."""
 
+    server_message: str = ""
+    """The server's own words (the message adds the numbers and what to do)."""
+
 
 class VLLMIncompleteStreamError(openai.APIError, ModelError):
     """The stream ended before the server said the answer was complete."""

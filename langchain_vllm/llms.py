@@ -10,10 +10,11 @@ from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._link import LoopClient
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm.lora import ServedModelsMixin
-from langchain_vllm.params import VLLMCompletionParams, request_body
+from langchain_vllm.params import VLLMCompletionParams
 
 __all__ = [
     "VLLMOpenAI",
@@ -146,6 +147,7 @@ class VLLMOpenAI(  # type: ignore[misc]
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMCompletionParams
     _path: ClassVar[str] = "/completions"
+    _generate_streams: ClassVar[bool] = True
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
@@ -172,7 +174,7 @@ class VLLMOpenAI(  # type: ignore[misc]
         params = super()._default_params
         if self.echo is not None:
             params["echo"] = self.echo
-        body = {**request_body(self, VLLMCompletionParams), **(self.extra_body or {})}
+        body = self._instance_body()
         if body:
             params["extra_body"] = body
         return params
@@ -195,6 +197,7 @@ class VLLMOpenAI(  # type: ignore[misc]
         """
         kwargs = dict(kwargs)
         extra = self._call_body(kwargs)
+        check_keywords(kwargs, COMPLETIONS_KEYWORDS)
         if "extra_headers" in self.model_kwargs:
             kwargs.setdefault("extra_headers", self.model_kwargs["extra_headers"])
         add_session(kwargs, extra, from_thread=self.session_from_thread)

@@ -11,16 +11,16 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._json_client import check_keywords
 from langchain_vllm._link import ServerLink
 from langchain_vllm._settings import DEFAULT_API_BASE, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
+from langchain_vllm.models import describe
 from langchain_vllm.params import VLLMPoolingParams
 
 __all__ = [
     "VLLMRerank",
 ]
-
-_SCORE = "relevance_score"
 
 
 class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
@@ -167,8 +167,8 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             texts: The texts to rank.
             top_n: How many to return; -1 (default) uses the instance's `top_n`,
                 None returns all.
-            **kwargs: Extra `/rerank` request fields for this call (vLLM
-                parameters such as `truncate_prompt_tokens`).
+            **kwargs: vLLM parameters for this call (`truncate_prompt_tokens`,
+                ...) and `extra_body` (other `/rerank` request fields).
 
         Returns:
             `{"index": i, "relevance_score": s}` per returned text, highest score
@@ -182,8 +182,6 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             response = self._link.post(f"{self._link.api_prefix}/rerank", body)
         except openai.APIError as e:
             raise self._feature_error(e) from e
-        except ValueError as e:  # a body that is not JSON
-            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     async def arerank(
@@ -206,8 +204,6 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             response = await self._link.apost(path, body)
         except openai.APIError as e:
             raise self._feature_error(e) from e
-        except ValueError as e:  # a body that is not JSON
-            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     def compress_documents(
@@ -249,6 +245,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
     ) -> dict[str, Any]:
         kwargs = dict(kwargs)
         vllm_body = self._call_body(kwargs)
+        check_keywords(kwargs, frozenset())  # other fields go in `extra_body`
         n = self.top_n if top_n == -1 else top_n
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             msg = f"top_n must be a positive int or None, got {n!r}"
@@ -257,7 +254,6 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             "model": self._link.resolve_model(self.model),
             "query": query,
             "documents": texts,
-            **kwargs,  # other /rerank fields of this call
             **vllm_body,
         }
         if n is not None:
@@ -305,7 +301,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
 def _served(link: ServerLink) -> str:
     try:
-        return ", ".join(str(m.get("id")) for m in link.models())
+        return describe(link.models())
     except Exception:
         return "unknown"
 

@@ -563,19 +563,6 @@ class VLLMServer:
             _signal_group(pgid, signal.SIGKILL)
         self._proc = None
 
-    def kill(self) -> None:
-        """Kill the server's whole process group with SIGKILL at once (no cleanup).
-
-        Meant for fault tests ("the server died"). Safe when not running.
-        """
-        proc = self._proc
-        atexit.unregister(self.stop)
-        if proc is None:
-            return
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-        self._proc = None
-
     def restart(self) -> VLLMServer:
         """Stop the server and start it again on the same port.
 

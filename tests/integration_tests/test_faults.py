@@ -37,6 +37,7 @@ from langchain_vllm.errors import (
 )
 from langchain_vllm.server import VLLMServer
 from rig import rig_server
+from tests.server_faults import kill
 from tests.unit_tests.fake_vllm import chat_completion, stream_chunks
 
 pytestmark = pytest.mark.timeout(900)
@@ -90,7 +91,7 @@ class KillAfterTokens(BaseCallbackHandler):
     def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
         self.seen += 1
         if self.seen == self.n:
-            self.server.kill()
+            kill(self.server)
             self.killed_at = time.monotonic()
 
 
@@ -106,7 +107,7 @@ class StreamKiller:
     def _take(self, chunk: AIMessageChunk) -> None:
         self.chunks.append(chunk)
         if len(self.chunks) == 3:
-            self.server.kill()
+            kill(self.server)
             self.killed_at = time.monotonic()
 
     def consume(self, chat: ChatVLLM) -> None:
@@ -214,7 +215,7 @@ def test_server_down_then_restarted(server: VLLMServer) -> None:
     assert chat.invoke("Say hi.").response_metadata  # warm connection in the pool
     counter.sent = 0
 
-    server.kill()
+    kill(server)
     began = time.monotonic()
     with pytest.raises(VLLMConnectionError) as info:
         chat.invoke("Say hi.")
@@ -237,7 +238,7 @@ async def test_server_down_then_restarted_async(server: VLLMServer) -> None:
     chat = live_chat(server, max_tokens=8, max_retries=1, **counter.kwargs())
     assert (await chat.ainvoke("Say hi.")).response_metadata
     counter.sent = 0
-    server.kill()
+    kill(server)
     with pytest.raises(VLLMConnectionError):
         await chat.ainvoke("Say hi.")
     assert counter.sent == 2, "max_retries=1 means two attempts"
@@ -263,7 +264,7 @@ def test_client_retries_while_server_comes_back(server: VLLMServer) -> None:
     server comes back and the call succeeds, or the restart itself fails."""
     retries = _retries_covering(server.startup_timeout)
     chat = live_chat(server, max_tokens=8, max_retries=retries)
-    server.kill()
+    kill(server)
     failed: list[BaseException] = []
 
     def restart() -> None:

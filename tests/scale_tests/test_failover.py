@@ -31,6 +31,7 @@ from langchain_vllm.server import VLLMServer
 from tests.scale_tests.conftest import FIGURES, request_count, request_counts
 from tests.scale_tests.router import VLLMRouter, http_get
 from tests.scale_tests.test_chat import TOOL_HISTORY
+from tests.server_faults import kill as kill_server
 
 REQUESTS = int(os.environ.get("SCALE_REQUESTS", "200"))
 """Requests in the failover load (`make scale_test SCALE_N=...`)."""
@@ -136,7 +137,7 @@ async def test_replica_killed_under_load(
         nonlocal killed_at, survivor_before
         survivor_before = request_count(survivor)
         killed_at = time.monotonic()
-        await asyncio.to_thread(victim.kill)
+        await asyncio.to_thread(kill_server, victim)
 
     async def one(i: int) -> None:
         nonlocal finished

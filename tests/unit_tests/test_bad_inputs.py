@@ -387,6 +387,16 @@ async def test_unknown_model_lists_served_models_async(fake: FakeVLLM) -> None:
         await model.ainvoke("hi")
 
 
+def test_unknown_model_lists_adapters_with_their_base(fake: FakeVLLM) -> None:
+    """Every error lists the served models one way (`models.describe`)."""
+    fake.adapters = {"pine": "/adapters/pine"}
+    fake.status = 404
+    fake.error_body = {"error": {"message": "The model `nope` does not exist."}}
+    with pytest.raises(VLLMModelNotFoundError) as info:
+        ChatVLLM(model="nope", **fake.kwargs()).invoke("hi")
+    assert "Served models: smollm2 (adapters: pine)." in str(info.value)
+
+
 CONTEXT_OVERFLOW_0_32 = (
     "This model's maximum context length is 2048 tokens. However, your prompt "
     "contains at least 2049 input tokens, which exceeds this limit even without any "

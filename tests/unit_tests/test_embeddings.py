@@ -264,8 +264,14 @@ def test_context_overflow_points_at_truncation(fake: FakeVLLM) -> None:
             "code": 400,
         }
     }
-    with pytest.raises(VLLMContextOverflowError, match="truncate_prompt_tokens=-1"):
+    with pytest.raises(
+        VLLMContextOverflowError, match="truncate_prompt_tokens=-1"
+    ) as e:
         make(fake, model="m").embed_query("long")
+    said = fake.error_body["error"]["message"]
+    assert e.value.server_message == said
+    assert str(e.value).count("maximum context length") == 1  # said once, unchanged
+    assert str(e.value).endswith(f"Server said: {said}")
 
 
 async def test_async_errors_translated(fake: FakeVLLM) -> None:

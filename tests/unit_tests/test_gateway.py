@@ -56,13 +56,6 @@ def test_token_counts_through_v1(gateway: RawFakeVLLM) -> None:
     assert gateway.paths().count("POST /tokenize") == 1
 
 
-async def test_async_token_counts_through_v1(gateway: RawFakeVLLM) -> None:
-    chat = ChatVLLM(**gateway.kwargs())
-    body = chat._tokenize_body([HumanMessage("Say hi")], None)
-    with pytest.warns(UserWarning, match="/tokenize is not reachable"):
-        assert (await chat._link.atokenize(body))["count"] == 5
-
-
 def test_text_token_ids_through_completions(gateway: RawFakeVLLM) -> None:
     gateway.completion_response = lambda body: {  # type: ignore[attr-defined]
         "choices": [{"index": 0, "text": "x", "prompt_token_ids": [36218, 15876]}],

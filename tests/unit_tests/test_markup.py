@@ -12,6 +12,7 @@ import pytest
 from langchain_core.messages import AIMessageChunk
 
 from langchain_vllm._markup import (
+    Markup,
     MarkupParser,
     ThinkSplitter,
     ToolCallMarkupParser,
@@ -35,13 +36,13 @@ def _no_ids(calls: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _whole(text: str, **flags: bool) -> Parsed:
     """`split_markup` of the text, ids checked and dropped."""
-    content, reasoning, calls, invalid = split_markup(text, **flags)
+    content, reasoning, calls, invalid = split_markup(text, Markup(**flags))
     return content, reasoning, _no_ids(calls), _no_ids(invalid)
 
 
 def _stream(pieces: Sequence[str], **flags: bool) -> Parsed:
     """The pieces fed to one `MarkupParser` in order, then flushed, joined up."""
-    parser = MarkupParser(**flags)
+    parser = MarkupParser(Markup(**flags))
     content: list[str] = []
     reasoning: list[str] = []
     calls: list[Any] = []
@@ -65,7 +66,7 @@ def _reasoning(text: str, *, starts_inside: bool = False) -> tuple[str, str]:
 
 
 def _tools(text: str) -> tuple[str, list[Any], list[Any]]:
-    content, _, calls, invalid = split_markup(text, think=False, tool_calls=True)
+    content, _, calls, invalid = split_markup(text, Markup(tool_calls=True))
     return content, calls, invalid
 
 
@@ -104,23 +105,6 @@ def test_reasoning_is_split_from_content(
     text: str, starts_inside: bool, expected: tuple[str, str]
 ) -> None:
     assert _reasoning(text, starts_inside=starts_inside) == expected
-
-
-def test_custom_think_tags() -> None:
-    splitter = ThinkSplitter("[[", "]]")
-    assert splitter.feed("[[r]] a") == ("a", "r")
-    assert splitter.flush() == ("", "")
-    splitter = ThinkSplitter("<reasoning>", "</reasoning>")
-    assert splitter.feed("<reasoning>why</reason") == ("", "why")
-    assert splitter.feed("ing>ok") == ("ok", "")
-
-
-@pytest.mark.parametrize("tags", [("", "</think>"), ("<think>", "")])
-def test_empty_tags_are_refused(tags: tuple[str, str]) -> None:
-    with pytest.raises(ValueError, match="non-empty"):
-        ThinkSplitter(*tags)
-    with pytest.raises(ValueError, match="non-empty"):
-        ToolCallMarkupParser(*tags)
 
 
 def test_think_splitter_holds_back_only_a_possible_tag() -> None:
@@ -314,7 +298,7 @@ def test_reasoning_then_a_tool_call() -> None:
 
 def test_tool_markup_inside_reasoning_is_reasoning() -> None:
     text = '<think>a <tool_call>{"name": "in_reasoning"}</tool_call></think>text'
-    assert split_markup(text, think=True, tool_calls=True) == (
+    assert split_markup(text, Markup(think=True, tool_calls=True)) == (
         "text",
         'a <tool_call>{"name": "in_reasoning"}</tool_call>',
         [],
@@ -323,7 +307,7 @@ def test_tool_markup_inside_reasoning_is_reasoning() -> None:
 
 
 def test_markup_parser_counts_the_calls_it_emitted() -> None:
-    parser = MarkupParser(think=True, tool_calls=True)
+    parser = MarkupParser(Markup(think=True, tool_calls=True))
     parser.feed('<tool_call>{"name": "a"}</tool_call><tool_call>{bad}</tool_call>')
     assert parser.calls_emitted == 2
     parser.feed('<tool_call>{"name": "b"}')
@@ -333,11 +317,11 @@ def test_markup_parser_counts_the_calls_it_emitted() -> None:
 
 
 def test_markup_parser_with_nothing_enabled_is_a_pass_through() -> None:
-    parser = MarkupParser(think=False, tool_calls=False)
+    parser = MarkupParser(Markup())
     assert parser.feed("<think>x</think>") == ("<think>x</think>", "", [])
     assert parser.flush() == ("", "", [])
     text = "<think>x</think><tool_call>{}</tool_call>"
-    assert split_markup(text, think=False, tool_calls=False) == (text, "", [], [])
+    assert split_markup(text, Markup()) == (text, "", [], [])
 
 
 # --------------------------------------------------- chunking does not matter

@@ -20,6 +20,7 @@ import pytest
 
 from langchain_vllm import server as server_mod
 from langchain_vllm.server import SERVER_MODULE, VLLMServer, VLLMServerError
+from tests.server_faults import kill
 
 loopback = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -220,7 +221,7 @@ def test_construction_does_no_work(tmp_path: Path) -> None:
     with pytest.raises(VLLMServerError, match="start"):
         _ = server.base_url
     server.stop()  # never started: a no-op
-    server.kill()
+    kill(server)
 
 
 def test_served_name_and_host(tmp_path: Path) -> None:
@@ -378,7 +379,7 @@ def test_kill_and_restart_same_port(fake_python: Path, tmp_path: Path) -> None:
     server.start()
     port, pid, child = server.port, server.pid, int(pidfile.read_text())
     assert pid is not None
-    server.kill()
+    kill(server)
     assert not server.is_running
     assert _wait_dead(pid)
     assert _wait_dead(child)
