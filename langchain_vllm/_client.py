@@ -17,7 +17,9 @@ import openai
 from langchain_core.language_models import LangSmithParams
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
+from langchain_vllm._json_client import AsyncJSONEndpoint, JSONEndpoint
 from langchain_vllm._link import ServerLink
+from langchain_vllm._loop import LoopClient
 from langchain_vllm._settings import (
     DEFAULT_MAX_CONNECTIONS,
     RebuiltOnCopy,
@@ -108,6 +110,20 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             async_client,
             max_connections=self.max_connections,
             custom_async_http_client=custom,
+        )
+
+    def _json_endpoints(
+        self, accepted: frozenset[str]
+    ) -> tuple[JSONEndpoint, AsyncJSONEndpoint]:
+        """Sync and async JSON endpoints for `_path` (decoded JSON, no SDK models).
+
+        The async one posts through the running event loop's client, picked per
+        call (`LoopClient`): set once, never written by a call.
+        """
+        loop_client: Any = LoopClient(self._link)
+        return (
+            JSONEndpoint(self._link.client, self._path, accepted),
+            AsyncJSONEndpoint(loop_client, self._path, accepted),
         )
 
     # -- LangChain integration details ------------------------------------------

@@ -1,13 +1,16 @@
 """JSON pass-through endpoints: the openai client's transport without its models.
 
-`ChatOpenAI` calls `client.chat.completions.create(**payload)`. The SDK then copies the
+`ChatOpenAI` calls `client.chat.completions.create(**payload)` (`OpenAI`, for text
+completions, `client.create(prompt=..., **params)`). The SDK then copies the
 payload LangChain already built through `maybe_transform` (a recursive TypedDict-driven
 walk), builds pydantic models of the answer, and langchain-openai turns them straight
 back into dicts with `model_dump`: once per response and once per stream chunk. That
 was most of ChatVLLM's client overhead (docs/BENCHMARKS.md). The classes here post the
 payload as JSON with `cast_to=object`: the SDK still does retries, timeouts, auth,
 headers and error mapping, and hands back decoded JSON (or a stream of decoded chunk
-dicts), which langchain-openai's `_generate`/`_stream` accept as they are.
+dicts), which langchain-openai's `_generate`/`_stream` accept as they are. Every vLLM
+class (chat, completions, embeddings) uses these endpoints, the async one over the
+running event loop's client (`_loop.LoopClient`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def keywords_of(create: Callable[..., Any]) -> frozenset[str]:
 
 
 CHAT_KEYWORDS = keywords_of(openai.resources.chat.Completions.create)
+COMPLETIONS_KEYWORDS = keywords_of(openai.resources.Completions.create)
 EMBEDDINGS_KEYWORDS = keywords_of(openai.resources.Embeddings.create)
 
 

@@ -43,8 +43,7 @@ from langchain_vllm._chat_request import (
     wants_structured_outputs,
 )
 from langchain_vllm._client import StreamState, VLLMClient
-from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
-from langchain_vllm._link import LoopClient
+from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._profile import ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI
@@ -266,13 +265,10 @@ class ChatVLLM(  # type: ignore[misc]
         self._connect(self.root_client, self.root_async_client)
         if self.profile is None:
             self.profile = ServedModelProfile(self._link, self.model_name)  # type: ignore[assignment]
-        if self.root_client is not None:
-            # Decoded JSON in, JSON out: no SDK models built and dumped again.
-            self.client = JSONEndpoint(self.root_client, self._path, CHAT_KEYWORDS)
-        # Async calls use the running loop's client, picked per call.
-        loop_client: Any = LoopClient(self._link)
-        self.root_async_client = loop_client
-        self.async_client = AsyncJSONEndpoint(loop_client, self._path, CHAT_KEYWORDS)
+        # Decoded JSON in, JSON out: no SDK models built and dumped again. Async
+        # calls use the running loop's client, picked per call.
+        self.client, self.async_client = self._json_endpoints(CHAT_KEYWORDS)
+        self.root_async_client = self.async_client._client
         return self
 
     # -- LangChain integration details ------------------------------------------------

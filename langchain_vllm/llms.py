@@ -10,7 +10,7 @@ from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._link import LoopClient
+from langchain_vllm._json_client import COMPLETIONS_KEYWORDS
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.params import VLLMCompletionParams, request_body
@@ -161,8 +161,9 @@ class VLLMOpenAI(  # type: ignore[misc]
     @model_validator(mode="after")
     def _link_vllm_completions_server(self) -> Self:
         self._connect(self.client._client, self.async_client._client)
-        # Async calls use the running loop's client, picked per call.
-        self.async_client = LoopClient(self._link, "completions")
+        # Decoded JSON in, JSON out (as ChatVLLM): no SDK models built and dumped
+        # again. Async calls use the running loop's client, picked per call.
+        self.client, self.async_client = self._json_endpoints(COMPLETIONS_KEYWORDS)
         return self
 
     # -- LangChain integration details ------------------------------------------------
