@@ -212,6 +212,9 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         if not self._model and not kwargs.get("model"):
             await self._link.aresolve_model(None)
 
+    async def _afinish(self) -> None:
+        """After a successful async call: fill caches without blocking the loop."""
+
     def _stream_state(self) -> StreamState:
         return StreamState()
 
@@ -236,11 +239,13 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         kwargs = self._call_kwargs(kwargs)
         try:
             await self._aprepare(kwargs)
-            return await super()._agenerate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
+            result = await super()._agenerate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
         except self._answer_errors as e:
             raise self._malformed(e) from e
+        await self._afinish()
+        return result
 
     def _stream(
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -283,6 +288,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
                 raise
             raise self._malformed(e) from e
         self._end_stream(state)
+        await self._afinish()
 
     # -- errors of an answer --------------------------------------------------------
     @property

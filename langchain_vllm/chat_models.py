@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import openai
@@ -193,6 +193,7 @@ class ChatVLLM(  # type: ignore[misc]
         ```python
         agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking_token_budget=256)
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
+        await agent.aget_profile()  # in async code: reading `profile` never blocks
         ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
         ```
 
@@ -353,6 +354,36 @@ class ChatVLLM(  # type: ignore[misc]
         instance_set = self.structured_outputs is not None
         if wants_structured_outputs(kwargs, self.extra_body, instance_set):
             await self._link.aversion()
+
+    async def _afinish(self) -> None:
+        """Fetch the profile's context window (for middleware) once, after a call.
+
+        Free when the model was discovered (the cards are cached); else one
+        `/v1/models` request, after the first answer (a refused call makes none).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.awarm()
+
+    async def aget_profile(
+        self, *, modalities: bool = True
+    ) -> Mapping[str, Any] | None:
+        """The model profile, fetched without blocking the event loop.
+
+        Inside a running event loop, reading `profile` makes no request (it would
+        stall the loop): it serves what was fetched before. Await this first, e.g.
+        before building middleware that needs `profile["max_input_tokens"]`.
+        An async call (`ainvoke`, `astream`, ...) also fetches the context window.
+
+        Args:
+            modalities: Also probe the input modalities (one `/tokenize` request
+                each); else only the context window (one `/v1/models` request).
+
+        Returns:
+            `profile`, now filled (a profile given by the user as it is).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.aload(modalities=modalities)
+        return self.profile
 
     @property
     def _endpoint_url(self) -> str:
