@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
 from langchain_vllm._link import ServerLink
+from langchain_vllm._loop import in_event_loop
 from langchain_vllm._settings import DEFAULT_API_BASE, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
 from langchain_vllm.params import VLLMPoolingParams
@@ -310,7 +311,8 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
 def _served(link: ServerLink) -> str:
     try:
-        return ", ".join(str(m.get("id")) for m in link.models())
+        cards = link.known_models() if in_event_loop() else link.models()
+        return ", ".join(str(m.get("id")) for m in cards) if cards else "unknown"
     except Exception:
         return "unknown"
 

@@ -213,3 +213,16 @@ async def test_async_errors_are_translated_without_blocking(fake: FakeVLLM) -> N
     assert "smollm2" in message  # the served models, listed asynchronously
     assert gap < MAX_GAP
     assert fake.blocking == []  # type: ignore[attr-defined]
+
+
+async def test_max_context_size_in_a_loop(fake: FakeVLLM) -> None:
+    llm = VLLMOpenAI(model="smollm2", **slow_kwargs(fake))
+    with pytest.raises(RuntimeError, match=r"await llm\.aget_max_context_size\(\)"):
+        _ = llm.max_context_size
+    assert fake.paths() == []
+    size, gap = await longest_stall(llm.aget_max_context_size)
+    assert size == 2048
+    assert gap < MAX_GAP
+    assert llm.max_context_size == 2048  # cached now: no request
+    assert fake.paths() == ["GET /v1/models"]
+    assert fake.blocking == []  # type: ignore[attr-defined]
