@@ -113,7 +113,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         )
 
     def _json_endpoints(
-        self, accepted: frozenset[str]
+        self, accepted: frozenset[str] | None
     ) -> tuple[JSONEndpoint, AsyncJSONEndpoint]:
         """Sync and async JSON endpoints for `_path` (decoded JSON, no SDK models).
 

@@ -36,9 +36,14 @@ COMPLETIONS_KEYWORDS = keywords_of(openai.resources.Completions.create)
 EMBEDDINGS_KEYWORDS = keywords_of(openai.resources.Embeddings.create)
 
 
+ANY_KEYWORD = None
+"""`accepted` of an endpoint without an SDK `create` (vLLM's own routes, e.g.
+`/rerank`): every keyword is a body field."""
+
+
 def split_request(
     payload: dict[str, Any],
-    accepted: frozenset[str],
+    accepted: frozenset[str] | None,
     *,
     raw: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -48,7 +53,7 @@ def split_request(
         TypeError: a keyword the SDK's `create` would refuse too (a misspelt
             parameter must not reach the server silently).
     """
-    unknown = sorted(set(payload) - accepted)
+    unknown = [] if accepted is None else sorted(set(payload) - accepted)
     if unknown:
         msg = (
             f"Unexpected request parameter(s) {', '.join(map(repr, unknown))}: not "
@@ -81,7 +86,7 @@ class _Endpoint(Generic[Client]):
         self,
         client: Client,
         path: str,
-        accepted: frozenset[str],
+        accepted: frozenset[str] | None,
         *,
         raw: bool = False,
     ) -> None:
