@@ -209,6 +209,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Discover the model (cached) without blocking the event loop."""
+        await self._link.aclient()  # this loop's client, made off the loop
         if not self._model and not kwargs.get("model"):
             await self._link.aresolve_model(None)
 

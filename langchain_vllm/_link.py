@@ -88,6 +88,10 @@ class ServerLink:
         """An async client bound to the running event loop (one per loop)."""
         return self._loop_clients.get()
 
+    async def aclient(self) -> openai.AsyncOpenAI:
+        """`async_client`, made without CPU-heavy work on the loop (SSL context)."""
+        return await self._loop_clients.aget()
+
     # -- GET /v1/models, GET /version -------------------------------------------
     def models(self) -> list[dict[str, Any]]:
         """The served models (`/v1/models` cards), fetched once."""
@@ -283,7 +287,7 @@ class ServerLink:
 
     async def _aget(self, url: str) -> Any:
         try:
-            return await self.async_client().get(url, cast_to=object)
+            return await (await self.aclient()).get(url, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:
@@ -299,7 +303,7 @@ class ServerLink:
 
     async def _apost(self, url: str, body: dict[str, Any]) -> Any:
         try:
-            return await self.async_client().post(url, body=body, cast_to=object)
+            return await (await self.aclient()).post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:

@@ -9,6 +9,7 @@ the LangChain object, so async calls never write to the shared instance.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import weakref
 from typing import Any, Protocol
@@ -29,6 +30,31 @@ def in_event_loop() -> bool:
     return True
 
 
+_SSL_CONTEXT: ssl.SSLContext | None = None
+_SSL_LOCK = threading.Lock()
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The default SSL context of httpx, made once per process.
+
+    Every new httpx client builds one, loading the CA bundle: 30-180 ms of CPU,
+    which stalled the event loop on each object's first async call in each loop.
+    One context serves every connection pool (an SSLContext is thread-safe).
+    """
+    global _SSL_CONTEXT
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            _SSL_CONTEXT = httpx2.create_ssl_context()
+        return _SSL_CONTEXT
+
+
+async def ashared_ssl_context() -> ssl.SSLContext:
+    """`shared_ssl_context`, made in a worker thread the first time (no stall)."""
+    if _SSL_CONTEXT is not None:
+        return _SSL_CONTEXT
+    return await asyncio.to_thread(shared_ssl_context)
+
+
 class LoopClients:
     """One async client per running event loop, copied from a template client."""
 
@@ -46,6 +72,12 @@ class LoopClients:
             asyncio.AbstractEventLoop, openai.AsyncOpenAI
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+
+    async def aget(self) -> openai.AsyncOpenAI:
+        """`get`, with the shared SSL context made off the event loop first."""
+        if not self._custom:
+            await ashared_ssl_context()
+        return self.get()
 
     def get(self) -> openai.AsyncOpenAI:
         """The async client bound to the running event loop.
@@ -65,9 +97,10 @@ class LoopClients:
                     # keep at most 100 (a larger idle pool costs O(N^2) syscalls).
                     max_keepalive_connections=min(100, self._max_connections),
                 )
-                client = self.template.copy(
-                    http_client=openai.DefaultAsyncHttpxClient(limits=limits)
+                http = openai.DefaultAsyncHttpxClient(
+                    limits=limits, verify=shared_ssl_context()
                 )
+                client = self.template.copy(http_client=http)
                 self._clients[loop] = client
         return client
 

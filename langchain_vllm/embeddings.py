@@ -208,6 +208,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
             return []
         batches = self._batches(texts, chunk_size)
         try:
+            await self._link.aclient()  # this loop's client, made off the loop
             model = await self._link.aresolve_model(self.model)
             params = self._request_params(model, kwargs)
             vectors: list[list[float]] = []

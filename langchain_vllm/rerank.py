@@ -209,6 +209,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         texts = _check_inputs(query, texts)
         if not texts:
             return []
+        await self._link.aclient()  # this loop's client, made off the loop
         if not self.model:
             await self._link.aresolve_model(None)
         body = self._body(query, texts, top_n, kwargs)
