@@ -146,6 +146,7 @@ class ChatVLLM(  # type: ignore[misc]
         async for chunk in chat.astream(messages):
             ...
         await chat.abatch([messages, messages])
+        await chat.aget_profile()  # in a running loop, `profile` makes no request
         ```
 
     vLLM parameters, per instance or per call:
