@@ -17,7 +17,9 @@ import openai
 from langchain_core.language_models import LangSmithParams
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
+from langchain_vllm._json_client import AsyncJSONEndpoint, JSONEndpoint
 from langchain_vllm._link import ServerLink
+from langchain_vllm._loop import LoopClient
 from langchain_vllm._settings import (
     DEFAULT_MAX_CONNECTIONS,
     RebuiltOnCopy,
@@ -108,6 +110,20 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             custom_async_http_client=custom,
         )
 
+    def _json_endpoints(
+        self, accepted: frozenset[str] | None
+    ) -> tuple[JSONEndpoint, AsyncJSONEndpoint]:
+        """Sync and async JSON endpoints for `_path` (decoded JSON, no SDK models).
+
+        The async one posts through the running event loop's client, picked per
+        call (`LoopClient`): set once, never written by a call.
+        """
+        loop_client: Any = LoopClient(self._link)
+        return (
+            JSONEndpoint(self._link.client, self._path, accepted),
+            AsyncJSONEndpoint(loop_client, self._path, accepted),
+        )
+
     # -- LangChain integration details ------------------------------------------
     @property
     def lc_secrets(self) -> dict[str, str]:
@@ -190,8 +206,12 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Discover the model (cached) without blocking the event loop."""
+        await self._link.aclient()  # this loop's client, made off the loop
         if not self._model and not kwargs.get("model"):
             await self._link.aresolve_model(None)
+
+    async def _afinish(self) -> None:
+        """After a successful async call: fill caches without blocking the loop."""
 
     def _stream_state(self) -> StreamState:
         return StreamState()
@@ -219,13 +239,15 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         kwargs = self._call_kwargs(kwargs)
         try:
             await self._aprepare(kwargs)
-            return await super()._agenerate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
+            result = await super()._agenerate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
         except self._answer_errors as e:
             if self._generate_streams and getattr(self, "streaming", False):
                 raise  # read by `_stream`, which relabelled the server's part
             raise self._malformed(e) from e
+        await self._afinish()
+        return result
 
     def _stream(
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -282,6 +304,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
                 )
             yield chunk
         self._end_stream(state)
+        await self._afinish()
 
     # -- errors of an answer --------------------------------------------------------
     @property

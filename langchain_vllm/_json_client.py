@@ -1,13 +1,16 @@
 """JSON pass-through endpoints: the openai client's transport without its models.
 
-`ChatOpenAI` calls `client.chat.completions.create(**payload)`. The SDK then copies the
+`ChatOpenAI` calls `client.chat.completions.create(**payload)` (`OpenAI`, for text
+completions, `client.create(prompt=..., **params)`). The SDK then copies the
 payload LangChain already built through `maybe_transform` (a recursive TypedDict-driven
 walk), builds pydantic models of the answer, and langchain-openai turns them straight
 back into dicts with `model_dump`: once per response and once per stream chunk. That
 was most of ChatVLLM's client overhead (docs/BENCHMARKS.md). The classes here post the
 payload as JSON with `cast_to=object`: the SDK still does retries, timeouts, auth,
 headers and error mapping, and hands back decoded JSON (or a stream of decoded chunk
-dicts), which langchain-openai's `_generate`/`_stream` accept as they are.
+dicts), which langchain-openai's `_generate`/`_stream` accept as they are. Every vLLM
+class (chat, completions, embeddings) uses these endpoints, the async one over the
+running event loop's client (`_loop.LoopClient`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,8 @@ def keywords_of(create: Callable[..., Any]) -> frozenset[str]:
 
 
 CHAT_KEYWORDS = keywords_of(openai.resources.chat.Completions.create)
-EMBEDDINGS_KEYWORDS = keywords_of(openai.resources.Embeddings.create)
-
-
 COMPLETIONS_KEYWORDS = keywords_of(openai.resources.Completions.create)
+EMBEDDINGS_KEYWORDS = keywords_of(openai.resources.Embeddings.create)
 
 
 def check_keywords(given: Iterable[str], accepted: frozenset[str]) -> None:
@@ -52,9 +53,14 @@ def check_keywords(given: Iterable[str], accepted: frozenset[str]) -> None:
         raise TypeError(msg)
 
 
+ANY_KEYWORD = None
+"""`accepted` of an endpoint without an SDK `create` (vLLM's own routes, e.g.
+`/rerank`): every keyword is a body field."""
+
+
 def split_request(
     payload: dict[str, Any],
-    accepted: frozenset[str],
+    accepted: frozenset[str] | None,
     *,
     raw: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -63,7 +69,8 @@ def split_request(
     Raises:
         TypeError: a keyword the SDK's `create` would refuse too.
     """
-    check_keywords(payload, accepted)
+    if accepted is not None:
+        check_keywords(payload, accepted)
     body = dict(payload)
     body.update(body.pop("extra_body", None) or {})
     options: dict[str, Any] = {}
@@ -89,7 +96,7 @@ class _Endpoint(Generic[Client]):
         self,
         client: Client,
         path: str,
-        accepted: frozenset[str],
+        accepted: frozenset[str] | None,
         *,
         raw: bool = False,
     ) -> None:

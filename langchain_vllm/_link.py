@@ -7,16 +7,13 @@ Nothing here knows LangChain's message types: callers pass plain JSON-ready data
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Any
 
-import httpx2
 import openai
 
 from langchain_vllm._gateway import (
@@ -27,6 +24,7 @@ from langchain_vllm._gateway import (
     tokenize_probe,
     warn_fallback,
 )
+from langchain_vllm._loop import LoopClients, in_event_loop
 from langchain_vllm._settings import DEFAULT_MAX_CONNECTIONS, check_base_url
 from langchain_vllm._translate import (
     is_model_not_found,
@@ -56,12 +54,11 @@ class ServerLink:
     ) -> None:
         check_base_url(str(client.base_url))
         self.client = client
-        self._custom_async = custom_async_http_client
-        self._async_template = async_client
-        self._max_connections = max_connections
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, openai.AsyncOpenAI
-        ] = weakref.WeakKeyDictionary()
+        self._loop_clients = LoopClients(
+            async_client,
+            max_connections=max_connections,
+            custom_http_client=custom_async_http_client,
+        )
         self._models: list[dict[str, Any]] | None = None
         self.models_generation = 0
         """Counts `forget_models` calls: caches built from the cards compare it."""
@@ -88,28 +85,12 @@ class ServerLink:
 
     # -- clients -------------------------------------------------------------------
     def async_client(self) -> openai.AsyncOpenAI:
-        """An async client bound to the running event loop.
+        """An async client bound to the running event loop (one per loop)."""
+        return self._loop_clients.get()
 
-        httpx connection pools belong to the loop that opened them; a client reused
-        from a closed loop fails with `Event loop is closed`. One client per loop.
-        """
-        if self._custom_async:  # the user's own http client: theirs to manage
-            return self._async_template
-        loop = asyncio.get_running_loop()
-        with self._lock:  # threads with their own loops share this link
-            client = self._async_clients.get(loop)
-            if client is None:
-                limits = httpx2.Limits(
-                    max_connections=self._max_connections,
-                    # Idle connections are checked on every request start and end:
-                    # keep at most 100 (a larger idle pool costs O(N^2) syscalls).
-                    max_keepalive_connections=min(100, self._max_connections),
-                )
-                client = self._async_template.copy(
-                    http_client=openai.DefaultAsyncHttpxClient(limits=limits)
-                )
-                self._async_clients[loop] = client
-        return client
+    async def aclient(self) -> openai.AsyncOpenAI:
+        """`async_client`, made without CPU-heavy work on the loop (SSL context)."""
+        return await self._loop_clients.aget()
 
     # -- GET /v1/models, GET /version -------------------------------------------
     def models(self) -> list[dict[str, Any]]:
@@ -123,6 +104,10 @@ class ServerLink:
         if self._models is None:
             body = await self._aget(f"{self.base_url}/models")
             self._models = self._model_cards(body)
+        return self._models
+
+    def known_models(self) -> list[dict[str, Any]] | None:
+        """The cached `/v1/models` cards, or None: never makes a request."""
         return self._models
 
     def resolve_model(self, requested: str | None) -> str:
@@ -252,7 +237,11 @@ class ServerLink:
 
     # -- errors ----------------------------------------------------------------------
     def translate(self, error: BaseException) -> BaseException:
-        """An actionable error for an openai one (the original is kept as cause)."""
+        """An actionable error for an openai one (the original is kept as cause).
+
+        May list the served models for the message, but not inside a running event
+        loop (cached ones only there: async paths use `atranslate`).
+        """
         served = self._models_for_error(error)
         return translate_error(error, self.base_url, served)
 
@@ -274,7 +263,7 @@ class ServerLink:
 
     async def _aget(self, url: str) -> Any:
         try:
-            return await self.async_client().get(url, cast_to=object)
+            return await (await self.aclient()).get(url, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:
@@ -290,7 +279,7 @@ class ServerLink:
 
     async def _apost(self, url: str, body: dict[str, Any]) -> Any:
         try:
-            return await self.async_client().post(url, body=body, cast_to=object)
+            return await (await self.aclient()).post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:
@@ -324,30 +313,10 @@ class ServerLink:
         return describe(self._models) if self._models else None
 
     def _models_for_error(self, error: BaseException) -> str | None:
-        if is_model_not_found(error) and self._models is None:
+        if is_model_not_found(error) and self._models is None and not in_event_loop():
             with contextlib.suppress(Exception):  # best effort, for the message only
                 self.models()
         return self._served()
-
-
-class LoopClient:
-    """Stands for the running event loop's async client (or one of its resources).
-
-    Set once on a client object in place of an `AsyncOpenAI`: each attribute read
-    picks the client of the loop that runs the call (`ServerLink.async_client`), so
-    no call writes to the shared object and threads with their own event loops can
-    use one instance at once.
-    """
-
-    def __init__(self, link: ServerLink, *path: str) -> None:
-        self._link = link
-        self._path = path
-
-    def __getattr__(self, name: str) -> Any:
-        target: Any = self._link.async_client()
-        for step in self._path:
-            target = getattr(target, step)
-        return getattr(target, name)
 
 
 def _probed(answer: Any, url: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import openai
@@ -44,8 +44,7 @@ from langchain_vllm._chat_request import (
     wants_structured_outputs,
 )
 from langchain_vllm._client import StreamState, VLLMClient
-from langchain_vllm._json_client import CHAT_KEYWORDS, AsyncJSONEndpoint, JSONEndpoint
-from langchain_vllm._link import LoopClient
+from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._profile import ServedModelProfile
@@ -149,6 +148,7 @@ class ChatVLLM(  # type: ignore[misc]
         async for chunk in chat.astream(messages):
             ...
         await chat.abatch([messages, messages])
+        await chat.aget_profile()  # in a running loop, `profile` makes no request
         ```
 
     vLLM parameters, per instance or per call:
@@ -196,6 +196,7 @@ class ChatVLLM(  # type: ignore[misc]
         ```python
         agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking_token_budget=256)
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
+        await agent.aget_profile()  # in async code: reading `profile` never blocks
         ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
         ```
 
@@ -268,13 +269,10 @@ class ChatVLLM(  # type: ignore[misc]
         self._connect(self.root_client, self.root_async_client)
         if self.profile is None:
             self.profile = ServedModelProfile(self._link, self.model_name)  # type: ignore[assignment]
-        if self.root_client is not None:
-            # Decoded JSON in, JSON out: no SDK models built and dumped again.
-            self.client = JSONEndpoint(self.root_client, self._path, CHAT_KEYWORDS)
-        # Async calls use the running loop's client, picked per call.
-        loop_client: Any = LoopClient(self._link)
-        self.root_async_client = loop_client
-        self.async_client = AsyncJSONEndpoint(loop_client, self._path, CHAT_KEYWORDS)
+        # Decoded JSON in, JSON out: no SDK models built and dumped again. Async
+        # calls use the running loop's client, picked per call.
+        self.client, self.async_client = self._json_endpoints(CHAT_KEYWORDS)
+        self.root_async_client = self.async_client._client
         return self
 
     # -- LangChain integration details ------------------------------------------------
@@ -359,6 +357,36 @@ class ChatVLLM(  # type: ignore[misc]
         instance_set = self.structured_outputs is not None
         if wants_structured_outputs(kwargs, self.extra_body, instance_set):
             await self._link.aversion()
+
+    async def _afinish(self) -> None:
+        """Fetch the profile's context window (for middleware) once, after a call.
+
+        Free when the model was discovered (the cards are cached); else one
+        `/v1/models` request, after the first answer (a refused call makes none).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.awarm()
+
+    async def aget_profile(
+        self, *, modalities: bool = True
+    ) -> Mapping[str, Any] | None:
+        """The model profile, fetched without blocking the event loop.
+
+        Inside a running event loop, reading `profile` makes no request (it would
+        stall the loop): it serves what was fetched before. Await this first, e.g.
+        before building middleware that needs `profile["max_input_tokens"]`.
+        An async call (`ainvoke`, `astream`, ...) also fetches the context window.
+
+        Args:
+            modalities: Also probe the input modalities (one `/tokenize` request
+                each); else only the context window (one `/v1/models` request).
+
+        Returns:
+            `profile`, now filled (a profile given by the user as it is).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.aload(modalities=modalities)
+        return self.profile
 
     @property
     def _endpoint_url(self) -> str:

@@ -15,8 +15,6 @@ from pydantic import BaseModel, Field, model_validator
 from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
-    AsyncJSONEndpoint,
-    JSONEndpoint,
     embedding_floats,
 )
 from langchain_vllm.errors import VLLMContextOverflowError
@@ -133,8 +131,9 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
             )
             raise ValueError(msg)
         self._connect(self.client._client, self.async_client._client)
-        # Decoded JSON, no SDK models (see _json_client).
-        self.client = JSONEndpoint(self._link.client, self._path, EMBEDDINGS_KEYWORDS)
+        # Decoded JSON, no SDK models (see _json_client); async calls use the
+        # running loop's client, picked per call.
+        self.client, self.async_client = self._json_endpoints(EMBEDDINGS_KEYWORDS)
         return self
 
     @property
@@ -206,15 +205,13 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
             return []
         batches = self._batches(texts, chunk_size)
         try:
+            await self._link.aclient()  # this loop's client, made off the loop
             model = await self._link.aresolve_model(self.model)
             params = self._request_params(model, kwargs)
-            client = AsyncJSONEndpoint(
-                self._link.async_client(), self._path, EMBEDDINGS_KEYWORDS
-            )
             vectors: list[list[float]] = []
             with _progress(self.show_progress_bar, len(texts)) as bar:
                 for batch in batches:
-                    response = await client.create(input=batch, **params)
+                    response = await self.async_client.create(input=batch, **params)
                     vectors.extend(self._vectors(response, len(batch)))
                     bar.update(len(batch))
         except openai.APIError as e:

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
-from langchain_vllm._link import LoopClient
+from langchain_vllm._loop import in_event_loop
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm.lora import ServedModelsMixin
+from langchain_vllm.models import choose_model, context_length
 from langchain_vllm.params import VLLMCompletionParams
 
 __all__ = [
@@ -123,9 +124,10 @@ class VLLMOpenAI(  # type: ignore[misc]
         llm.unload_lora_adapter("pineapple")
         ```
 
-    Token counts (the served model's tokenizer):
+    Token counts (the served model's tokenizer) and the context length:
         ```python
         llm.get_num_tokens("The capital of France is")
+        llm.max_context_size  # in async code: await llm.aget_max_context_size()
         ```
 
     Response metadata:
@@ -154,8 +156,9 @@ class VLLMOpenAI(  # type: ignore[misc]
     @model_validator(mode="after")
     def _link_vllm_completions_server(self) -> Self:
         self._connect(self.client._client, self.async_client._client)
-        # Async calls use the running loop's client, picked per call.
-        self.async_client = LoopClient(self._link, "completions")
+        # Decoded JSON in, JSON out (as ChatVLLM): no SDK models built and dumped
+        # again. Async calls use the running loop's client, picked per call.
+        self.client, self.async_client = self._json_endpoints(COMPLETIONS_KEYWORDS)
         return self
 
     # -- LangChain integration details ------------------------------------------------
@@ -257,10 +260,32 @@ class VLLMOpenAI(  # type: ignore[misc]
     def max_context_size(self) -> int:
         """The served model's context length (`max_model_len` of `/v1/models`).
 
-        A LoRA adapter has its base model's context length.
+        A LoRA adapter has its base model's context length. Inside a running event
+        loop only from cards fetched before (a blocking request would stall the
+        loop): `await llm.aget_max_context_size()` there.
+
+        Raises:
+            RuntimeError: Read in a running event loop before the cards were fetched.
         """
-        model = self._link.resolve_model(self.model_name)
-        limit = self._link.context_length(model)
+        cards = self._link.known_models()
+        if cards is None:
+            if in_event_loop():
+                msg = (
+                    "max_context_size asks the vLLM server (/v1/models), which would "
+                    "block the running event loop: use "
+                    "`await llm.aget_max_context_size()`."
+                )
+                raise RuntimeError(msg)
+            cards = self._link.models()
+        return self._context_size(cards)
+
+    async def aget_max_context_size(self) -> int:
+        """Async `max_context_size` (fetches `/v1/models` once, without blocking)."""
+        return self._context_size(await self._link.amodels())
+
+    def _context_size(self, cards: list[dict[str, Any]]) -> int:
+        model = self.model_name or choose_model(cards, self._link.base_url)
+        limit = context_length(cards, model)
         if limit is None:
             msg = f"{self._link.base_url}/models gives no max_model_len for {model!r}"
             raise ValueError(msg)

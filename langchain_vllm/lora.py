@@ -212,6 +212,7 @@ class ServedModelsMixin:
             self._link.forget_models()
 
     async def _aupdate(self, path: str, body: dict[str, str]) -> None:
+        was_cached = self._link.known_models() is not None
         try:
             await self._link.apost(path, body)
         except openai.APIStatusError as e:
@@ -223,6 +224,9 @@ class ServedModelsMixin:
             raise adapter_error(e, self._link.base_url, body, served) from e
         finally:
             self._link.forget_models()
+            if was_cached:  # fetched again now: reads in an event loop never block
+                with contextlib.suppress(Exception):
+                    await self._link.amodels()
 
 
 class _Replica(ServedModelsMixin):

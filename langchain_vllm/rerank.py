@@ -8,11 +8,17 @@ from typing import Any, ClassVar, Self
 import openai
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._json_client import check_keywords
+from langchain_vllm._json_client import (
+    ANY_KEYWORD,
+    AsyncJSONEndpoint,
+    JSONEndpoint,
+    check_keywords,
+)
 from langchain_vllm._link import ServerLink
+from langchain_vllm._loop import in_event_loop
 from langchain_vllm._settings import DEFAULT_API_BASE, make_clients
 from langchain_vllm.errors import VLLMModelNotFoundError, VLLMServerFeatureError
 from langchain_vllm.models import describe
@@ -127,6 +133,9 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
     extra_body: dict[str, Any] | None = None
     """Extra JSON fields for every `/rerank` request; merged under per-call ones."""
 
+    _endpoint: JSONEndpoint = PrivateAttr()
+    _aendpoint: AsyncJSONEndpoint = PrivateAttr()
+
     _vllm_params: ClassVar[type[BaseModel]] = VLLMPoolingParams
     _path: ClassVar[str] = "/rerank"
     _model_field: ClassVar[str] = "model"
@@ -145,6 +154,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         if self.http_async_client is not None:
             async_client = async_client.copy(http_client=self.http_async_client)
         self._connect(client, async_client)
+        self._endpoint, self._aendpoint = self._json_endpoints(ANY_KEYWORD)
         return self
 
     @property
@@ -179,9 +189,11 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             return []
         body = self._body(query, texts, top_n, kwargs)
         try:
-            response = self._link.post(f"{self._link.api_prefix}/rerank", body)
+            response = self._endpoint.create(**body)
         except openai.APIError as e:
-            raise self._feature_error(e) from e
+            raise self._feature_error(self._link.translate(e)) from e
+        except ValueError as e:  # a body that is not JSON
+            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     async def arerank(
@@ -196,14 +208,16 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         texts = _check_inputs(query, texts)
         if not texts:
             return []
+        await self._link.aclient()  # this loop's client, made off the loop
         if not self.model:
             await self._link.aresolve_model(None)
         body = self._body(query, texts, top_n, kwargs)
         try:
-            path = f"{self._link.api_prefix}/rerank"
-            response = await self._link.apost(path, body)
+            response = await self._aendpoint.create(**body)
         except openai.APIError as e:
-            raise self._feature_error(e) from e
+            raise self._feature_error(await self._link.atranslate(e)) from e
+        except ValueError as e:  # a body that is not JSON
+            raise self._malformed(e) from e
         return self._results(response, len(texts))
 
     def compress_documents(
@@ -281,7 +295,7 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
         ranked.sort(key=lambda r: r["relevance_score"], reverse=True)
         return ranked
 
-    def _feature_error(self, error: openai.APIError) -> BaseException:
+    def _feature_error(self, error: BaseException) -> BaseException:
         """A model that cannot rerank answers 404 without naming a model."""
         if isinstance(error, openai.NotFoundError) and not isinstance(
             error, VLLMModelNotFoundError
@@ -301,7 +315,8 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
 
 def _served(link: ServerLink) -> str:
     try:
-        return describe(link.models())
+        cards = link.known_models() if in_event_loop() else link.models()
+        return describe(cards) if cards else "unknown"
     except Exception:
         return "unknown"
 

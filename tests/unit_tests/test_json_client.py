@@ -1,4 +1,4 @@
-"""The JSON pass-through endpoints ChatVLLM and VLLMEmbeddings send requests with."""
+"""The JSON pass-through endpoints every vLLM class sends requests with."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import struct
 
 import pytest
 
-from langchain_vllm import ChatVLLM, VLLMEmbeddings
+from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMOpenAI, VLLMRerank
 from langchain_vllm._json_client import (
     CHAT_KEYWORDS,
+    AsyncJSONEndpoint,
+    JSONEndpoint,
     decode_base64_vector,
     embedding_floats,
     split_request,
@@ -57,6 +59,27 @@ def test_chat_answers_are_plain_json_sync_and_async(fake: FakeVLLM) -> None:
     assert asyncio.run(run())
     # Headers set per call still reach the server.
     chat.invoke("hi", extra_headers={"X-Session": "s1"})
+    assert fake.requests[-1].headers["X-Session"] == "s1"
+
+
+def test_every_class_sends_through_json_endpoints(fake: FakeVLLM) -> None:
+    """One mechanism: sync and per-loop async JSON endpoints, no SDK models."""
+    classes = (ChatVLLM, VLLMOpenAI, VLLMEmbeddings)
+    for model in (cls(model="smollm2", **fake.kwargs()) for cls in classes):
+        assert isinstance(model.client, JSONEndpoint)
+        assert isinstance(model.async_client, AsyncJSONEndpoint)
+    rerank = VLLMRerank(model="smollm2", **fake.kwargs())
+    assert isinstance(rerank._aendpoint, AsyncJSONEndpoint)
+
+
+def test_completions_answers_are_plain_json_sync_and_async(fake: FakeVLLM) -> None:
+    llm = VLLMOpenAI(model="smollm2", **fake.kwargs())
+    result = llm.generate(["The capital of France is"])
+    assert result.generations[0][0].text == " Paris."
+    assert result.llm_output is not None
+    assert result.llm_output["token_usage"]["total_tokens"] == 8
+    assert asyncio.run(llm.ainvoke("hi")) == " Paris."
+    llm.invoke("hi", extra_headers={"X-Session": "s1"})
     assert fake.requests[-1].headers["X-Session"] == "s1"
 
 
