@@ -100,8 +100,19 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
                     values = {k: v for k, v in values.items() if k != name}
         return values
 
-    def _connect(self, client: openai.OpenAI, async_client: openai.AsyncOpenAI) -> None:
-        """Link to the server (no request is made until one is needed)."""
+    def _connect(
+        self,
+        client: openai.OpenAI,
+        async_client: openai.AsyncOpenAI,
+        accepted: frozenset[str] | None,
+    ) -> tuple[JSONEndpoint, AsyncJSONEndpoint]:
+        """Link to the server; sync and async JSON endpoints for `_path`.
+
+        No request is made until one is needed. The endpoints take and give decoded
+        JSON (no SDK models built and dumped again); the async one posts through the
+        running event loop's client, picked per call (`LoopClient`): set once, never
+        written by a call.
+        """
         custom = getattr(self, "http_async_client", None) is not None
         self._link = ServerLink(
             client,
@@ -109,15 +120,6 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             max_connections=self.max_connections,
             custom_async_http_client=custom,
         )
-
-    def _json_endpoints(
-        self, accepted: frozenset[str] | None
-    ) -> tuple[JSONEndpoint, AsyncJSONEndpoint]:
-        """Sync and async JSON endpoints for `_path` (decoded JSON, no SDK models).
-
-        The async one posts through the running event loop's client, picked per
-        call (`LoopClient`): set once, never written by a call.
-        """
         loop_client: Any = LoopClient(self._link)
         return (
             JSONEndpoint(self._link.client, self._path, accepted),
@@ -144,7 +146,13 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         """The model asked for, or None to discover the served one."""
         return getattr(self, self._model_field)  # type: ignore[no-any-return]
 
-    def _vllm_ls_params(self, params: LangSmithParams) -> LangSmithParams:
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        """The parent's LangSmith parameters, with vLLM as the provider."""
+        params: LangSmithParams = super()._get_ls_params(  # type: ignore[misc]
+            stop=stop, **kwargs
+        )
         params["ls_provider"] = "vllm"
         if not params.get("ls_model_name"):
             params["ls_model_name"] = self._model or "vllm-served-model"
@@ -348,3 +356,20 @@ def _token(chunk: Any) -> dict[str, Any]:
     """What the parents pass to `on_llm_new_token` besides the chunk."""
     info = getattr(chunk, "generation_info", None) or {}
     return {"logprobs": info.get("logprobs")}
+
+
+def check_texts(texts: Any, one_string: str) -> list[str]:
+    """`texts` as a list of strings, checked before any request.
+
+    Raises:
+        TypeError: `texts` is one string (`one_string` says what to do instead), or
+            an item is not a string (named by its position).
+    """
+    if isinstance(texts, str):
+        raise TypeError(one_string)
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            msg = f"Text {i} is a {type(text).__name__}, not a str: {text!r:.80}"
+            raise TypeError(msg)
+    return out

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import openai
-from langchain_core.language_models import LangSmithParams, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -266,12 +266,11 @@ class ChatVLLM(  # type: ignore[misc]
         else:
             check_responses_params(request_body(self, VLLMChatParams))
             check_responses_markup(self._markup)
-        self._connect(self.root_client, self.root_async_client)
+        self.client, self.async_client = self._connect(
+            self.root_client, self.root_async_client, CHAT_KEYWORDS
+        )
         if self.profile is None:
             self.profile = ServedModelProfile(self._link, self.model_name)  # type: ignore[assignment]
-        # Decoded JSON in, JSON out: no SDK models built and dumped again. Async
-        # calls use the running loop's client, picked per call.
-        self.client, self.async_client = self._json_endpoints(CHAT_KEYWORDS)
         self.root_async_client = self.async_client._client
         return self
 
@@ -279,11 +278,6 @@ class ChatVLLM(  # type: ignore[misc]
     @property
     def _llm_type(self) -> str:
         return "vllm-chat"
-
-    def _get_ls_params(
-        self, stop: list[str] | None = None, **kwargs: Any
-    ) -> LangSmithParams:
-        return self._vllm_ls_params(super()._get_ls_params(stop=stop, **kwargs))
 
     def _resolve_model_profile(self) -> Any:
         return None  # OpenAI's table knows no vLLM model: see ServedModelProfile

@@ -12,7 +12,7 @@ import openai
 from langchain_openai import OpenAIEmbeddings
 from pydantic import BaseModel, Field, model_validator
 
-from langchain_vllm._client import VLLMClient
+from langchain_vllm._client import VLLMClient, check_texts
 from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     embedding_floats,
@@ -130,10 +130,9 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
                 "(-1 keeps as many tokens as the model's context allows)."
             )
             raise ValueError(msg)
-        self._connect(self.client._client, self.async_client._client)
-        # Decoded JSON, no SDK models (see _json_client); async calls use the
-        # running loop's client, picked per call.
-        self.client, self.async_client = self._json_endpoints(EMBEDDINGS_KEYWORDS)
+        self.client, self.async_client = self._connect(
+            self.client._client, self.async_client._client, EMBEDDINGS_KEYWORDS
+        )
         return self
 
     @property
@@ -278,18 +277,11 @@ def _with_truncation_hint(error: BaseException) -> BaseException:
 
 
 def _check_texts(texts: Any) -> list[str]:
-    if isinstance(texts, str):
-        msg = (
-            "embed_documents takes a list of texts, not one string; use "
-            "embed_query(text) for a single text."
-        )
-        raise TypeError(msg)
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            msg = f"Text {i} is a {type(text).__name__}, not a str: {text!r:.80}"
-            raise TypeError(msg)
-    return texts
+    return check_texts(
+        texts,
+        "embed_documents takes a list of texts, not one string; use "
+        "embed_query(text) for a single text.",
+    )
 
 
 class _Progress(Protocol):

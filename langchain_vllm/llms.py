@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from langchain_core.language_models import LangSmithParams
 from langchain_core.outputs import LLMResult
 from langchain_openai import OpenAI
 from pydantic import BaseModel, Field, model_validator
@@ -155,21 +154,15 @@ class VLLMOpenAI(  # type: ignore[misc]
     # with the same name.
     @model_validator(mode="after")
     def _link_vllm_completions_server(self) -> Self:
-        self._connect(self.client._client, self.async_client._client)
-        # Decoded JSON in, JSON out (as ChatVLLM): no SDK models built and dumped
-        # again. Async calls use the running loop's client, picked per call.
-        self.client, self.async_client = self._json_endpoints(COMPLETIONS_KEYWORDS)
+        self.client, self.async_client = self._connect(
+            self.client._client, self.async_client._client, COMPLETIONS_KEYWORDS
+        )
         return self
 
     # -- LangChain integration details ------------------------------------------------
     @property
     def _llm_type(self) -> str:
         return "vllm-openai"
-
-    def _get_ls_params(
-        self, stop: list[str] | None = None, **kwargs: Any
-    ) -> LangSmithParams:
-        return self._vllm_ls_params(super()._get_ls_params(stop=stop, **kwargs))
 
     # -- request building ----------------------------------------------------------
     @property

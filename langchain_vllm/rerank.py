@@ -10,7 +10,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_vllm._client import VLLMClient
+from langchain_vllm._client import VLLMClient, check_texts
 from langchain_vllm._json_client import (
     ANY_KEYWORD,
     AsyncJSONEndpoint,
@@ -153,8 +153,9 @@ class VLLMRerank(VLLMClient, BaseDocumentCompressor, VLLMPoolingParams):
             client = client.copy(http_client=self.http_client)
         if self.http_async_client is not None:
             async_client = async_client.copy(http_client=self.http_async_client)
-        self._connect(client, async_client)
-        self._endpoint, self._aendpoint = self._json_endpoints(ANY_KEYWORD)
+        self._endpoint, self._aendpoint = self._connect(
+            client, async_client, ANY_KEYWORD
+        )
         return self
 
     @property
@@ -325,15 +326,7 @@ def _check_inputs(query: str, texts: Sequence[str]) -> list[str]:
     if not isinstance(query, str):
         msg = f"query must be a str, not {type(query).__name__}"
         raise TypeError(msg)
-    if isinstance(texts, str):
-        msg = "texts must be a list of strings, not one string"
-        raise TypeError(msg)
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            msg = f"Text {i} is a {type(text).__name__}, not a str: {text!r:.80}"
-            raise TypeError(msg)
-    return out
+    return check_texts(texts, "texts must be a list of strings, not one string")
 
 
 def _pick(
