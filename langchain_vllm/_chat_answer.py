@@ -15,6 +15,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from langchain_vllm._client import StreamState
 from langchain_vllm._markup import MarkupParser, split_markup, to_tool_call_chunks
+from langchain_vllm._tools import called_tools, tool_choice_problem
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
 RESPONSE_FIELDS = (
@@ -201,6 +202,7 @@ class AnswerSeen:
         self.finish_reason: str | None = None
         self.answered = False
         self.tool_calls = False
+        self.tool_names: list[str] = []
         self.reasoning_chars = 0
         self.head = ""
         self.received = False
@@ -213,6 +215,11 @@ class AnswerSeen:
             or (isinstance(message, AIMessageChunk) and message.tool_call_chunks)
         )
         self.tool_calls = self.tool_calls or calls
+        self.tool_names += called_tools(message)
+        if isinstance(message, AIMessageChunk):
+            self.tool_names += [
+                c["name"] for c in message.tool_call_chunks if c["name"]
+            ]
         # text only: a Responses answer's content also holds reasoning blocks
         self.answered = self.answered or calls or bool(message.text)
         if len(self.head) < 32 and isinstance(message.content, str):
@@ -299,11 +306,24 @@ def check_answer(seen: AnswerSeen, *, error_on_empty: bool) -> None:
 class ChatStreamState(StreamState):
     """A chat stream so far: markup parsed on the way, and what it delivered."""
 
-    def __init__(self, parser: MarkupParser | None) -> None:
+    def __init__(self, parser: MarkupParser | None, forced: str | None = None) -> None:
         super().__init__()
         self.parser = parser
         self.reemit = parser is not None
         self.seen = AnswerSeen()
+        self.forced = forced
+        """What the call's tool choice forces (`forced_tool`), checked at the end."""
+
+    def tool_choice_problem(self) -> str | None:
+        """Why the whole stream does not honour a forced tool choice, or None."""
+        if self.forced is None:
+            return None
+        names = self.seen.tool_names
+        if self.seen.tool_calls and not names:
+            names = [self.forced]  # calls whose deltas carried no name
+        return tool_choice_problem(
+            self.forced, names, self.seen.head, self.seen.finish_reason
+        )
 
     def take(self, chunk: Any) -> Any:
         """Parse the chunk's markup (if asked) and account for it."""

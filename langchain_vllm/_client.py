@@ -196,7 +196,8 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         if not self._model and not kwargs.get("model"):
             await self._link.aresolve_model(None)
 
-    def _stream_state(self) -> StreamState:
+    def _stream_state(self, kwargs: dict[str, Any]) -> StreamState:
+        """A new stream's state; `kwargs` are the call's (e.g. its `tool_choice`)."""
         return StreamState()
 
     def _end_stream(self, state: StreamState) -> None:
@@ -230,7 +231,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[Any]:
         kwargs = self._call_kwargs(kwargs)
-        state = self._stream_state()
+        state = self._stream_state(kwargs)
         inner = None if state.reemit else run_manager
         try:
             for raw in super()._stream(input_, stop, inner, **kwargs):  # type: ignore[misc]
@@ -250,7 +251,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         kwargs = self._call_kwargs(kwargs)
-        state = self._stream_state()
+        state = self._stream_state(kwargs)
         inner = None if state.reemit else run_manager
         try:
             await self._aprepare(kwargs)

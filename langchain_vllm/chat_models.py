@@ -7,11 +7,16 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, Self
 
+import httpx2
 import openai
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableLambda
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_openai import ChatOpenAI
@@ -31,9 +36,11 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     STRUCTURED_OUTPUTS_SINCE,
+    apply_thinking,
     check_responses_markup,
     check_responses_params,
     finish_payload,
+    merge_system_messages,
     require_messages,
     send_back_reasoning,
     take_legacy,
@@ -51,10 +58,14 @@ from langchain_vllm._responses import ResponsesAPI
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tools import (
     ModelValidator,
+    check_result_tool_choice,
     check_tools,
     default_strict,
+    forced_tool,
     is_model_class,
+    unstrict_parameterless,
 )
+from langchain_vllm.errors import VLLMToolChoiceError
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.params import (
     OpenAIRanges,
@@ -67,6 +78,14 @@ from langchain_vllm.params import (
 __all__ = [
     "ChatVLLM",
 ]
+
+
+def _effort(values: dict[str, Any]) -> Any:
+    """The reasoning effort of a payload (Chat Completions or Responses form)."""
+    reasoning = values.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+        return reasoning["effort"]
+    return values.get("reasoning_effort")
 
 
 class ChatVLLM(  # type: ignore[misc]
@@ -243,6 +262,12 @@ class ChatVLLM(  # type: ignore[misc]
     """Bound every free-text string of the JSON schemas the server enforces
     (`maxLength`), so enforced JSON always closes before `max_tokens`."""
 
+    merge_system_messages: bool = True
+    """Send the system messages as one, first (their texts joined by a blank line,
+    in order) when a conversation has several or a later one: Qwen3-family chat
+    templates refuse those with HTTP 400. False sends them where they are (for a
+    template that places later system messages itself). Chat Completions only."""
+
     error_on_empty_reasoning_only: bool = False
     """Raise `VLLMEmptyAnswerError` instead of warning when every token went to
     reasoning."""
@@ -260,7 +285,13 @@ class ChatVLLM(  # type: ignore[misc]
         )
         if self.use_responses_api is not True:
             to_chat_completions({n: getattr(self, n, None) for n in RESPONSES_ONLY})
-        else:
+        apply_thinking(
+            request_body(self, VLLMChatParams),
+            _effort(
+                {n: getattr(self, n, None) for n in ("reasoning", "reasoning_effort")}
+            ),
+        )
+        if self.use_responses_api is True:
             check_responses_params(request_body(self, VLLMChatParams))
             check_responses_markup(self._markup_flags)
         self._connect(self.root_client, self.root_async_client)
@@ -328,7 +359,10 @@ class ChatVLLM(  # type: ignore[misc]
             to_chat_completions(payload)
             wire = payload["messages"]
             send_back_reasoning(messages, wire, self.reasoning_round_trip)
+            if self.merge_system_messages:
+                payload["messages"] = merge_system_messages(wire)
         extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
+        apply_thinking(extra, _effort(payload))
         if self.use_responses_api is True:
             check_responses_params(extra)
         add_session(payload, extra, from_thread=self.session_from_thread)
@@ -380,17 +414,29 @@ class ChatVLLM(  # type: ignore[misc]
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools, strict unless `strict=False` (vLLM then enforces schemas).
 
+        With `strict` left unset, tools without parameters are sent with
+        `"strict": false`: a strict parameterless tool sends Qwen3.x models into a
+        token loop (vllm #50989), and there is nothing to enforce. `strict=True`
+        marks every tool strict, as asked.
+
+        A forced `tool_choice` ("required", "any", a tool's name) is checked on the
+        answer: one without the call raises `VLLMToolChoiceError`.
+
         Raises:
             ValueError: a tool schema is invalid, or `tool_choice` names no tool.
         """
         check_tools(tools, tool_choice)
-        return super().bind_tools(
+        bound = super().bind_tools(
             tools,
             tool_choice=tool_choice,
             strict=default_strict(tools) if strict is None else strict,
             parallel_tool_calls=parallel_tool_calls,
             **kwargs,
         )
+        if strict is None and isinstance(bound, RunnableBinding):
+            tools_sent = unstrict_parameterless(bound.kwargs["tools"])
+            bound.kwargs = {**bound.kwargs, "tools": tools_sent}
+        return bound
 
     def with_structured_output(
         self,
@@ -477,13 +523,50 @@ class ChatVLLM(  # type: ignore[misc]
         return generation_chunk
 
     # -- streams --------------------------------------------------------------------
-    def _stream_state(self) -> ChatStreamState:
-        return ChatStreamState(markup_parser(**self._markup_flags))
+    def _stream_state(self, kwargs: dict[str, Any]) -> ChatStreamState:
+        parser = markup_parser(**self._markup_flags)
+        return ChatStreamState(parser, forced_tool(kwargs.get("tool_choice")))
 
     def _end_stream(self, state: StreamState) -> None:
         super()._end_stream(state)
         if isinstance(state, ChatStreamState):
             check_answer(state.seen, error_on_empty=self.error_on_empty_reasoning_only)
+            problem = state.tool_choice_problem()
+            if problem:
+                raise self._tool_choice_error(problem)
+
+    def _tool_choice_error(self, problem: str) -> VLLMToolChoiceError:
+        """A forced tool choice came back without the call (see `forced_tool`)."""
+        url = self._endpoint_url
+        return VLLMToolChoiceError(
+            f"{problem} (server: {url})", httpx2.Request("POST", url), body=None
+        )
+
+    def _generate(  # type: ignore[override]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        check_result_tool_choice(
+            result, kwargs.get("tool_choice"), self._tool_choice_error
+        )
+        return result  # type: ignore[no-any-return]
+
+    async def _agenerate(  # type: ignore[override]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = await super()._agenerate(messages, stop, run_manager, **kwargs)
+        check_result_tool_choice(
+            result, kwargs.get("tool_choice"), self._tool_choice_error
+        )
+        return result  # type: ignore[no-any-return]
 
     # -- server-side tokenizer -----------------------------------------------------
     def get_num_tokens_from_messages(
