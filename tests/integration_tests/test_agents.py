@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain.agents.middleware.types import InputAgentState
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 
 from langchain_vllm import ChatVLLM
 from langchain_vllm.errors import VLLMBadRequestError, VLLMToolChoiceError
@@ -27,7 +28,10 @@ from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 from tests.integration_tests.gateway import V1OnlyGateway
 
 STRICT_RULE = "System message must be at the beginning."
-HISTORY = [SystemMessage("Answer in English."), HumanMessage("Say hi")]
+HISTORY: list[AnyMessage] = [
+    SystemMessage("Answer in English."),
+    HumanMessage("Say hi"),
+]
 """A history that starts with the user's own system message."""
 
 
@@ -54,7 +58,7 @@ def test_agent_with_a_history_that_has_its_own_system_message(
     fixed: ChatVLLM,
 ) -> None:
     agent = create_agent(fixed, tools=[], system_prompt="Be brief.")
-    result = agent.invoke({"messages": HISTORY})
+    result = agent.invoke(InputAgentState(messages=[*HISTORY]))
     answer = result["messages"][-1]
     assert isinstance(answer, AIMessage)
     assert answer.content == FIXED_TEXT
@@ -80,7 +84,7 @@ def test_unmerged_system_messages_get_the_templates_400(fixed: ChatVLLM) -> None
     unmerged = fixed.model_copy(update={"merge_system_messages": False})
     agent = create_agent(unmerged, tools=[], system_prompt="Be brief.")
     with pytest.raises(VLLMBadRequestError, match=re.escape(STRICT_RULE)):
-        agent.invoke({"messages": HISTORY})
+        agent.invoke(InputAgentState(messages=[*HISTORY]))
     with pytest.raises(VLLMBadRequestError, match=re.escape(STRICT_RULE)):
         unmerged.invoke([HumanMessage("Say hi"), SystemMessage("Be brief.")])
 
