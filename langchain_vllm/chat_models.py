@@ -214,6 +214,9 @@ class ChatVLLM(  # type: ignore[misc]
         agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking_token_budget=256)
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
         ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
+        ChatVLLM(thinking=False)  # enable_thinking / thinking, whatever the family
+        # Several system messages go out as one (Qwen3 templates refuse the rest);
+        # a forced tool_choice answered without the call raises VLLMToolChoiceError.
         ```
 
     LoRA adapters (one server, a base model and its adapters):
