@@ -333,3 +333,13 @@ def test_thinking_consistent_with_reasoning_effort(fake: FakeVLLM) -> None:
     assert body["chat_template_kwargs"]["enable_thinking"] is True
     _chat(fake, thinking=False, reasoning_effort="none").invoke("x")
     assert fake.last_body()["chat_template_kwargs"]["thinking"] is False
+
+
+def test_thinking_with_the_responses_api(fake: FakeVLLM) -> None:
+    chat = _chat(fake, use_responses_api=True, thinking=False)
+    payload = chat._get_request_payload([HumanMessage("x")])
+    assert payload["extra_body"]["chat_template_kwargs"] == {
+        "enable_thinking": False,
+        "thinking": False,
+    }
+    assert "thinking" not in payload["extra_body"]
