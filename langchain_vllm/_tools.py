@@ -93,6 +93,9 @@ def tool_choice_problem(
 ) -> str | None:
     """Why an answer does not honour a forced tool choice, or None if it does.
 
+    An answer cut off by `max_tokens` (finish_reason "length") without a call is
+    not one: it is incomplete, and ChatVLLM warns about a call cut off.
+
     Args:
         forced: What `forced_tool` says the choice forces.
         names: The tools the answer calls (a call the parser found but LangChain
@@ -102,26 +105,21 @@ def tool_choice_problem(
     """
     if names and (not forced or forced in names):
         return None
+    if finish_reason == "length" and not names:
+        # cut off by max_tokens, likely inside the call: an incomplete answer,
+        # which `check_answer` reports (a warning naming max_tokens)
+        return None
     choice = f"tool_choice={forced!r}" if forced else 'tool_choice="required"'
     got = f"calls of {', '.join(map(repr, names))}" if names else "no tool call"
     text = text.strip()
     said = f", and the text {text[:80]!r}" if text else ""
-    if finish_reason == "length":
-        hint = (
-            "The answer stopped at the token limit (finish_reason='length'), "
-            "likely inside the call: raise `max_tokens`."
-        )
-    else:
-        hint = (
-            "The server did not turn the model's output into that call: check that "
-            "its `--tool-call-parser` matches the model (with "
-            "`--enable-auto-tool-choice`) and that its chat template shows the "
-            "tools to the model; for a server without a parser, use "
-            "`ChatVLLM(parse_tool_call_tags=True)`."
-        )
     return (
         f"{choice} forces a tool call, but the answer (finish_reason="
-        f"{finish_reason!r}) holds {got}{said}. {hint}"
+        f"{finish_reason!r}) holds {got}{said}. The server did not turn the "
+        "model's output into that call: check that its `--tool-call-parser` "
+        "matches the model (with `--enable-auto-tool-choice`) and that its chat "
+        "template shows the tools to the model; for a server without a parser, "
+        "use `ChatVLLM(parse_tool_call_tags=True)`."
     )
 
 
