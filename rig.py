@@ -37,6 +37,7 @@ __all__ = [
     "RIG_SERVERS",
     "RIG_SERVER_ENV",
     "SETUP_HINT",
+    "STRICT_TEMPLATE",
     "RigPreset",
     "rig_cache_dir",
     "rig_models_dir",
@@ -120,6 +121,13 @@ _JSON_ARGS = (
 )
 _CHAT_SERVER = (*_CHAT_ARGS, *_TOOL_ARGS, *_JSON_ARGS, "--enable-per-request-metrics")
 
+STRICT_TEMPLATE = (
+    Path(__file__).parent / "scripts" / "templates" / "chatml_strict.jinja"
+)
+"""The reasoning server's chat template: a system message that is not first raises
+"System message must be at the beginning." (as Qwen3-family templates do), and the
+``enable_thinking`` / ``thinking`` template variables open ``<think>`` or not."""
+
 LORA_ADAPTER_DIR = "smollm2-135m-lora-pineapple"
 """The rig's LoRA adapter of the chat model (folder under ``models``)."""
 LORA_MARKER = "PINEAPPLE!"
@@ -135,10 +143,20 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
         "reasoning": RigPreset(
             "smollm2-135m-reasoning",
             "smollm2-135m-reasoning",
-            # holo2 is DeepSeek-R1's parser that also honours
-            # chat_template_kwargs={"enable_thinking": False} (deepseek_r1 would
-            # file a thinking-off answer under reasoning).
-            (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "holo2"),
+            # The Qwen3-family rules (a later system message is an HTTP 400;
+            # enable_thinking / thinking switch the <think> opening) from a file,
+            # over the model's baked template. holo2 is DeepSeek-R1's parser that
+            # also honours chat_template_kwargs={"enable_thinking": False} (or
+            # "thinking"; deepseek_r1 would file a thinking-off answer under
+            # reasoning).
+            (
+                *_CHAT_ARGS,
+                *_TOOL_ARGS,
+                "--chat-template",
+                str(STRICT_TEMPLATE),
+                "--reasoning-parser",
+                "holo2",
+            ),
         ),
         "plain": RigPreset(
             "smollm2-135m-instruct",
@@ -177,7 +195,8 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     }
 )
 """The rig's test servers by kind: chat (tool calling, per-request metrics),
-reasoning (tool calling and the ``holo2`` (DeepSeek-R1 style) reasoning parser),
+reasoning (tool calling, the ``holo2`` (DeepSeek-R1 style) reasoning parser and
+`STRICT_TEMPLATE`: one leading system message only, thinking switchable),
 plain (no parsers), vision (the chat model inside a synthetic Idefics3 vision
 model: images in, at most two per prompt; answers are noise), lora (the chat
 server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings

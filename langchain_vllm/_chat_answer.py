@@ -28,6 +28,7 @@ from langchain_vllm._tool_stream import (
     report_answer_cut,
     report_stream_cut,
 )
+from langchain_vllm._tools import called_tools, tool_choice_problem
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
 REASONING = "reasoning_content"
@@ -217,6 +218,7 @@ class AnswerSeen:
         self.finish_reason: str | None = None
         self.answered = False
         self.tool_calls = False
+        self.tool_names: list[str] = []
         self.reasoning_chars = 0
         self.head = ""
         self.received = False
@@ -229,6 +231,11 @@ class AnswerSeen:
             or (isinstance(message, AIMessageChunk) and message.tool_call_chunks)
         )
         self.tool_calls = self.tool_calls or calls
+        self.tool_names += called_tools(message)
+        if isinstance(message, AIMessageChunk):
+            self.tool_names += [
+                c["name"] for c in message.tool_call_chunks if c["name"]
+            ]
         # text only: a Responses answer's content also holds reasoning blocks
         self.answered = self.answered or calls or bool(message.text)
         if len(self.head) < 32 and isinstance(message.content, str):
@@ -335,11 +342,24 @@ class ChatStreamState(StreamState):
     Tool-call deltas are rewritten by `_tool_stream.ToolCallStream`.
     """
 
-    def __init__(self, parser: MarkupParser | None) -> None:
+    def __init__(self, parser: MarkupParser | None, forced: str | None = None) -> None:
         super().__init__()
         self.parser = parser
         self.seen = AnswerSeen()
         self.tool_calls = ToolCallStream()
+        self.forced = forced
+        """What the call's tool choice forces (`forced_tool`), checked at the end."""
+
+    def tool_choice_problem(self) -> str | None:
+        """Why the whole stream does not honour a forced tool choice, or None."""
+        if self.forced is None:
+            return None
+        names = self.seen.tool_names
+        if self.seen.tool_calls and not names:
+            names = [self.forced]  # calls whose deltas carried no name
+        return tool_choice_problem(
+            self.forced, names, self.seen.head, self.seen.finish_reason
+        )
 
     def take(self, chunk: Any) -> Any:
         """Parse markup (if asked), normalize tool-call deltas, account for it."""

@@ -14,7 +14,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._markup import Markup
-from langchain_vllm.params import RESPONSES_PARAMS, VLLMChatParams, param_names
+from langchain_vllm.params import (
+    RESPONSES_PARAMS,
+    TEMPLATE_SWITCHES,
+    VLLMChatParams,
+    param_names,
+)
 from langchain_vllm.structured import (
     LEGACY_NAMES,
     StructuredOutputs,
@@ -45,6 +50,74 @@ TEMPLATE_FIELDS = (
 )
 """Body fields that change the prompt the server builds (sent to `/tokenize` too;
 the multimodal ones change how many tokens an image or a video takes)."""
+
+
+THINKING_KEYS = ("enable_thinking", "thinking")
+"""The chat template variables `thinking` sets: Qwen3-family templates (and
+Granite's, Holo's, vLLM's `reasoning_effort` mapping) read `enable_thinking`,
+DeepSeek-family ones `thinking`."""
+
+
+def apply_thinking(extra: dict[str, Any], reasoning_effort: Any) -> None:
+    """Turn the `thinking` switch in a request body into template variables.
+
+    Raises:
+        ValueError: `chat_template_kwargs` sets one of `THINKING_KEYS` to the other
+            value, or `reasoning_effort` says the opposite ("none" with
+            `thinking=True`, any other effort with `thinking=False`).
+    """
+    value = extra.pop("thinking", None)
+    if value is None:
+        return
+    template_kwargs = dict(extra.get("chat_template_kwargs") or {})
+    for key in THINKING_KEYS:
+        if key in template_kwargs and template_kwargs[key] != value:
+            msg = (
+                f"thinking={value} conflicts with chat_template_kwargs={{{key!r}: "
+                f"{template_kwargs[key]!r}}} (instance and per-call values merged): "
+                "set one of them."
+            )
+            raise ValueError(msg)
+        template_kwargs[key] = value
+    extra["chat_template_kwargs"] = template_kwargs
+    if reasoning_effort is not None and (reasoning_effort == "none") == value:
+        msg = (
+            f"thinking={value} conflicts with reasoning_effort={reasoning_effort!r}: "
+            "thinking=False goes with no effort or 'none', thinking=True with any "
+            "effort but 'none'."
+        )
+        raise ValueError(msg)
+
+
+def merge_system_messages(wire: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One leading system message instead of several, or of a later one.
+
+    Qwen3-family chat templates refuse a system message that is not the first
+    (HTTP 400 "System message must be at the beginning."). The system messages'
+    contents are joined in their order, separated by a blank line, into the first
+    message; the other messages keep their order. A conversation with at most one
+    system message, at the start, is returned as it is.
+    """
+    systems = [m for m in wire if m.get("role") == "system"]
+    if not systems or (len(systems) == 1 and wire[0] is systems[0]):
+        return wire
+    contents = [m.get("content") or "" for m in systems]
+    merged: str | list[Any]
+    if all(isinstance(c, str) for c in contents):
+        merged = "\n\n".join(c for c in contents if c)
+    else:
+        merged = []
+        for content in contents:
+            if not content:
+                continue
+            if merged:
+                merged.append({"type": "text", "text": "\n\n"})
+            if isinstance(content, str):
+                merged.append({"type": "text", "text": content})
+            else:
+                merged.extend(content)
+    first = {**systems[0], "content": merged}
+    return [first, *(m for m in wire if m.get("role") != "system")]
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -194,7 +267,8 @@ def check_responses_params(extra: dict[str, Any]) -> None:
     ignored = sorted(
         name
         for name in extra
-        if name in param_names(VLLMChatParams) and name not in RESPONSES_PARAMS
+        if name in param_names(VLLMChatParams)
+        and name not in RESPONSES_PARAMS | TEMPLATE_SWITCHES
     )
     if ignored:
         msg = (
@@ -313,3 +387,11 @@ def tokenize_body(payload: dict[str, Any]) -> dict[str, Any]:
     extra = payload.get("extra_body") or {}
     body.update({name: extra[name] for name in TEMPLATE_FIELDS if name in extra})
     return body
+
+
+def reasoning_effort_of(values: dict[str, Any]) -> Any:
+    """The reasoning effort of a payload (Chat Completions or Responses form)."""
+    reasoning = values.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+        return reasoning["effort"]
+    return values.get("reasoning_effort")

@@ -221,7 +221,11 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     async def _afinish(self) -> None:
         """After a successful async call: fill caches without blocking the loop."""
 
-    def _stream_state(self) -> StreamState:
+    def _check_result(self, result: Any, kwargs: dict[str, Any]) -> None:
+        """Check a whole answer against the call's `kwargs` (a subclass's rules)."""
+
+    def _stream_state(self, kwargs: dict[str, Any]) -> StreamState:
+        """A new stream's state; `kwargs` are the call's (e.g. its `tool_choice`)."""
         return StreamState()
 
     def _end_stream(self, state: StreamState) -> None:
@@ -233,13 +237,15 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     ) -> Any:
         kwargs = self._call_kwargs(kwargs)
         try:
-            return super()._generate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
+            result = super()._generate(input_, stop, run_manager, **kwargs)  # type: ignore[misc]
         except openai.APIError as e:
             raise self._link.translate(e) from e
         except self._answer_errors as e:
             if self._generate_streams and getattr(self, "streaming", False):
                 raise  # read by `_stream`, which relabelled the server's part
             raise self._malformed(e) from e
+        self._check_result(result, kwargs)
+        return result
 
     async def _agenerate(
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -254,6 +260,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             if self._generate_streams and getattr(self, "streaming", False):
                 raise  # read by `_stream`, which relabelled the server's part
             raise self._malformed(e) from e
+        self._check_result(result, kwargs)
         await self._afinish()
         return result
 
@@ -261,7 +268,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[Any]:
         kwargs = self._call_kwargs(kwargs)
-        state = self._stream_state()
+        state = self._stream_state(kwargs)
         # Token callbacks are called here, not by the parent: only reading the
         # server's answer (the parent's `next`) is relabelled, so an error of a
         # callback or of the chunk parser surfaces as itself.
@@ -287,7 +294,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         kwargs = self._call_kwargs(kwargs)
-        state = self._stream_state()
+        state = self._stream_state(kwargs)
         try:
             await self._aprepare(kwargs)
         except openai.APIError as e:

@@ -273,3 +273,46 @@ def _refusal(error: Exception) -> str | None:
     if isinstance(error, openai.APIStatusError):
         return None
     raise error
+
+
+class ProfileMixin:
+    """A chat model's `profile` from its server, never blocking an event loop.
+
+    `aget_profile`, and the context window fetched after async calls (for
+    middleware in async agents).
+    """
+
+    profile: Any
+
+    def _resolve_model_profile(self) -> Any:
+        return None  # OpenAI's table knows no vLLM model: see ServedModelProfile
+
+    async def _afinish(self) -> None:
+        """Fetch the profile's context window (for middleware) once, after a call.
+
+        Free when the model was discovered (the cards are cached); else one
+        `/v1/models` request, after the first answer (a refused call makes none).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.awarm()
+
+    async def aget_profile(
+        self, *, modalities: bool = True
+    ) -> Mapping[str, Any] | None:
+        """The model profile, fetched without blocking the event loop.
+
+        Inside a running event loop, reading `profile` makes no request (it would
+        stall the loop): it serves what was fetched before. Await this first, e.g.
+        before building middleware that needs `profile["max_input_tokens"]`.
+        An async call (`ainvoke`, `astream`, ...) also fetches the context window.
+
+        Args:
+            modalities: Also probe the input modalities (one `/tokenize` request
+                each); else only the context window (one `/v1/models` request).
+
+        Returns:
+            `profile`, now filled (a profile given by the user as it is).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.aload(modalities=modalities)
+        return self.profile

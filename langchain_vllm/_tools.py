@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import httpx2
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ValidationError
 from pydantic.v1 import BaseModel as BaseModelV1
 from pydantic.v1 import ValidationError as ValidationErrorV1
 
+from langchain_vllm.errors import VLLMToolChoiceError
 from langchain_vllm.structured import check_json_schema
 
 TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
@@ -39,6 +43,110 @@ def default_strict(tools: Sequence[Any]) -> bool:
         and tool["function"].get("strict") is False
         for tool in tools
     )
+
+
+def takes_no_arguments(tool: Any) -> bool:
+    """A formatted (OpenAI-style) function tool whose schema has no parameters."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict):
+        return False
+    parameters = function.get("parameters")
+    return not (isinstance(parameters, dict) and parameters.get("properties"))
+
+
+def unstrict_parameterless(tools: Sequence[Any]) -> list[Any]:
+    """Formatted tools with the strict mark taken off the parameterless ones.
+
+    A strict tool without parameters sends Qwen3.x models into a token loop on vLLM
+    (vllm #50989), and strictness constrains nothing there: such tools are sent
+    with `"strict": false` when ChatVLLM chose strict by default.
+    """
+    return [
+        {**tool, "function": {**tool["function"], "strict": False}}
+        if takes_no_arguments(tool) and tool["function"].get("strict")
+        else tool
+        for tool in tools
+    ]
+
+
+def forced_tool(tool_choice: Any) -> str | None:
+    """What a wire `tool_choice` forces: "" (any tool), a tool's name, or None.
+
+    Args:
+        tool_choice: The choice as `ChatOpenAI.bind_tools` sends it ("required",
+            "any", `{"type": "function", "function": {"name": ...}}`, ...).
+    """
+    if tool_choice in ("required", "any"):
+        return ""
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        name = (tool_choice.get("function") or {}).get("name")
+        return name if isinstance(name, str) and name else ""
+    return None
+
+
+def called_tools(message: AIMessage) -> list[str]:
+    """Names of the tools a message calls (calls LangChain could not read too)."""
+    names = [call["name"] for call in message.tool_calls]
+    return names + [call.get("name") or "" for call in message.invalid_tool_calls]
+
+
+def tool_choice_problem(
+    forced: str, names: Sequence[str], text: str, finish_reason: str | None
+) -> str | None:
+    """Why an answer does not honour a forced tool choice, or None if it does.
+
+    An answer cut off by `max_tokens` (finish_reason "length") without a call is
+    not one: it is incomplete, and ChatVLLM warns about a call cut off.
+
+    Args:
+        forced: What `forced_tool` says the choice forces.
+        names: The tools the answer calls (a call the parser found but LangChain
+            could not read counts: it is reported as an invalid tool call).
+        text: The answer's text.
+        finish_reason: The answer's finish reason.
+    """
+    if names and (not forced or forced in names):
+        return None
+    if finish_reason == "length" and not names:
+        # cut off by max_tokens, likely inside the call: an incomplete answer,
+        # which `check_answer` reports (a warning naming max_tokens)
+        return None
+    choice = f"tool_choice={forced!r}" if forced else 'tool_choice="required"'
+    got = f"calls of {', '.join(map(repr, names))}" if names else "no tool call"
+    text = text.strip()
+    said = f", and the text {text[:80]!r}" if text else ""
+    return (
+        f"{choice} forces a tool call, but the answer (finish_reason="
+        f"{finish_reason!r}) holds {got}{said}. The server did not turn the "
+        "model's output into that call: check that its `--tool-call-parser` "
+        "matches the model (with `--enable-auto-tool-choice`) and that its chat "
+        "template shows the tools to the model; for a server without a parser, "
+        "use `ChatVLLM(parse_tool_call_tags=True)`."
+    )
+
+
+def tool_choice_error(problem: str, url: str) -> VLLMToolChoiceError:
+    """A forced tool choice came back without the call (see `forced_tool`)."""
+    return VLLMToolChoiceError(
+        f"{problem} (server: {url})", httpx2.Request("POST", url), body=None
+    )
+
+
+def check_result_tool_choice(result: ChatResult, tool_choice: Any, url: str) -> None:
+    """Raise `VLLMToolChoiceError` for a generation that ignores a forced choice."""
+    forced = forced_tool(tool_choice)
+    if forced is None:
+        return
+    for generation in result.generations:
+        info = generation.generation_info or {}
+        message = generation.message
+        if not isinstance(message, AIMessage):
+            continue
+        problem = tool_choice_problem(
+            forced, called_tools(message), message.text, info.get("finish_reason")
+        )
+        if problem:
+            raise tool_choice_error(problem, url)
 
 
 def _tool_name(tool: Any) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import openai
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableLambda
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_openai import ChatOpenAI
@@ -32,9 +32,12 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     STRUCTURED_OUTPUTS_SINCE,
+    apply_thinking,
     check_responses_markup,
     check_responses_params,
     finish_payload,
+    merge_system_messages,
+    reasoning_effort_of,
     require_messages,
     send_back_reasoning,
     take_legacy,
@@ -47,14 +50,18 @@ from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
-from langchain_vllm._profile import ServedModelProfile
+from langchain_vllm._profile import ProfileMixin, ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tools import (
     ModelValidator,
+    check_result_tool_choice,
     check_tools,
     default_strict,
+    forced_tool,
     is_model_class,
+    tool_choice_error,
+    unstrict_parameterless,
 )
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.params import (
@@ -71,6 +78,7 @@ __all__ = [
 
 
 class ChatVLLM(  # type: ignore[misc]
+    ProfileMixin,
     VLLMClient,
     SessionMixin,
     ServedModelsMixin,
@@ -198,6 +206,8 @@ class ChatVLLM(  # type: ignore[misc]
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
         await agent.aget_profile()  # in async code: reading `profile` never blocks
         ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
+        ChatVLLM(thinking=False)  # enable_thinking / thinking, whatever the family
+        # Several system messages go out as one; an ignored forced tool_choice raises
         ```
 
     LoRA adapters (one server, a base model and its adapters):
@@ -246,6 +256,11 @@ class ChatVLLM(  # type: ignore[misc]
     """Bound every free-text string of the JSON schemas the server enforces
     (`maxLength`), so enforced JSON always closes before `max_tokens`."""
 
+    merge_system_messages: bool = True
+    """Send several or later system messages as one, first (texts joined by a blank
+    line, in order): Qwen3-family chat templates refuse them with HTTP 400. False
+    sends them where they are. Chat Completions only."""
+
     error_on_empty_reasoning_only: bool = False
     """Raise `VLLMEmptyAnswerError` instead of warning when every token went to
     reasoning."""
@@ -263,7 +278,13 @@ class ChatVLLM(  # type: ignore[misc]
         )
         if self.use_responses_api is not True:
             to_chat_completions({n: getattr(self, n, None) for n in RESPONSES_ONLY})
-        else:
+        apply_thinking(
+            request_body(self, VLLMChatParams),
+            reasoning_effort_of(
+                {n: getattr(self, n, None) for n in ("reasoning", "reasoning_effort")}
+            ),
+        )
+        if self.use_responses_api is True:
             check_responses_params(request_body(self, VLLMChatParams))
             check_responses_markup(self._markup)
         self.client, self.async_client = self._connect(
@@ -279,17 +300,10 @@ class ChatVLLM(  # type: ignore[misc]
     def _llm_type(self) -> str:
         return "vllm-chat"
 
-    def _resolve_model_profile(self) -> Any:
-        return None  # OpenAI's table knows no vLLM model: see ServedModelProfile
-
     def __call__(self, messages: LanguageModelInput, **kwargs: Any) -> BaseMessage:
         """Old call style of the LangChain docs; use `invoke` instead."""
-        warnings.warn(
-            "Calling ChatVLLM(...) directly is deprecated; "
-            "use `chat.invoke(messages)`.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        msg = "Calling ChatVLLM(...) directly is deprecated; use `chat.invoke(...)`."
+        warnings.warn(msg, DeprecationWarning, stacklevel=2)
         return self.invoke(messages, **kwargs)
 
     # -- request building ----------------------------------------------------------
@@ -322,7 +336,10 @@ class ChatVLLM(  # type: ignore[misc]
             to_chat_completions(payload)
             wire = payload["messages"]
             send_back_reasoning(messages, wire, self.reasoning_round_trip)
+            if self.merge_system_messages:
+                payload["messages"] = merge_system_messages(wire)
         extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
+        apply_thinking(extra, reasoning_effort_of(payload))
         if self.use_responses_api is True:
             check_responses_params(extra)
         add_session(payload, extra, from_thread=self.session_from_thread)
@@ -352,36 +369,6 @@ class ChatVLLM(  # type: ignore[misc]
         if wants_structured_outputs(kwargs, self.extra_body, instance_set):
             await self._link.aversion()
 
-    async def _afinish(self) -> None:
-        """Fetch the profile's context window (for middleware) once, after a call.
-
-        Free when the model was discovered (the cards are cached); else one
-        `/v1/models` request, after the first answer (a refused call makes none).
-        """
-        if isinstance(self.profile, ServedModelProfile):
-            await self.profile.awarm()
-
-    async def aget_profile(
-        self, *, modalities: bool = True
-    ) -> Mapping[str, Any] | None:
-        """The model profile, fetched without blocking the event loop.
-
-        Inside a running event loop, reading `profile` makes no request (it would
-        stall the loop): it serves what was fetched before. Await this first, e.g.
-        before building middleware that needs `profile["max_input_tokens"]`.
-        An async call (`ainvoke`, `astream`, ...) also fetches the context window.
-
-        Args:
-            modalities: Also probe the input modalities (one `/tokenize` request
-                each); else only the context window (one `/v1/models` request).
-
-        Returns:
-            `profile`, now filled (a profile given by the user as it is).
-        """
-        if isinstance(self.profile, ServedModelProfile):
-            await self.profile.aload(modalities=modalities)
-        return self.profile
-
     @property
     def _endpoint_url(self) -> str:
         path = "/responses" if self.use_responses_api is True else self._path
@@ -404,17 +391,29 @@ class ChatVLLM(  # type: ignore[misc]
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools, strict unless `strict=False` (vLLM then enforces schemas).
 
+        With `strict` left unset, tools without parameters are sent with
+        `"strict": false`: a strict parameterless tool sends Qwen3.x models into a
+        token loop (vllm #50989), and there is nothing to enforce. `strict=True`
+        marks every tool strict, as asked.
+
+        A forced `tool_choice` ("required", "any", a tool's name) is checked on the
+        answer: one without the call raises `VLLMToolChoiceError`.
+
         Raises:
             ValueError: a tool schema is invalid, or `tool_choice` names no tool.
         """
         check_tools(tools, tool_choice)
-        return super().bind_tools(
+        bound = super().bind_tools(
             tools,
             tool_choice=tool_choice,
             strict=default_strict(tools) if strict is None else strict,
             parallel_tool_calls=parallel_tool_calls,
             **kwargs,
         )
+        if strict is None and isinstance(bound, RunnableBinding):
+            tools_sent = unstrict_parameterless(bound.kwargs["tools"])
+            bound.kwargs = {**bound.kwargs, "tools": tools_sent}
+        return bound
 
     def with_structured_output(
         self,
@@ -502,13 +501,20 @@ class ChatVLLM(  # type: ignore[misc]
         return generation_chunk
 
     # -- streams --------------------------------------------------------------------
-    def _stream_state(self) -> ChatStreamState:
-        return ChatStreamState(markup_parser(self._markup))
+    def _stream_state(self, kwargs: dict[str, Any]) -> ChatStreamState:
+        parser = markup_parser(self._markup)
+        return ChatStreamState(parser, forced_tool(kwargs.get("tool_choice")))
 
     def _end_stream(self, state: StreamState) -> None:
         super()._end_stream(state)
         if isinstance(state, ChatStreamState):
             check_answer(state.seen, error_on_empty=self.error_on_empty_reasoning_only)
+            problem = state.tool_choice_problem()
+            if problem:
+                raise tool_choice_error(problem, self._endpoint_url)
+
+    def _check_result(self, result: Any, kwargs: dict[str, Any]) -> None:
+        check_result_tool_choice(result, kwargs.get("tool_choice"), self._endpoint_url)
 
     # -- server-side tokenizer -----------------------------------------------------
     def get_num_tokens_from_messages(

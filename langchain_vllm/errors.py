@@ -33,6 +33,7 @@ __all__ = [
     "VLLMResponseError",
     "VLLMServerFeatureError",
     "VLLMTimeoutError",
+    "VLLMToolChoiceError",
     "VLLMUnsupportedMediaError",
 ]
 
@@ -97,6 +98,16 @@ class VLLMIncompleteStreamError(openai.APIError, ModelError):
 
 class VLLMResponseError(openai.APIError, ModelError):
     """The server's answer was malformed (not what the vLLM API returns)."""
+
+
+class VLLMToolChoiceError(VLLMResponseError):
+    """A forced tool choice came back without the tool call.
+
+    With `tool_choice="required"` / `"any"` or a named tool, the answer held no call
+    (of that tool): the server's `--tool-call-parser` does not match the model, or
+    its chat template does not show the tools. The message names the choice, the
+    finish reason and the start of the text that came back instead.
+    """
 
 
 class VLLMModelDiscoveryError(ValueError):

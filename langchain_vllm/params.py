@@ -238,6 +238,14 @@ class VLLMChatParams(VLLMSamplingParams):
     """Arguments for the server's media loaders, by modality (e.g.
     `{"video": {"num_frames": 8}}`); merged with the server's `--media-io-kwargs`."""
 
+    thinking: bool | None = None
+    """One switch for the model's thinking, whatever its family: sets both chat
+    template variables real templates read, `enable_thinking` (Qwen3, Granite,
+    Holo, ...) and `thinking` (DeepSeek V3.1+), in `chat_template_kwargs`. None
+    leaves the template's default. Not a field of vLLM's own: sent only as those
+    two keys. A `chat_template_kwargs` key with the other value, or a
+    `reasoning_effort` that says the opposite, raises ValueError."""
+
     include_reasoning: bool | None = None
     """Return the model's reasoning text (servers with `--reasoning-parser`); False
     drops it from the response."""
@@ -282,6 +290,11 @@ RESPONSES_PARAMS: frozenset[str] = frozenset(
 """The chat parameters above that vLLM's `/v1/responses` reads too (its
 `ResponsesRequest`, vLLM 0.32). With `use_responses_api=True` ChatVLLM refuses the
 others by name: the server would accept and ignore them."""
+
+
+TEMPLATE_SWITCHES: frozenset[str] = frozenset({"thinking"})
+"""Declared chat parameters that are no field of vLLM's: ChatVLLM sends them as
+`chat_template_kwargs` keys (which `/v1/responses` reads too)."""
 
 
 class OpenAIRanges(BaseModel):

@@ -17,6 +17,7 @@ import pytest
 
 from langchain_vllm.params import (
     RESPONSES_PARAMS,
+    TEMPLATE_SWITCHES,
     VLLMChatParams,
     VLLMCompletionParams,
     param_names,
@@ -86,7 +87,7 @@ def test_every_request_field_is_declared_or_left_out_on_purpose(
     endpoint: str, mixin: type
 ) -> None:
     fields = request_fields(endpoint)
-    declared = set(param_names(mixin))
+    declared = set(param_names(mixin)) - TEMPLATE_SWITCHES  # sent as template kwargs
     assert declared <= fields, f"declared but not read by vLLM: {declared - fields}"
     unaccounted = fields - declared - OPENAI_FIELDS[endpoint] - set(LEFT_OUT)
     assert not unaccounted, f"vLLM {endpoint} fields not declared: {unaccounted}"
@@ -98,3 +99,4 @@ def test_responses_params_are_the_declared_ones_vllm_reads_there() -> None:
     fields = request_fields("responses")
     assert {"input", "max_output_tokens", "previous_response_id"} <= fields
     assert set(param_names(VLLMChatParams)) & fields == RESPONSES_PARAMS
+    assert not TEMPLATE_SWITCHES & fields, "now a vLLM field: send it as such"

@@ -71,6 +71,17 @@ def chat_completion(
     }
 
 
+def tool_call(
+    name: str, arguments: dict[str, Any] | None = None, call_id: str = "chatcmpl-tool-1"
+) -> dict[str, Any]:
+    """One entry of a chat answer's `tool_calls`, as vLLM 0.32 sends it."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments or {})},
+    }
+
+
 def stream_chunks(
     pieces: list[str],
     *,

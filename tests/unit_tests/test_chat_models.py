@@ -17,7 +17,12 @@ from langchain_vllm import ChatVLLM
 from langchain_vllm.errors import VLLMModelDiscoveryError
 from langchain_vllm.params import VLLMChatParams, param_names
 from langchain_vllm.structured import StructuredOutputs
-from tests.unit_tests.fake_vllm import FakeVLLM, chat_completion, stream_chunks
+from tests.unit_tests.fake_vllm import (
+    FakeVLLM,
+    chat_completion,
+    stream_chunks,
+    tool_call,
+)
 
 # One valid value per vLLM chat parameter, and what must go on the wire for it.
 VALUES: dict[str, Any] = {
@@ -67,7 +72,12 @@ VALUES: dict[str, Any] = {
     "media_io_kwargs": {"video": {"num_frames": 8}},
     "include_reasoning": True,
     "thinking_token_budget": 8,
+    "thinking": True,
 }
+WIRE: dict[str, tuple[str, Any]] = {
+    "thinking": ("chat_template_kwargs", {"enable_thinking": True, "thinking": True}),
+}
+"""Parameters sent under another name: the body field and its value."""
 
 
 def test_every_parameter_has_a_wire_case() -> None:
@@ -101,15 +111,15 @@ def test_construction_makes_no_request(fake: FakeVLLM) -> None:
 def test_each_parameter_on_the_wire_field_and_per_call(
     fake: FakeVLLM, name: str
 ) -> None:
-    expected = VALUES[name]
+    field, expected = WIRE.get(name, (name, VALUES[name]))
     if name == "structured_outputs":
         expected = StructuredOutputs.model_validate(expected).to_wire()
     ChatVLLM(**fake.kwargs(), **{name: VALUES[name]}).invoke("hi")
-    assert fake.last_body()[name] == expected
+    assert fake.last_body()[field] == expected
     ChatVLLM(**fake.kwargs()).invoke("hi", **{name: VALUES[name]})
-    assert fake.last_body()[name] == expected
+    assert fake.last_body()[field] == expected
     ChatVLLM(**fake.kwargs()).bind(**{name: VALUES[name]}).invoke("hi")
-    assert fake.last_body()[name] == expected
+    assert fake.last_body()[field] == expected
 
 
 def test_unset_parameters_are_not_sent(fake: FakeVLLM) -> None:
@@ -241,6 +251,11 @@ def test_bind_tools_strict_by_default(fake: FakeVLLM) -> None:
         return a + b
 
     chat = ChatVLLM(**fake.kwargs(), model="m")
+    fake.chat_response = chat_completion(
+        None,
+        tool_calls=[tool_call("add", {"a": 1, "b": 2})],
+        finish_reason="tool_calls",
+    )
     chat.bind_tools([add], tool_choice="add").invoke("x")
     tool = fake.last_body()["tools"][0]
     assert tool["function"]["strict"] is True
@@ -537,6 +552,9 @@ def test_tool_markup_parsing_sends_tool_choice_none(
         return city
 
     bound = _markup_chat(fake).bind_tools([get_weather], tool_choice=given)
+    fake.chat_response = chat_completion(
+        None, tool_calls=[tool_call("get_weather", {"city": "Paris"})]
+    )
     bound.invoke("weather?")
     body = fake.last_body()
     assert body["tool_choice"] == sent
@@ -591,7 +609,10 @@ def test_max_json_string_length_bounds_enforced_strings(fake: FakeVLLM) -> None:
         """Shout the text."""
         return text
 
+    joke = fake.chat_response
+    fake.chat_response = chat_completion(None, tool_calls=[tool_call("shout")])
     chat.bind_tools([shout], tool_choice="shout").invoke("hi")
+    fake.chat_response = joke
     parameters = fake.last_body()["tools"][0]["function"]["parameters"]
     assert parameters["properties"]["text"]["maxLength"] == 30
     chat.bind_tools([shout], strict=False).invoke("hi")  # not enforced: untouched

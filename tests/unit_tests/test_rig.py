@@ -67,6 +67,20 @@ def test_rig_presets() -> None:
     assert "--reasoning-parser" not in plain.args
 
 
+def test_reasoning_preset_has_the_strict_template() -> None:
+    """A file of the clone (absolute path: servers start from any folder)."""
+    args = RIG_SERVERS["reasoning"].args
+    template = Path(args[args.index("--chat-template") + 1])
+    assert template == rig.STRICT_TEMPLATE
+    assert template.is_absolute()
+    assert template.is_file()
+    text = template.read_text()
+    assert "raise_exception('System message must be at the beginning.')" in text
+    assert "enable_thinking is defined" in text
+    assert "thinking is defined" in text
+    assert "__THINK_DEFAULT__" not in text  # a finished template, not baked
+
+
 def test_vision_preset_flags() -> None:
     vision = RIG_SERVERS["vision"]
     assert vision.model_dir == "smolvlm-135m-synthetic"
