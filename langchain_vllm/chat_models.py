@@ -11,7 +11,7 @@ import openai
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_openai import ChatOpenAI
@@ -391,10 +391,10 @@ class ChatVLLM(  # type: ignore[misc]
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools, strict unless `strict=False` (vLLM then enforces schemas).
 
-        With `strict` left unset, tools without parameters are sent with
-        `"strict": false`: a strict parameterless tool sends Qwen3.x models into a
-        token loop (vllm #50989), and there is nothing to enforce. `strict=True`
-        marks every tool strict, as asked.
+        With `strict` left unset and a tool choice that forces no call ("auto"),
+        tools without parameters are sent with `"strict": false`: a strict
+        parameterless tool then sends Qwen3.x models into a token loop (vllm
+        #50989). A forced choice keeps them strict (their arguments are then `{}`).
 
         A forced `tool_choice` ("required", "any", a tool's name) is checked on the
         answer: one without the call raises `VLLMToolChoiceError`.
@@ -410,9 +410,9 @@ class ChatVLLM(  # type: ignore[misc]
             parallel_tool_calls=parallel_tool_calls,
             **kwargs,
         )
-        if strict is None and isinstance(bound, RunnableBinding):
-            tools_sent = unstrict_parameterless(bound.kwargs["tools"])
-            bound.kwargs = {**bound.kwargs, "tools": tools_sent}
+        wire: dict[str, Any] = bound.kwargs  # type: ignore[attr-defined]
+        if strict is None and forced_tool(wire.get("tool_choice")) is None:
+            bound.kwargs = {**wire, "tools": unstrict_parameterless(wire["tools"])}  # type: ignore[attr-defined]
         return bound
 
     def with_structured_output(

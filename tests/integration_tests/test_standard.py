@@ -42,18 +42,6 @@ class TestChatVLLMStandard(ChatModelIntegrationTests):
     def has_tool_choice(self) -> bool:
         return True
 
-    @pytest.mark.xfail(
-        reason=(
-            "ChatVLLM sends a parameterless tool with strict=false (a strict one "
-            "sends Qwen3.x models into a token loop, vllm #50989); vLLM 0.32 then "
-            "does not enforce its (empty) arguments, and the 135M test model "
-            "writes schema-shaped ones instead of {}. Real models answer {}; "
-            "`bind_tools(..., strict=True)` sends it strict, as before."
-        ),
-    )
-    def test_tool_calling_with_no_arguments(self, model: BaseChatModel) -> None:
-        super().test_tool_calling_with_no_arguments(model)
-
     @property
     def supports_json_mode(self) -> bool:
         return True

@@ -206,6 +206,9 @@ def test_parameterless_tools_are_not_sent_strict(fake: FakeVLLM) -> None:
     assert sent["now"]["strict"] is False
     _chat(fake).bind_tools([get_weather, get_time], strict=True).invoke("x")
     assert all(t["function"]["strict"] for t in fake.last_body()["tools"])
+    # A forced choice keeps them strict: the call's arguments are enforced to {}.
+    _chat(fake).bind_tools([now], tool_choice="any").invoke("x")
+    assert fake.last_body()["tools"][0]["function"]["strict"] is True
 
 
 # -- system messages -----------------------------------------------------------------
