@@ -222,7 +222,10 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     model = rig_models_dir() / preset.model_dir
     for folder in (model, *folders.values()):
         if not folder.is_dir():
-            msg = f"The rig's model folder {folder} is missing. {SETUP_HINT}"
+            msg = (
+                f"The rig's model folder {folder} is missing. {SETUP_HINT} "
+                f"(`--only {kind}` builds only what this server needs)"
+            )
             raise VLLMServerError(msg)
     if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
         python = rig_python()
