@@ -140,10 +140,13 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             # file a thinking-off answer under reasoning).
             (*_CHAT_ARGS, *_TOOL_ARGS, "--reasoning-parser", "holo2"),
         ),
+        # A server as `vllm serve MODEL` starts it: no parsers, no per-request
+        # metrics, no stored responses (the notebook's run "on your own server").
         "plain": RigPreset(
             "smollm2-135m-instruct",
             "smollm2-135m-plain",
             _CHAT_ARGS,
+            env=MappingProxyType({"VLLM_ENABLE_RESPONSES_API_STORE": "0"}),
         ),
         "vision": RigPreset(
             "smolvlm-135m-synthetic",
@@ -178,7 +181,7 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
 )
 """The rig's test servers by kind: chat (tool calling, per-request metrics),
 reasoning (tool calling and the ``holo2`` (DeepSeek-R1 style) reasoning parser),
-plain (no parsers), vision (the chat model inside a synthetic Idefics3 vision
+plain (no parsers, no per-request metrics, no stored responses), vision (the chat model inside a synthetic Idefics3 vision
 model: images in, at most two per prompt; answers are noise), lora (the chat
 server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings
 (also serves ``/score`` and ``/v1/rerank``)."""
