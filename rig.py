@@ -181,8 +181,9 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
 )
 """The rig's test servers by kind: chat (tool calling, per-request metrics),
 reasoning (tool calling and the ``holo2`` (DeepSeek-R1 style) reasoning parser),
-plain (no parsers, no per-request metrics, no stored responses), vision (the chat model inside a synthetic Idefics3 vision
-model: images in, at most two per prompt; answers are noise), lora (the chat
+plain (no parsers, no per-request metrics, no stored responses), vision (the
+chat model inside a synthetic Idefics3 vision model: images in, at most two per
+prompt; answers are noise), lora (the chat
 server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings
 (also serves ``/score`` and ``/v1/rerank``)."""
 
