@@ -104,6 +104,11 @@ def test_notebook_runs_top_to_bottom(
         pytest.fail(f"A notebook cell failed:\n{e}")
     finally:
         RIG.release("lora")  # its memory back for the rest of the suite
+    check_full_run(nb)
+
+
+def check_full_run(nb: Any) -> None:
+    """What a run against the full rig must show (also for a saved notebook)."""
     text = _ran_to_the_end(nb)
     # Every section ran for real: no feature check skipped anything.
     assert NEEDS not in text
@@ -115,6 +120,8 @@ def test_notebook_runs_top_to_bottom(
     assert "invoke: 'Amo programmare.'" in text
     assert "stream: 'Amo programmare.'" in text
     assert "'time_to_first_token_ms'" in text
+    assert "follow-up input:" in text  # a stored response named by a follow-up
+    assert "3 vectors of 384 dimensions" in text
     # The LoRA section: discovery, runtime load and unload.
     assert "base model chosen: True" in text
     served = "'smollm2-135m-lora-base', 'pineapple'"
@@ -162,6 +169,7 @@ def main() -> int:
         print(__doc__)
         return 2
     nb, seconds = execute()
+    check_full_run(nb)  # only a full run's outputs are committed
     nbformat.write(nb, NOTEBOOK)
     print(f"Executed and saved {NOTEBOOK} in {seconds:.0f} s")
     return 0
