@@ -1,5 +1,7 @@
-# langchain-vllm: every target does its own set-up (idempotent; a second run reuses it).
+# langchain-vllm: every target does its own set-up (idempotent; a second run reuses it),
+# of only the rig parts it uses (scripts/setup_rig.py --only ...).
 #   make demo   - start a local vLLM on the bundled test model, run the seed walkthrough
+#                 (prepares the chat model only: no adapter training, no vision model)
 #   make test   - unit tests, live integration tests (servers started by the suite),
 #                 the notebook, and reduced sizes of the load and scale-out tests
 .PHONY: all demo serve test tests unit_tests integration_tests notebook_tests lint \
@@ -21,13 +23,19 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The vLLM server environment and the test models, in a cache outside the clone.
+# `make rig` builds every model; RIG_PARTS narrows it (e.g. make rig RIG_PARTS="chat lora").
+RIG_PARTS ?=
 rig: $(STAMP)
-	$(PY) scripts/setup_rig.py
+	$(PY) scripts/setup_rig.py $(if $(strip $(RIG_PARTS)),--only $(RIG_PARTS))
 
-demo: rig
+# The walkthrough starts only the rig's chat server.
+demo: $(STAMP)
+	$(PY) scripts/setup_rig.py --only chat
 	$(PY) scripts/demo.py
 
-serve: rig
+KIND ?= chat
+serve: $(STAMP)
+	$(PY) scripts/setup_rig.py --only $(KIND)
 	$(PY) scripts/serve.py $(KIND)
 
 test tests: unit_tests integration_tests scale_tests
@@ -35,17 +43,25 @@ test tests: unit_tests integration_tests scale_tests
 unit_tests: $(STAMP)
 	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket -q
 
+# Every server kind (the suite and the notebook start them all).
 integration_tests: rig
 	$(PYTEST) $(TEST_FILE) -q --timeout 900
 
+# The notebook alone: it starts the chat, embeddings, vision and LoRA servers.
+notebook_tests: $(STAMP)
+	$(PY) scripts/setup_rig.py --only chat embeddings vision lora plain
+	$(PYTEST) tests/integration_tests/test_notebook.py -q --timeout 900
+
 # Client overhead against a stub and live throughput, side by side (docs/BENCHMARKS.md).
-bench: rig
+bench: $(STAMP)
+	$(PY) scripts/setup_rig.py --only chat
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 # Mixed load against a live server (docs/RELIABILITY.md). Full size: make load N=1000 C=128
 N ?= 1000
 C ?= 128
-load: rig
+load: $(STAMP)
+	$(PY) scripts/setup_rig.py --only chat
 	$(PY) benchmarks/load.py --requests $(N) --concurrency $(C)
 
 # Replicas behind vllm-router: routing, session affinity, LoRA adapters on every
@@ -53,13 +69,15 @@ load: rig
 # (200 requests at concurrency 16 in the failover test); full size here.
 SCALE_N ?= 600
 SCALE_C ?= 32
+# Chat and LoRA replicas behind the router.
+SCALE_PARTS := chat lora router
 scale_test: $(STAMP)
-	$(PY) scripts/setup_rig.py --router
+	$(PY) scripts/setup_rig.py --only $(SCALE_PARTS)
 	SCALE_REQUESTS=$(SCALE_N) SCALE_CONCURRENCY=$(SCALE_C) \
 		$(PYTEST) tests/scale_tests -q --timeout 1800
 
 scale_tests: $(STAMP)
-	$(PY) scripts/setup_rig.py --router
+	$(PY) scripts/setup_rig.py --only $(SCALE_PARTS)
 	SCALE_REQUESTS=200 SCALE_CONCURRENCY=16 $(PYTEST) tests/scale_tests -q --timeout 1800
 
 lint: $(STAMP)

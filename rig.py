@@ -158,10 +158,13 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
                 "holo2",
             ),
         ),
+        # A server as `vllm serve MODEL` starts it: no parsers, no per-request
+        # metrics, no stored responses (the notebook's run "on your own server").
         "plain": RigPreset(
             "smollm2-135m-instruct",
             "smollm2-135m-plain",
             _CHAT_ARGS,
+            env=MappingProxyType({"VLLM_ENABLE_RESPONSES_API_STORE": "0"}),
         ),
         "vision": RigPreset(
             "smolvlm-135m-synthetic",
@@ -197,8 +200,9 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
 """The rig's test servers by kind: chat (tool calling, per-request metrics),
 reasoning (tool calling, the ``holo2`` (DeepSeek-R1 style) reasoning parser and
 `STRICT_TEMPLATE`: one leading system message only, thinking switchable),
-plain (no parsers), vision (the chat model inside a synthetic Idefics3 vision
-model: images in, at most two per prompt; answers are noise), lora (the chat
+plain (no parsers, no per-request metrics, no stored responses), vision (the
+chat model inside a synthetic Idefics3 vision model: images in, at most two per
+prompt; answers are noise), lora (the chat
 server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings
 (also serves ``/score`` and ``/v1/rerank``)."""
 
@@ -241,7 +245,10 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
     model = rig_models_dir() / preset.model_dir
     for folder in (model, *folders.values()):
         if not folder.is_dir():
-            msg = f"The rig's model folder {folder} is missing. {SETUP_HINT}"
+            msg = (
+                f"The rig's model folder {folder} is missing. {SETUP_HINT} "
+                f"(`--only {kind}` builds only what this server needs)"
+            )
             raise VLLMServerError(msg)
     if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
         python = rig_python()

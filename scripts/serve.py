@@ -7,6 +7,7 @@ Ctrl-C, which stops the server and its engine processes.
     python scripts/serve.py                  # chat (tool calling), eager start
     python scripts/serve.py embeddings       # also serves /score and /rerank
     python scripts/serve.py vision           # images in (synthetic SmolVLM)
+    python scripts/serve.py lora             # + LoRA adapter 'pineapple', runtime loading
     python scripts/serve.py chat --compiled  # slower start, faster serving
     python scripts/serve.py chat --port 8000
 """
@@ -29,6 +30,7 @@ from rig import RIG_SERVERS, rig_server
 ENV_VARS = {
     "embeddings": "VLLM_EMBEDDINGS_API_BASE",
     "vision": "VLLM_VISION_API_BASE",
+    "lora": "VLLM_LORA_API_BASE",
 }
 """The variable the notebook and tests read for a kind (others: VLLM_API_BASE)."""
 

