@@ -79,6 +79,8 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
     """The `_params` mixin whose parameters this class's endpoint takes."""
     _path: ClassVar[str]
     """The endpoint under the base URL (e.g. `/chat/completions`)."""
+    _kind: ClassVar[str] = "vllm"
+    """What LangChain's `_llm_type` reports (e.g. `vllm-chat`)."""
     _model_field: ClassVar[str] = "model_name"
     """The field that names the served model (None: discovered)."""
     _answer_errors: ClassVar[tuple[type[Exception], ...]] = MALFORMED
@@ -127,6 +129,10 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         )
 
     # -- LangChain integration details ------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return self._kind
+
     @property
     def lc_secrets(self) -> dict[str, str]:
         """The key is a secret, read back from `VLLM_API_KEY`."""

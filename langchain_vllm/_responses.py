@@ -51,6 +51,11 @@ class ResponsesEvents:
         self.metadata: dict[str, Any] = {}
         """Goes into the first chunk's metadata (`include_response_headers`)."""
 
+    def with_headers(self, raw: Any) -> Any:
+        """The parsed stream of a raw response; its headers go on the first chunk."""
+        self.metadata = {"headers": dict(raw.headers)}
+        return raw.parse()
+
     def chunk(self, event: Any) -> ChatGenerationChunk | None:
         """The chunk for one event, or None for events that carry nothing."""
         if event.type in ("response.failed", "error"):
@@ -156,22 +161,26 @@ class ResponsesAPI:
             error_on_empty = self.error_on_empty_reasoning_only  # type: ignore[attr-defined]
             check_generations(result, error_on_empty=error_on_empty)
 
-    def _events(self, kwargs: dict[str, Any]) -> ResponsesEvents:
+    def _start(
+        self, messages: Any, stop: Any, kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], ResponsesEvents]:
+        """A streamed request's payload, and the reader of its events."""
+        kwargs["stream"] = True
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
         url: str = self._endpoint_url  # type: ignore[attr-defined]
         output_version = self.output_version  # type: ignore[attr-defined]
-        return ResponsesEvents(url, kwargs.get("response_format"), output_version)
+        events = ResponsesEvents(url, kwargs.get("response_format"), output_version)
+        return payload, events
 
     def _stream_responses(
         self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        kwargs["stream"] = True
-        payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
-        events = self._events(kwargs)
+        payload, events = self._start(messages, stop, kwargs)
         client = self.root_client  # type: ignore[attr-defined]
         if self.include_response_headers:  # type: ignore[attr-defined]
-            raw = client.with_raw_response.responses.create(**payload)
-            events.metadata = {"headers": dict(raw.headers)}
-            context = raw.parse()
+            context = events.with_headers(
+                client.with_raw_response.responses.create(**payload)
+            )
         else:
             context = client.responses.create(**payload)
         with context as stream:
@@ -185,14 +194,11 @@ class ResponsesAPI:
     async def _astream_responses(
         self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        kwargs["stream"] = True
-        payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
-        events = self._events(kwargs)
+        payload, events = self._start(messages, stop, kwargs)
         client = self.root_async_client  # type: ignore[attr-defined]
         if self.include_response_headers:  # type: ignore[attr-defined]
             raw = await client.with_raw_response.responses.create(**payload)
-            events.metadata = {"headers": dict(raw.headers)}
-            stream = raw.parse()
+            stream = events.with_headers(raw)
         else:
             stream = await client.responses.create(**payload)
         async with stream:

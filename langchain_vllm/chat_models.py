@@ -267,6 +267,7 @@ class ChatVLLM(  # type: ignore[misc]
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMChatParams
     _path: ClassVar[str] = "/chat/completions"
+    _kind: ClassVar[str] = "vllm-chat"
     _answer_errors: ClassVar[tuple[type[Exception], ...]] = (json.JSONDecodeError,)
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
@@ -296,10 +297,6 @@ class ChatVLLM(  # type: ignore[misc]
         return self
 
     # -- LangChain integration details ------------------------------------------------
-    @property
-    def _llm_type(self) -> str:
-        return "vllm-chat"
-
     def __call__(self, messages: LanguageModelInput, **kwargs: Any) -> BaseMessage:
         """Old call style of the LangChain docs; use `invoke` instead."""
         msg = "Calling ChatVLLM(...) directly is deprecated; use `chat.invoke(...)`."

@@ -116,6 +116,7 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMPoolingParams
     _path: ClassVar[str] = "/embeddings"
+    _kind: ClassVar[str] = "vllm-embeddings"
     _model_field: ClassVar[str] = "model"
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
@@ -134,10 +135,6 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
             self.client._client, self.async_client._client, EMBEDDINGS_KEYWORDS
         )
         return self
-
-    @property
-    def _llm_type(self) -> str:
-        return "vllm-embeddings"
 
     # -- request building ----------------------------------------------------------
     def _request_params(

@@ -148,6 +148,7 @@ class VLLMOpenAI(  # type: ignore[misc]
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMCompletionParams
     _path: ClassVar[str] = "/completions"
+    _kind: ClassVar[str] = "vllm-openai"
     _generate_streams: ClassVar[bool] = True
 
     # Unique validator name: pydantic replaces (does not chain) a parent validator
@@ -160,10 +161,6 @@ class VLLMOpenAI(  # type: ignore[misc]
         return self
 
     # -- LangChain integration details ------------------------------------------------
-    @property
-    def _llm_type(self) -> str:
-        return "vllm-openai"
-
     # -- request building ----------------------------------------------------------
     @property
     def _default_params(self) -> dict[str, Any]:

@@ -233,7 +233,17 @@ def _requests_in_server(root_url: str) -> tuple[float, float]:
 
 @pytest.mark.timeout(900)
 async def test_256_concurrent_streams_complete(chat_url: str) -> None:
-    chat = ChatVLLM(base_url=chat_url, temperature=0, max_tokens=8, min_tokens=8)
+    # No per-chunk wall clock (langchain-openai's 120 s on async streams): on a
+    # CPU server shared with the suite's other servers and a CPU-bound process,
+    # the last of 256 queued streams can wait longer than that for its first
+    # token. What is tested is that every stream completes, with its usage.
+    chat = ChatVLLM(
+        base_url=chat_url,
+        temperature=0,
+        max_tokens=8,
+        min_tokens=8,
+        stream_chunk_timeout=None,
+    )
     root_url = chat_url.rstrip("/").removesuffix("/v1")
     port = int(root_url.rsplit(":", 1)[1])
     await chat.ainvoke("Hi", max_tokens=1, min_tokens=1)  # discovery, outside the run
