@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from langchain_vllm import ChatVLLM
 from langchain_vllm.server import VLLMServer
 from rig import rig_server
 
@@ -148,3 +149,16 @@ def pytest_collection_modifyitems(
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(scope="module")
+def thinker(reasoning_url: str) -> ChatVLLM:
+    """The reasoning tests' recipe: the budget ends the reasoning after 6 tokens,
+    min_tokens keeps the model from stopping before an answer."""
+    return ChatVLLM(
+        base_url=reasoning_url,
+        temperature=0,
+        max_tokens=40,
+        min_tokens=16,
+        thinking_token_budget=6,
+    )

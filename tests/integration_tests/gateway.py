@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import httpx2
 
@@ -16,7 +16,8 @@ _HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding"}
 
 class V1OnlyGateway:
     """Start with `start()` (returns the gateway's `/v1` base URL), stop with
-    `stop()`; `refused` lists the paths it did not forward."""
+    `stop()`, or use it as a context manager; `refused` lists the paths it did not
+    forward."""
 
     def __init__(self, upstream_base_url: str) -> None:
         self.upstream_root = upstream_base_url.rstrip("/").removesuffix("/v1")
@@ -37,6 +38,13 @@ class V1OnlyGateway:
         self._server.shutdown()
         self._server.server_close()
         self._client.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gateway = self

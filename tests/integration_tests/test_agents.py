@@ -90,19 +90,6 @@ def test_unmerged_system_messages_get_the_templates_400(fixed: ChatVLLM) -> None
 
 
 # -- the thinking switch ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def thinker(reasoning_url: str) -> ChatVLLM:
-    """The reasoning tests' recipe: the budget ends the reasoning after 6 tokens,
-    min_tokens keeps the model from stopping before an answer."""
-    return ChatVLLM(
-        base_url=reasoning_url,
-        temperature=0,
-        max_tokens=40,
-        min_tokens=16,
-        thinking_token_budget=6,
-    )
-
-
 def test_thinking_switch_turns_reasoning_on_and_off(thinker: ChatVLLM) -> None:
     question = [HumanMessage("What is 2+2?")]
     for on in (True, False):
@@ -175,10 +162,8 @@ def _drop_calls(event: str) -> str:
 
 @pytest.fixture(scope="module")
 def dropping(reasoning_url: str) -> Iterator[ToolCallDroppingGateway]:
-    gateway = ToolCallDroppingGateway(reasoning_url)
-    gateway.start()
-    yield gateway
-    gateway.stop()
+    with ToolCallDroppingGateway(reasoning_url) as gateway:
+        yield gateway
 
 
 def _caller(base_url: str) -> Any:

@@ -397,17 +397,6 @@ def test_with_structured_output_pydantic_v1_is_server_enforced(chat: ChatVLLM) -
 
 
 # -- reasoning ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def thinker(reasoning_url: str) -> ChatVLLM:
-    return ChatVLLM(
-        base_url=reasoning_url,
-        temperature=0,
-        max_tokens=40,
-        min_tokens=16,
-        thinking_token_budget=6,
-    )
-
-
 def test_reasoning_invoke(thinker: ChatVLLM) -> None:
     msg = thinker.invoke("What is 2+2?")
     reasoning = msg.additional_kwargs.get("reasoning_content")

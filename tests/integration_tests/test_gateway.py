@@ -29,10 +29,8 @@ MESSAGES = [SystemMessage("Be brief."), HumanMessage("Say hi")]
 
 @pytest.fixture(scope="module")
 def chat_gateway(chat_url: str) -> Iterator[V1OnlyGateway]:
-    gateway = V1OnlyGateway(chat_url)
-    gateway.start()
-    yield gateway
-    gateway.stop()
+    with V1OnlyGateway(chat_url) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import openai
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.ai import add_ai_message_chunks
+from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
@@ -102,14 +103,19 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}."
 
 
-def test_tool_calls_stream_like_invoke(chat_url: str) -> None:
-    model = ChatVLLM(
+def _weather_model(chat_url: str) -> Runnable[Any, AIMessage]:
+    """`get_weather` forced by `tool_choice` and strict: every answer holds a call."""
+    return ChatVLLM(
         base_url=chat_url,
         use_responses_api=True,
         temperature=0,
         max_tokens=60,
         max_json_string_length=20,
     ).bind_tools([get_weather], tool_choice="get_weather", strict=True)
+
+
+def test_tool_calls_stream_like_invoke(chat_url: str) -> None:
+    model = _weather_model(chat_url)
     whole = model.invoke("What is the weather in Paris?")
     total = streamed(list(model.stream("What is the weather in Paris?")))
     for message in (whole, total):
@@ -143,13 +149,7 @@ def _weather_call(message: AIMessage) -> dict[str, Any]:
 async def test_streamed_tool_call_keeps_its_arguments(chat_url: str) -> None:
     """`tool_choice` forces the call and `strict` its JSON, so both answers hold
     a call: the merged stream's arguments parse like invoke's (sync and async)."""
-    model = ChatVLLM(
-        base_url=chat_url,
-        use_responses_api=True,
-        temperature=0,
-        max_tokens=60,
-        max_json_string_length=20,
-    ).bind_tools([get_weather], tool_choice="get_weather", strict=True)
+    model = _weather_model(chat_url)
     question = "What is the weather in Rome?"
     invoked = _weather_call(model.invoke(question))
     total = streamed(list(model.stream(question)))

@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 import pytest
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk
 from pydantic import BaseModel, Field
 
 from langchain_vllm import ChatVLLM
@@ -70,8 +70,11 @@ def chat(fake: RawFakeVLLM, **kwargs: Any) -> ChatVLLM:
     return ChatVLLM(use_responses_api=True, **fake.kwargs(), **kwargs)
 
 
-def test_stream_adds_up_to_invoke(fake: RawFakeVLLM) -> None:
-    events = combined_stream()
+def invoke_and_stream(
+    fake: RawFakeVLLM, events: list[dict[str, Any]]
+) -> tuple[AIMessage, list[Any], Any]:
+    """The same recorded events answered whole, then streamed: the message, the
+    chunks and their sum."""
     answer(fake, events, stream=False)
     whole = chat(fake).invoke("Hi")
     answer(fake, events, stream=True)
@@ -79,6 +82,11 @@ def test_stream_adds_up_to_invoke(fake: RawFakeVLLM) -> None:
     streamed = chunks[0]
     for chunk in chunks[1:]:
         streamed += chunk
+    return whole, chunks, streamed
+
+
+def test_stream_adds_up_to_invoke(fake: RawFakeVLLM) -> None:
+    whole, chunks, streamed = invoke_and_stream(fake, combined_stream())
     assert isinstance(streamed, AIMessageChunk)
     assert whole.text == streamed.text == "I'm glad to"
     reasoning = whole.additional_kwargs["reasoning_content"]
@@ -254,13 +262,7 @@ def test_streamed_tool_call_keeps_its_arguments(
     fake: RawFakeVLLM, kept: int | None
 ) -> None:
     events = tool_call_stream(kept)
-    answer(fake, events, stream=False)
-    whole = chat(fake).invoke("Hi")
-    answer(fake, events, stream=True)
-    chunks = list(chat(fake).stream("Hi"))
-    streamed = chunks[0]
-    for chunk in chunks[1:]:
-        streamed += chunk
+    whole, _, streamed = invoke_and_stream(fake, events)
     assert isinstance(streamed, AIMessageChunk)
     arguments = done_arguments(events)
     assert arguments  # the recorded call has arguments to lose
