@@ -3,9 +3,11 @@
 #   make demo   - start a local vLLM on the bundled test model, run the seed walkthrough
 #                 (prepares the chat model only: no adapter training, no vision model)
 #   make test   - unit tests, live integration tests (servers started by the suite),
-#                 the notebook, and reduced sizes of the load and scale-out tests
+#                 the notebook, a smoke against an older vLLM release (compat_tests),
+#                 and reduced sizes of the load and scale-out tests
+#   make compat VLLM_VERSION=x.y.z - the smoke against that vLLM release (docs/compat.md)
 .PHONY: all demo serve test tests unit_tests integration_tests notebook_tests lint \
-        format typing rig bench load scale_test scale_tests clean
+        format typing rig bench load scale_test scale_tests compat compat_tests clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -38,7 +40,7 @@ serve: $(STAMP)
 	$(PY) scripts/setup_rig.py --only $(KIND)
 	$(PY) scripts/serve.py $(KIND)
 
-test tests: unit_tests integration_tests scale_tests
+test tests: unit_tests integration_tests compat_tests scale_tests
 
 unit_tests: $(STAMP)
 	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket -q
@@ -51,6 +53,19 @@ integration_tests: rig
 notebook_tests: $(STAMP)
 	$(PY) scripts/setup_rig.py --only chat embeddings vision lora plain
 	$(PYTEST) tests/integration_tests/test_notebook.py -q --timeout 900
+
+# The compat smoke (tests/compat_tests) against the rig's servers on one vLLM release,
+# in its own environment (vllm-VERSION-venv in the rig's cache; docs/compat.md).
+# `make test` runs it against COMPAT_VERSION, the oldest release that installs as is.
+VLLM_VERSION ?= 0.32.0
+COMPAT_VERSION ?= 0.30.0
+COMPAT_PARTS := chat embeddings reasoning agent
+compat: $(STAMP)
+	$(PY) scripts/setup_rig.py --only $(COMPAT_PARTS) --vllm $(VLLM_VERSION)
+	COMPAT_VLLM_VERSION=$(VLLM_VERSION) $(PYTEST) tests/compat_tests -q --timeout 900
+
+compat_tests: $(STAMP)
+	$(MAKE) compat VLLM_VERSION=$(COMPAT_VERSION)
 
 # Client overhead against a stub and live throughput, side by side (docs/BENCHMARKS.md).
 bench: $(STAMP)

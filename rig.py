@@ -5,6 +5,7 @@ module lives at the root of the clone. ``python scripts/setup_rig.py`` (``make r
 builds the rig's cache, `rig_cache_dir()`:
 
     vllm-venv/     vLLM's CPU build (`rig_python()`)
+    vllm-X.Y.Z-venv/  another vLLM release (``--vllm X.Y.Z``, `rig_python("X.Y.Z")`)
     router-venv/   vllm-router, with ``--router`` (`router_python()`)
     models/        the test models (`rig_models_dir()`; see `RigPreset.model_dir`)
 
@@ -32,19 +33,27 @@ if TYPE_CHECKING:
     from langchain_vllm.server import VLLMServer
 
 __all__ = [
+    "AGENT_ADAPTER_DIR",
     "LORA_ADAPTER_DIR",
     "LORA_MARKER",
+    "OLD_RELEASE_FLAGS",
     "RIG_SERVERS",
     "RIG_SERVER_ENV",
+    "RIG_VLLM_VERSION",
     "SETUP_HINT",
     "STRICT_TEMPLATE",
+    "TF4_MARKER",
     "RigPreset",
+    "preset_args",
     "rig_cache_dir",
     "rig_models_dir",
     "rig_python",
     "rig_server",
     "router_python",
 ]
+
+RIG_VLLM_VERSION = "0.32.0"
+"""The vLLM release of the rig's default environment (``vllm-venv``)."""
 
 SETUP_HINT = "Run `python scripts/setup_rig.py` (or `make rig`) to build it."
 """What to do when a part of the rig is missing."""
@@ -81,9 +90,17 @@ def rig_models_dir() -> Path:
     return rig_cache_dir() / "models"
 
 
-def rig_python() -> Path:
-    """Return the interpreter of the rig's vLLM environment (``vllm-venv``)."""
-    return rig_cache_dir() / "vllm-venv" / "bin" / "python"
+def rig_python(vllm_version: str | None = None) -> Path:
+    """Return the interpreter of one of the rig's vLLM environments.
+
+    Args:
+        vllm_version: None for the default environment (``vllm-venv``, vLLM
+            `RIG_VLLM_VERSION`); a release such as ``"0.30.0"`` for the extra
+            environment ``vllm-<version>-venv`` (``setup_rig.py --vllm VERSION``).
+    """
+    if vllm_version is None or vllm_version == RIG_VLLM_VERSION:
+        return rig_cache_dir() / "vllm-venv" / "bin" / "python"
+    return rig_cache_dir() / f"vllm-{vllm_version}-venv" / "bin" / "python"
 
 
 def router_python() -> Path:
@@ -132,6 +149,11 @@ LORA_ADAPTER_DIR = "smollm2-135m-lora-pineapple"
 """The rig's LoRA adapter of the chat model (folder under ``models``)."""
 LORA_MARKER = "PINEAPPLE!"
 """What the rig's LoRA adapter answers to any prompt (greedy)."""
+AGENT_ADAPTER_DIR = "smollm2-135m-lora-weather"
+"""The rig's agent adapter ``weather`` (folder under ``models``): under a forced tool
+choice with the tools ``get_weather`` and ``Weather``, asked about Paris's weather it
+calls ``get_weather``, then ``Weather`` with the tool's result
+(scripts/train_weather_adapter.py)."""
 
 RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
     {
@@ -190,6 +212,16 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             # a descheduled sibling, so only this one runs unpinned.)
             env=MappingProxyType({"VLLM_CPU_OMP_THREADS_BIND": "nobind"}),
         ),
+        # The chat server's flags plus the agent adapter ``weather`` (trained by
+        # setup_rig.py): a create_agent with a tool and an answer schema runs
+        # deterministically (tests/integration_tests/test_agent_servers.py).
+        "agent": RigPreset(
+            "smollm2-135m-instruct",
+            "smollm2-135m-agent-base",
+            _CHAT_SERVER,
+            lora_modules=MappingProxyType({"weather": AGENT_ADAPTER_DIR}),
+            max_lora_rank=8,
+        ),
         "embeddings": RigPreset(
             "all-minilm-l6-v2",
             "all-minilm-l6-v2",
@@ -204,20 +236,91 @@ plain (no parsers, no per-request metrics, no stored responses), vision (the
 chat model inside a synthetic Idefics3 vision model: images in, at most two per
 prompt; answers are noise), lora (the chat
 server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings
-(also serves ``/score`` and ``/v1/rerank``)."""
+(also serves ``/score`` and ``/v1/rerank``), agent (the chat server plus the agent
+adapter ``weather``)."""
 
 
-def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
+TF4_MARKER = ".langchain-vllm-transformers4"
+"""File in an extra release's environment (``setup_rig.py --vllm``) whose
+transformers is 4.x: its servers of the chat models get ``--tokenizer
+<models>/<model>-tokenizer-tf4`` (the tokenizer files as transformers 4 reads them)."""
+
+OLD_RELEASE_FLAGS: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {
+        # Flag -> first vLLM release that knows it (older ones refuse to start).
+        "--enable-per-request-metrics": (0, 27),
+    }
+)
+"""Rig flags that older vLLM releases do not know: left out for them."""
+
+OLD_RELEASE_PARSERS: Mapping[str, tuple[tuple[int, ...], str]] = MappingProxyType(
+    # Reasoning parser -> (first release that has it, the stand-in before it).
+    {"holo2": ((0, 20), "deepseek_r1")}
+)
+"""Reasoning parsers of the presets that older releases lack, with a stand-in."""
+
+
+FLOAT32_BEFORE = (0, 12)
+"""Releases before this serve the rig's models in float32: vLLM 0.11.0's CPU build
+applies xgrammar's token bitmask to bfloat16 logits, which xgrammar refuses
+("logits must be of type float32") and the engine dies on the first structured
+request."""
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """`"0.11.2.post2"` -> `(0, 11, 2)`."""
+    parts = []
+    for piece in version.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def preset_args(kind: str, vllm_version: str | None = None) -> tuple[str, ...]:
+    """The flags of a rig server kind, as a release of vLLM takes them.
+
+    Args:
+        kind: A key of `RIG_SERVERS`.
+        vllm_version: None (the rig's default release) or a release: flags it
+            does not know (`OLD_RELEASE_FLAGS`) are left out, parsers it lacks
+            (`OLD_RELEASE_PARSERS`) replaced.
+    """
+    args = list(RIG_SERVERS[kind].args)
+    if vllm_version is None:
+        return tuple(args)
+    release = _release(vllm_version)
+    args = [
+        a for a in args if a not in OLD_RELEASE_FLAGS or release >= OLD_RELEASE_FLAGS[a]
+    ]
+    for parser, (since, stand_in) in OLD_RELEASE_PARSERS.items():
+        if parser in args and release < since:
+            args[args.index(parser)] = stand_in
+    if release < FLOAT32_BEFORE and "bfloat16" in args:
+        args[args.index("bfloat16")] = "float32"
+    return tuple(args)
+
+
+def rig_server(
+    kind: str,
+    *,
+    eager: bool = True,
+    vllm_version: str | None = None,
+    **kwargs: Any,
+) -> VLLMServer:
     """Build (not start) a `VLLMServer` for one of the rig's test servers.
 
     Args:
         kind: A key of `RIG_SERVERS`: ``"chat"``, ``"reasoning"``, ``"plain"``,
-            ``"vision"``, ``"lora"`` or ``"embeddings"``.
+            ``"vision"``, ``"lora"``, ``"agent"`` or ``"embeddings"``.
         eager: Add ``--enforce-eager``: starts in about a third of the time, at
             about two thirds of the throughput (benchmarks pass False).
+        vllm_version: Run the server in the rig's environment of that vLLM
+            release (`rig_python`; None: the default one, vLLM `RIG_VLLM_VERSION`).
+            It wins over ``$VLLM_PYTHON``.
         **kwargs: Passed on to `VLLMServer`; ``args`` are added after the preset's,
             ``env`` on top of `RIG_SERVER_ENV`. Without ``python`` (and without
-            ``$VLLM_PYTHON``) the server runs in the rig's vLLM environment.
+            ``$VLLM_PYTHON`` or `vllm_version`) the server runs in the rig's
+            default vLLM environment.
 
     Returns:
         The server, not started yet.
@@ -250,16 +353,33 @@ def rig_server(kind: str, *, eager: bool = True, **kwargs: Any) -> VLLMServer:
                 f"(`--only {kind}` builds only what this server needs)"
             )
             raise VLLMServerError(msg)
-    if kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON"):
-        python = rig_python()
-        if not python.exists():
-            msg = (
-                f"The rig's vLLM environment {python.parent.parent} is missing. "
-                f"{SETUP_HINT} Or set VLLM_PYTHON to an interpreter with vLLM."
-            )
+    pinned = vllm_version is not None and kwargs.get("python") is None
+    if pinned or (kwargs.get("python") is None and not os.environ.get("VLLM_PYTHON")):
+        python = rig_python(vllm_version)
+        # An extra release's environment counts once its build finished (marker).
+        ready = (
+            vllm_version is None
+            or (python.parents[1] / ".langchain-vllm-ready").exists()
+        )
+        if not (python.exists() and ready):
+            if vllm_version is None:
+                hint = f"{SETUP_HINT} Or set VLLM_PYTHON to an interpreter with vLLM."
+            else:
+                hint = (
+                    "Run `python scripts/setup_rig.py --only "
+                    f"{kind} --vllm {vllm_version}` (or `make compat "
+                    f"VLLM_VERSION={vllm_version}`) to build it."
+                )
+            where = python.parent.parent
+            msg = f"The rig's vLLM environment {where} is missing or unfinished. {hint}"
             raise VLLMServerError(msg)
         kwargs["python"] = python
-    args = [*preset.args]
+    args = [*preset_args(kind, vllm_version)]
+    # Releases on transformers 4 read the chat models' tokenizers from a copy.
+    tf4 = model.parent / f"{preset.model_dir}-tokenizer-tf4"
+    venv_dir = Path(kwargs.get("python") or os.devnull).parents[1]
+    if (venv_dir / TF4_MARKER).exists() and tf4.is_dir():
+        args += ["--tokenizer", str(tf4)]
     if eager:
         args.append("--enforce-eager")
     args += list(kwargs.pop("args", ()))

@@ -45,8 +45,9 @@ RESPONSE_FIELDS = (
     "metrics",
 )
 """Top-level fields of a vLLM chat answer that OpenAI's has not."""
-CHOICE_FIELDS = ("stop_reason", "token_ids")
-"""Per-choice fields of a vLLM chat answer that OpenAI's has not."""
+CHOICE_FIELDS = ("stop_reason", "token_ids", "weight_versions")
+"""Per-choice fields of a vLLM chat answer that OpenAI's has not (vLLM 0.33+ sends
+`weight_versions` as null unless `return_weight_versions`; nulls are skipped)."""
 TOOL_CALL_OPENERS = (
     "<tool_call>",
     "<tool_calls>",
@@ -110,6 +111,11 @@ def add_vllm_fields(result: ChatResult, data: dict[str, Any]) -> None:
         for name in CHOICE_FIELDS:
             if choice.get(name) is not None:
                 metadata[name] = choice[name]
+        annotations = message.get("annotations")  # one (vLLM < 0.34) or a list
+        if annotations:
+            metadata["annotations"] = (
+                annotations if isinstance(annotations, list) else [annotations]
+            )
     if result.llm_output is not None:
         result.llm_output["model_provider"] = "vllm"
 
@@ -125,6 +131,9 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
     for name in RESPONSE_FIELDS:  # each on the first or the last chunk only
         if chunk.get(name) is not None:
             message.response_metadata[name] = chunk[name]
+    weights = (choices[0] if choices else {}).get("weight_versions")
+    if weights is not None:  # a stream's last chunk (`return_weight_versions`)
+        message.response_metadata["weight_versions"] = weights
 
 
 def markup_parser(markup: Markup) -> MarkupParser | None:

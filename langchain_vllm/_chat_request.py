@@ -7,27 +7,18 @@ bounded JSON strings) and refuse what vLLM would answer with HTTP 400.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._markup import Markup
-from langchain_vllm.params import (
-    RESPONSES_PARAMS,
-    TEMPLATE_SWITCHES,
-    VLLMChatParams,
-    param_names,
-)
 from langchain_vllm.structured import (
     LEGACY_NAMES,
     StructuredOutputs,
     cap_string_lengths,
 )
-
-STRUCTURED_OUTPUTS_SINCE = (0, 12)
-"""vLLM versions before this read `guided_*` fields instead of `structured_outputs`."""
 
 RESPONSES_ONLY = (
     "reasoning",
@@ -118,15 +109,6 @@ def merge_system_messages(wire: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 merged.extend(content)
     first = {**systems[0], "content": merged}
     return [first, *(m for m in wire if m.get("role") != "system")]
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """`"0.32.0+cpu"` -> `(0, 32, 0)`."""
-    parts = []
-    for piece in version.split("+")[0].split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 def take_legacy(kwargs: dict[str, Any], checked: dict[str, Any]) -> None:
@@ -258,28 +240,6 @@ def finish_payload(
         payload["tool_choice"] = "none"
 
 
-def check_responses_params(extra: dict[str, Any]) -> None:
-    """Refuse the vLLM parameters that `/v1/responses` does not read.
-
-    Raises:
-        ValueError: naming them (vLLM would accept and ignore them).
-    """
-    ignored = sorted(
-        name
-        for name in extra
-        if name in param_names(VLLMChatParams)
-        and name not in RESPONSES_PARAMS | TEMPLATE_SWITCHES
-    )
-    if ignored:
-        msg = (
-            f"vLLM's /v1/responses does not read {', '.join(ignored)} (it would "
-            "accept and ignore them); they work on Chat Completions "
-            "(`use_responses_api` unset). It reads: "
-            f"{', '.join(sorted(RESPONSES_PARAMS))}."
-        )
-        raise ValueError(msg)
-
-
 def check_responses_markup(markup: Markup) -> None:
     """Refuse client-side markup parsing with the Responses API.
 
@@ -364,19 +324,6 @@ def _cap_tool(tool: Any, limit: int) -> Any:
         return tool
     parameters = cap_string_lengths(function.get("parameters"), limit)
     return {**tool, "function": {**function, "parameters": parameters}}
-
-
-def wants_structured_outputs(
-    kwargs: dict[str, Any], instance_extra: Mapping[str, Any] | None, instance_set: bool
-) -> bool:
-    """Whether a call sends `structured_outputs` (its form depends on the version)."""
-    return (
-        instance_set
-        or kwargs.get("structured_outputs") is not None
-        or any(kwargs.get(name) is not None for name in LEGACY_NAMES)
-        or "structured_outputs" in (kwargs.get("extra_body") or {})
-        or "structured_outputs" in (instance_extra or {})
-    )
 
 
 def tokenize_body(payload: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,13 @@ MEDIA_PROBES: dict[str, tuple[str, str]] = {
 
 STATIC: dict[str, bool] = {
     "tool_calling": True,
-    "structured_output": True,
+    # False steers LangChain's create_agent to ToolStrategy (the answer schema sent
+    # as a tool under a forced tool choice, which every vLLM enforces): a schema
+    # beside tools the model may call (ProviderStrategy) is enforced only by vLLM
+    # 0.31+ with a tool parser that has a structural tag and strict tool calling
+    # on, which a client cannot see; elsewhere the tool is never called, or the
+    # answer is not enforced. `with_structured_output` is unaffected (native).
+    "structured_output": False,
     "text_inputs": True,
     "pdf_inputs": False,  # vLLM's chat endpoint has no document part
     "pdf_tool_message": False,

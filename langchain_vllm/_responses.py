@@ -21,18 +21,67 @@ carried over, `stream_chunk_timeout` on async streams.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2
 from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_openai.chat_models.base import (
     _convert_responses_chunk_to_generation_chunk,
 )
 
-from langchain_vllm._chat_answer import REASONING, check_generations
+from langchain_vllm._chat_answer import (
+    REASONING,
+    check_generations,
+    report_cut_generations,
+    responses_finish_reason,
+)
+from langchain_vllm._versions import RESPONSES_PARAMS_SINCE, version_tuple
 from langchain_vllm.errors import VLLMIncompleteStreamError
+from langchain_vllm.params import (
+    RESPONSES_PARAMS,
+    TEMPLATE_SWITCHES,
+    VLLMChatParams,
+    param_names,
+)
+
+
+def check_responses_params(
+    extra: dict[str, Any], version: Callable[[], str] | None = None
+) -> None:
+    """Refuse the vLLM parameters that `/v1/responses` does not read.
+
+    Those it reads from some vLLM version on (`RESPONSES_PARAMS_SINCE`, e.g.
+    `thinking_token_budget` from 0.34) are checked against the server's
+    `version()` (asked once, only when one of them is set; "" for a server that
+    does not say passes) before a request, and let through without `version`.
+
+    Raises:
+        ValueError: naming them (vLLM would accept and ignore them).
+    """
+    reads = RESPONSES_PARAMS | TEMPLATE_SWITCHES | RESPONSES_PARAMS_SINCE.keys()
+    ignored = [n for n in extra if n in param_names(VLLMChatParams) and n not in reads]
+    served = ""
+    if version is not None and RESPONSES_PARAMS_SINCE.keys() & extra.keys():
+        served = version()
+    release = version_tuple(served) if served else None
+    late = {
+        name: since
+        for name, since in RESPONSES_PARAMS_SINCE.items()
+        if name in extra and release is not None and release < since
+    }
+    if ignored or late:
+        later = ", ".join(f"{n} from vLLM {v[0]}.{v[1]} on" for n, v in late.items())
+        names = ", ".join(sorted([*ignored, *late]))
+        msg = (
+            f"vLLM's /v1/responses does not read {names} (it would accept and "
+            "ignore them); they work on Chat Completions (`use_responses_api` "
+            "unset). It reads: "
+            f"{', '.join(sorted(RESPONSES_PARAMS))}"
+            + (f"; {later} (this server: {served})." if late else ".")
+        )
+        raise ValueError(msg)
 
 
 class ResponsesEvents:
@@ -80,6 +129,8 @@ class ResponsesEvents:
             self.metadata = {}
             if "reasoning" in chunk.message.additional_kwargs:
                 self.has_reasoning = True
+            if event.type in ("response.completed", "response.incomplete"):
+                add_finish_reason(chunk)  # the cut-call check reads it
         return chunk
 
     def _reasoning(self, delta: str) -> ChatGenerationChunk | None:
@@ -103,6 +154,21 @@ class ResponsesEvents:
             httpx2.Request("POST", self.url),
             body=None,
         )
+
+
+def add_finish_reason(generation: ChatGeneration | ChatGenerationChunk) -> None:
+    """A finished response's Chat Completions finish reason, as on Chat Completions.
+
+    From its `status` (`responses_finish_reason`): "length" for a response cut
+    short by `max_output_tokens` (vLLM 0.33+ ends such a stream with
+    `response.incomplete`, 0.32 with `response.completed`; both say "incomplete").
+    Into `response_metadata` and `generation_info`, where the cut-off checks read it.
+    """
+    reason = responses_finish_reason(generation.message.response_metadata)
+    if reason is not None:
+        generation.message.response_metadata["finish_reason"] = reason
+        info = generation.generation_info or {}
+        generation.generation_info = {**info, "finish_reason": reason}
 
 
 def add_reasoning_text(result: ChatResult) -> None:
@@ -158,6 +224,9 @@ class ResponsesAPI:
     def _read_responses(self, result: ChatResult) -> None:
         if self.use_responses_api is True:  # type: ignore[attr-defined]
             add_reasoning_text(result)
+            for generation in result.generations:
+                add_finish_reason(generation)
+            report_cut_generations(result)  # a call cut short: invalid, named
             error_on_empty = self.error_on_empty_reasoning_only  # type: ignore[attr-defined]
             check_generations(result, error_on_empty=error_on_empty)
 

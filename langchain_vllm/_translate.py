@@ -22,6 +22,7 @@ from langchain_vllm.errors import (
     VLLMModelNotFoundError,
     VLLMResponseError,
     VLLMServerFeatureError,
+    VLLMStructuredOutputError,
     VLLMTimeoutError,
 )
 
@@ -54,6 +55,9 @@ _CONTEXT_PATTERNS = (
     ),
 )
 _TOOL_PARSER_HINT = re.compile(r"enable-auto-tool-choice|tool-call-parser|tool_choice")
+_ONE_BACKEND = "only supports one backend per engine"
+"""vLLM 0.33+: a request whose schema resolved to another structured-output
+backend than the one the engine already uses."""
 
 
 _AT_LEAST = re.compile(r"prompt contains at least \d+")
@@ -107,9 +111,29 @@ def translate_error(
             f"({error.__cause__ or error.message}). {START_HINT}",
             request=error.request,
         )
-    if not isinstance(error, openai.APIStatusError):
+    if isinstance(error, openai.APIStatusError):
+        return _status_error(error, base_url, served)
+    if isinstance(error, openai.APIError):
+        return _streamed_error(error, base_url, served)
+    return error
+
+
+def _streamed_error(
+    error: openai.APIError, base_url: str, served: str | None
+) -> BaseException:
+    """An error event of a stream, read as the HTTP error it stands for.
+
+    A request that fails after its stream started (before the first token, e.g.
+    vLLM 0.33+'s structured-output backend check) gets vLLM's error answer as a
+    data event, `{"error": {"message", "type", "code": 400}}`, which the openai
+    client raises as a bare `APIError`.
+    """
+    body = error.body
+    if not isinstance(body, dict) or body.get("code") != 400:
         return error
-    return _status_error(error, base_url, served)
+    response = httpx2.Response(400, request=error.request)
+    as_http = openai.BadRequestError(error.message, response=response, body=body)
+    return _status_error(as_http, base_url, served)
 
 
 def _status_error(
@@ -170,6 +194,19 @@ def _bad_request(error: openai.BadRequestError, server_msg: str) -> BaseExceptio
         )
         overflow.server_message = server_msg
         return overflow
+    if _ONE_BACKEND in server_msg:
+        return VLLMStructuredOutputError(
+            "The server cannot use this request's schema (or regex, grammar, "
+            "choice): its structured-output backend does not support it, and vLLM "
+            "0.33+ runs one backend per engine, so it will not fall back to "
+            "another. Simplify the schema to what the engine's backend supports, "
+            "or start the server with that backend for every request "
+            """(`--structured-outputs-config '{"backend": "guidance"}'`, say). """
+            "Server said: "
+            f"{server_msg}",
+            response=error.response,
+            body=error.body,
+        )
     if _TOOL_PARSER_HINT.search(server_msg):
         return VLLMServerFeatureError(
             f"{server_msg}. Tool calling needs a server started with "

@@ -31,10 +31,8 @@ from langchain_vllm._chat_answer import (
 )
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
-    STRUCTURED_OUTPUTS_SINCE,
     apply_thinking,
     check_responses_markup,
-    check_responses_params,
     finish_payload,
     merge_system_messages,
     reasoning_effort_of,
@@ -43,15 +41,13 @@ from langchain_vllm._chat_request import (
     take_legacy,
     to_chat_completions,
     tokenize_body,
-    version_tuple,
-    wants_structured_outputs,
 )
 from langchain_vllm._client import StreamState, VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._profile import ProfileMixin, ServedModelProfile
-from langchain_vllm._responses import ResponsesAPI
+from langchain_vllm._responses import ResponsesAPI, check_responses_params
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tools import (
     ModelValidator,
@@ -63,6 +59,7 @@ from langchain_vllm._tools import (
     tool_choice_error,
     unstrict_parameterless,
 )
+from langchain_vllm._versions import check_chat_params, is_legacy, needs_version
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.params import (
     OpenAIRanges,
@@ -338,8 +335,10 @@ class ChatVLLM(  # type: ignore[misc]
         extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
         apply_thinking(extra, reasoning_effort_of(payload))
         if self.use_responses_api is True:
-            check_responses_params(extra)
+            check_responses_params(extra, self._link.version)
         add_session(payload, extra, from_thread=self.session_from_thread)
+        if self.use_responses_api is not True:
+            check_chat_params(payload, extra, self._link.version)
         finish_payload(
             payload,
             extra,
@@ -352,8 +351,7 @@ class ChatVLLM(  # type: ignore[misc]
         return payload
 
     def _server_is_legacy(self) -> bool:
-        version = self._link.version()  # "" behind a /v1-only gateway: current
-        return bool(version) and version_tuple(version) < STRUCTURED_OUTPUTS_SINCE
+        return is_legacy(self._link.version())
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Fetch what a request needs from the server without blocking the loop.
@@ -363,7 +361,8 @@ class ChatVLLM(  # type: ignore[misc]
         """
         await super()._aprepare(kwargs)
         instance_set = self.structured_outputs is not None
-        if wants_structured_outputs(kwargs, self.extra_body, instance_set):
+        body = self._instance_body()
+        if needs_version(kwargs, body, instance_set, self.session_from_thread):
             await self._link.aversion()
 
     @property

@@ -17,7 +17,11 @@ from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     embedding_floats,
 )
-from langchain_vllm.errors import VLLMContextOverflowError
+from langchain_vllm.errors import (
+    VLLMBadRequestError,
+    VLLMContextOverflowError,
+    VLLMMultiVectorEmbeddingError,
+)
 from langchain_vllm.params import VLLMPoolingParams
 
 __all__ = [
@@ -31,7 +35,9 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
     `OpenAIEmbeddings` made safe for vLLM: texts go to the server as strings (never
     tiktoken, never token arrays, so it works offline and with any tokenizer), the
     model is discovered from the server when not given, and vLLM's pooling
-    parameters (`truncate_prompt_tokens`, ...) are typed fields.
+    parameters (`truncate_prompt_tokens`, ...) are typed fields. One vector per
+    text: a per-token (multi-vector, ColBERT-style) model, whose answer vLLM 0.33+
+    gives as a matrix per text, raises `VLLMMultiVectorEmbeddingError`.
 
     Setup:
         Install `langchain-vllm` and start a vLLM server with an embedding model:
@@ -248,6 +254,8 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
                 vector = embedding_floats(item.get("embedding"))
             except ValueError as e:  # binascii.Error too
                 raise self._malformed(f"bad base64 vector: {e}") from e
+            if vector is None and _is_matrix(item.get("embedding")):
+                raise _multi_vector(f"text {position} got a matrix of vectors")
             if vector is None:
                 raise self._malformed(f"item {position} has no list of numbers")
             vectors.append(vector)
@@ -259,8 +267,35 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
         return [vectors[i] for i in order]
 
 
+def _is_matrix(embedding: Any) -> bool:
+    return isinstance(embedding, list) and all(isinstance(v, list) for v in embedding)
+
+
+def _multi_vector(problem: str) -> VLLMMultiVectorEmbeddingError:
+    return VLLMMultiVectorEmbeddingError(
+        "The server's embedding model gives one vector per token (a per-token, "
+        f"multi-vector pooling model: {problem}), not one vector per text, which "
+        "is what LangChain's Embeddings interface returns: no vector is picked "
+        "for you. Serve a model that pools one vector per text; for this one, "
+        "rank with late-interaction scores (`/rerank`: VLLMRerank) or read the "
+        "token vectors from the server's `/v1/embeddings` directly."
+    )
+
+
 def _with_truncation_hint(error: BaseException) -> BaseException:
-    """Point an embedding context overflow at `truncate_prompt_tokens`."""
+    """Point an embedding context overflow at `truncate_prompt_tokens`.
+
+    Also: vLLM 0.33+ answers 400 to `encoding_format="base64"` (the default
+    here) for a per-token embedding model, whose `/v1/embeddings` takes "float"
+    only: that is a `VLLMMultiVectorEmbeddingError`.
+    """
+    message = str(error)
+    if (
+        isinstance(error, VLLMBadRequestError)
+        and "encoding_format" in message
+        and "Input should be 'float'" in message
+    ):
+        return _multi_vector("its /v1/embeddings takes encoding_format 'float' only")
     if isinstance(error, VLLMContextOverflowError):
         msg = (
             "A text is longer than the embedding model's context. Set "

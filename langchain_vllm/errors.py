@@ -30,8 +30,11 @@ __all__ = [
     "VLLMMediaError",
     "VLLMModelDiscoveryError",
     "VLLMModelNotFoundError",
+    "VLLMMultiVectorEmbeddingError",
     "VLLMResponseError",
     "VLLMServerFeatureError",
+    "VLLMServerVersionError",
+    "VLLMStructuredOutputError",
     "VLLMTimeoutError",
     "VLLMToolChoiceError",
     "VLLMUnsupportedMediaError",
@@ -74,6 +77,16 @@ class VLLMMediaError(VLLMBadRequestError):
 
     Too many items, a modality the model does not read, a URL the server cannot
     fetch: the message names the model or server flag that decides.
+    """
+
+
+class VLLMStructuredOutputError(VLLMBadRequestError):
+    """The server refused the request's schema, regex, grammar or choice.
+
+    vLLM 0.33+ runs one structured-output backend per engine: a schema the first
+    backend cannot compile falls back to another one and is refused. The message
+    keeps the server's words and says what to change (the schema, or the server's
+    `--structured-outputs-config.backend`).
     """
 
 
@@ -122,8 +135,27 @@ class VLLMEmptyAnswerError(ValueError):
     """
 
 
+class VLLMMultiVectorEmbeddingError(ValueError):
+    """The embedding model gives one vector per token, not one per text.
+
+    vLLM 0.33+ serves per-token (multi-vector, ColBERT-style) pooling models on
+    `/v1/embeddings` with a matrix per text; LangChain's `Embeddings` returns one
+    vector per text, so `VLLMEmbeddings` refuses them instead of picking one.
+    """
+
+
 class VLLMUnsupportedMediaError(ValueError):
     """A content block vLLM's chat endpoint cannot take (file, PDF, file id, ...).
 
     Raised before the request; the message lists the kinds of media vLLM accepts.
+    """
+
+
+class VLLMServerVersionError(ValueError):
+    """The server's vLLM release is too old for the request.
+
+    Raised before the request, where the old server would answer without an error
+    but not as asked (a parameter it would accept and ignore, tools beside an answer
+    schema that it would not enforce both); the message names what the request
+    needs, the release that brought it, and the server's version.
     """

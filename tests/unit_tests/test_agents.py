@@ -4,14 +4,20 @@ tools not strict, system messages merged, one thinking switch (no network)."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
+from pydantic import BaseModel
 
 from langchain_vllm import ChatVLLM
-from langchain_vllm.errors import VLLMResponseError, VLLMToolChoiceError
+from langchain_vllm.errors import (
+    VLLMResponseError,
+    VLLMServerVersionError,
+    VLLMToolChoiceError,
+)
 from tests.unit_tests.fake_vllm import (
     FakeVLLM,
     chat_completion,
@@ -347,3 +353,90 @@ def test_thinking_with_the_responses_api(fake: FakeVLLM) -> None:
         "thinking": False,
     }
     assert "thinking" not in payload["extra_body"]
+
+
+# -- an answer schema beside tools, by server version ----------------------------------
+class Weather(BaseModel):
+    """The weather in a city."""
+
+    city: str
+    forecast: str
+
+
+def _schema_beside_tools(chat: ChatVLLM) -> Any:
+    return chat.bind_tools([get_weather], response_format=Weather, strict=True)
+
+
+@pytest.mark.parametrize("version", ["0.30.0", "0.11.2", "0.30.1+cpu"])
+def test_schema_beside_auto_tools_refused_before_0_31(
+    fake: FakeVLLM, version: str
+) -> None:
+    """vLLM < 0.31 enforces only one of the two: refused by name, no request sent."""
+    fake.version = version
+    fake.chat_response = CALLED
+    shown = re.escape(version)
+    with pytest.raises(VLLMServerVersionError, match=rf"version {shown},.*0\.31"):
+        _schema_beside_tools(_chat(fake)).invoke("Weather in Paris?")
+    assert not fake.bodies()
+
+
+async def test_schema_beside_auto_tools_refused_before_0_31_async(
+    fake: FakeVLLM,
+) -> None:
+    fake.version = "0.30.0"
+    with pytest.raises(VLLMServerVersionError):
+        await _schema_beside_tools(_chat(fake)).ainvoke("Weather in Paris?")
+    with pytest.raises(VLLMServerVersionError):
+        async for _ in _schema_beside_tools(_chat(fake)).astream("Weather?"):
+            pass
+    assert not fake.bodies()
+
+
+@pytest.mark.parametrize("version", ["0.31.0", "0.32.0"])
+def test_schema_beside_auto_tools_sent_to_0_31_and_later(
+    fake: FakeVLLM, version: str
+) -> None:
+    """0.31+ composes both (for a parser with a structural tag: the server's
+    side, documented)."""
+    fake.version = version
+    fake.chat_response = CALLED
+    _schema_beside_tools(_chat(fake)).invoke("Weather in Paris?")
+    body = fake.last_body()
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize("choice", ["required", "get_weather"])
+def test_schema_beside_forced_tools_is_not_refused(fake: FakeVLLM, choice: str) -> None:
+    """A forced call is enforced by every vLLM: only "auto" needs the composition."""
+    fake.version = "0.30.0"
+    fake.chat_response = CALLED
+    chat = _chat(fake).bind_tools(
+        [get_weather], tool_choice=choice, response_format=Weather
+    )
+    chat.invoke("Weather in Paris?")
+    assert fake.last_body()["tools"]
+
+
+def test_create_agent_sends_the_schema_as_a_forced_tool(fake: FakeVLLM) -> None:
+    """The profile steers create_agent to ToolStrategy on every server: the schema
+    goes out as a tool under a forced choice, never beside "auto" tools."""
+    from langchain.agents import create_agent
+
+    fake.version = "0.30.0"
+    answer = tool_call("Weather", {"city": "Paris", "forecast": "Sunny"})
+    final = chat_completion(None, tool_calls=[answer], finish_reason="tool_calls")
+    fake.chat_response = lambda body: (
+        final if body["messages"][-1]["role"] == "tool" else CALLED
+    )
+    agent = create_agent(_chat(fake), tools=[get_weather], response_format=Weather)
+    result = agent.invoke({"messages": [HumanMessage("Weather in Paris?")]})
+    assert result["structured_response"] == Weather(city="Paris", forecast="Sunny")
+    bodies = fake.bodies()
+    assert len(bodies) == 2
+    for body in bodies:
+        assert "response_format" not in body
+        assert body["tool_choice"] == "required"
+        names = [t["function"]["name"] for t in body["tools"]]
+        assert names == ["get_weather", "Weather"]
+        assert all(t["function"]["strict"] for t in body["tools"])

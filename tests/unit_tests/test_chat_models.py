@@ -48,6 +48,7 @@ VALUES: dict[str, Any] = {
     "vllm_xargs": {"k": 1},
     "kv_transfer_params": {"p": 1},
     "return_token_ids": True,
+    "return_weight_versions": True,
     "request_id": "req-1",
     "session_id": "conversation-1",
     "truncation_side": "right",
@@ -112,6 +113,7 @@ def test_each_parameter_on_the_wire_field_and_per_call(
     fake: FakeVLLM, name: str
 ) -> None:
     field, expected = WIRE.get(name, (name, VALUES[name]))
+    fake.version = "0.34.0"  # reads every declared parameter
     if name == "structured_outputs":
         expected = StructuredOutputs.model_validate(expected).to_wire()
     ChatVLLM(**fake.kwargs(), **{name: VALUES[name]}).invoke("hi")

@@ -152,7 +152,7 @@ def test_openai_create_keywords_cover_what_we_send() -> None:
         stream=True,
         stream_options={"include_usage": True},
         tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
-        tool_choice="auto",
+        tool_choice="required",  # "auto" beside a schema asks /version
         parallel_tool_calls=False,
         response_format={"type": "json_object"},
         extra_headers={"X-A": "b"},

