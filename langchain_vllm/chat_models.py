@@ -61,6 +61,7 @@ from langchain_vllm._tools import (
 )
 from langchain_vllm._versions import check_chat_params, is_legacy, needs_version
 from langchain_vllm.lora import ServedModelsMixin
+from langchain_vllm.rollouts import ask_for_tokens
 from langchain_vllm.params import (
     OpenAIRanges,
     VLLMChatParams,
@@ -338,6 +339,7 @@ class ChatVLLM(  # type: ignore[misc]
             check_responses_params(extra, self._link.version)
         add_session(payload, extra, from_thread=self.session_from_thread)
         if self.use_responses_api is not True:
+            ask_for_tokens(payload, extra)  # under record_trajectories()
             check_chat_params(payload, extra, self._link.version)
         finish_payload(
             payload,
