@@ -61,7 +61,6 @@ from langchain_vllm._tools import (
 )
 from langchain_vllm._versions import check_chat_params, is_legacy, needs_version
 from langchain_vllm.lora import ServedModelsMixin
-from langchain_vllm.rollouts import ask_for_tokens
 from langchain_vllm.params import (
     OpenAIRanges,
     VLLMChatParams,
@@ -69,6 +68,7 @@ from langchain_vllm.params import (
     param_names,
     request_body,
 )
+from langchain_vllm.rollouts import ask_for_tokens
 
 __all__ = [
     "ChatVLLM",
