@@ -14,13 +14,13 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from langchain_vllm._client import StreamState
 from langchain_vllm._markup import (
     Markup,
     MarkupParser,
     split_markup,
     to_tool_call_chunks,
 )
+from langchain_vllm._tokens import StreamState, token_problem
 from langchain_vllm._tool_stream import (
     CUT_KEY,
     ToolCallStream,
@@ -73,6 +73,9 @@ def completion_problem(data: Any) -> str | None:
         content = choice["message"].get("content")
         if content is not None and not isinstance(content, (str, list)):
             return f"message content is {type(content).__name__}, not text"
+        tokens = token_problem(choice.get("token_ids"), choice.get("logprobs"))
+        if tokens:
+            return tokens
     if data.get("usage") is not None and not isinstance(data["usage"], dict):
         return f"usage is {data['usage']!r:.60}"
     return None
@@ -121,7 +124,7 @@ def add_vllm_fields(result: ChatResult, data: dict[str, Any]) -> None:
 
 
 def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
-    """Put a stream delta's reasoning and the provider name on its message."""
+    """Put a stream delta's reasoning, vLLM's fields and the provider on its message."""
     choices = chunk.get("choices") or []
     delta = (choices[0].get("delta") or {}) if choices else {}
     reasoning = delta.get("reasoning") or delta.get(REASONING)
@@ -131,9 +134,11 @@ def add_chunk_reasoning(chunk: dict[str, Any], message: AIMessageChunk) -> None:
     for name in RESPONSE_FIELDS:  # each on the first or the last chunk only
         if chunk.get(name) is not None:
             message.response_metadata[name] = chunk[name]
-    weights = (choices[0] if choices else {}).get("weight_versions")
-    if weights is not None:  # a stream's last chunk (`return_weight_versions`)
-        message.response_metadata["weight_versions"] = weights
+    choice = choices[0] if choices else {}
+    # each chunk's new ids (joined when chunks merge), the last one's stop reason
+    for name in CHOICE_FIELDS:
+        if choice.get(name) is not None:
+            message.response_metadata[name] = choice[name]
 
 
 def markup_parser(markup: Markup) -> MarkupParser | None:
@@ -388,6 +393,7 @@ class ChatStreamState(StreamState):
                     stacklevel=4,
                 )
         self.seen.add(chunk)
+        self.count(message.response_metadata.get("token_ids"), chunk)
         self.received = True
         self.finished = self.seen.finish_reason is not None
         return chunk

@@ -27,6 +27,7 @@ from langchain_vllm._settings import (
     base_url_field,
     vllm_secret_ids,
 )
+from langchain_vllm._tokens import StreamState
 from langchain_vllm._translate import response_error
 from langchain_vllm.errors import (
     VLLMConnectionError,
@@ -43,21 +44,6 @@ from langchain_vllm.params import (
 MALFORMED = (json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeError)
 """What reading a malformed answer (not JSON, fields missing) raises inside the
 parent classes."""
-
-
-class StreamState:
-    """What a stream delivered so far; subclasses parse chunks on the way."""
-
-    def __init__(self) -> None:
-        self.received = False
-        self.finished = False
-
-    def take(self, chunk: Any) -> Any:
-        """Account for the next chunk (and return it, parsed if need be)."""
-        self.received = True
-        info = getattr(chunk, "generation_info", None) or {}
-        self.finished = self.finished or bool(info.get("finish_reason"))
-        return chunk
 
 
 class VLLMClient(RebuiltOnCopy, BaseModel):
@@ -234,9 +220,22 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         """A new stream's state; `kwargs` are the call's (e.g. its `tool_choice`)."""
         return StreamState()
 
+    def _chunks(self, input_: Any, stop: Any, kwargs: dict[str, Any]) -> Iterator[Any]:
+        """The parent's stream of chunks, before they are checked and counted."""
+        return super()._stream(input_, stop, None, **kwargs)  # type: ignore[misc,no-any-return]
+
+    def _achunks(
+        self, input_: Any, stop: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """The parent's async stream of chunks (`_chunks`)."""
+        return super()._astream(input_, stop, None, **kwargs)  # type: ignore[misc,no-any-return]
+
     def _end_stream(self, state: StreamState) -> None:
         if not state.finished:
             raise self._incomplete_stream()
+        problem = state.tokens.problem()
+        if problem:
+            raise self._malformed(problem)
 
     def _generate(
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -278,7 +277,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
         # Token callbacks are called here, not by the parent: only reading the
         # server's answer (the parent's `next`) is relabelled, so an error of a
         # callback or of the chunk parser surfaces as itself.
-        chunks = super()._stream(input_, stop, None, **kwargs)  # type: ignore[misc]
+        chunks = self._chunks(input_, stop, kwargs)
         while True:
             try:
                 raw = next(chunks)
@@ -305,7 +304,7 @@ class VLLMClient(RebuiltOnCopy, BaseModel):
             await self._aprepare(kwargs)
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
-        chunks = super()._astream(input_, stop, None, **kwargs)  # type: ignore[misc]
+        chunks = self._achunks(input_, stop, kwargs)
         while True:
             try:
                 raw = await anext(chunks)

@@ -42,13 +42,14 @@ from langchain_vllm._chat_request import (
     to_chat_completions,
     tokenize_body,
 )
-from langchain_vllm._client import StreamState, VLLMClient
+from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._profile import ProfileMixin, ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI, check_responses_params
 from langchain_vllm._session import SessionMixin, add_session
+from langchain_vllm._tokens import StreamState
 from langchain_vllm._tools import (
     ModelValidator,
     check_result_tool_choice,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Self
 
 from langchain_core.outputs import LLMResult
@@ -12,6 +13,7 @@ from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._loop import in_event_loop
 from langchain_vllm._session import SessionMixin, add_session
+from langchain_vllm._tokens import completion_chunk, token_problem
 from langchain_vllm._versions import (
     completion_body_for_server,
     completion_needs_version,
@@ -19,8 +21,15 @@ from langchain_vllm._versions import (
 from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.models import choose_model, context_length
 from langchain_vllm.params import VLLMCompletionParams
+from langchain_vllm.rollouts import ask_for_completion_tokens
 
-CHOICE_KEYS = ("stop_reason", "prompt_logprobs", "token_ids", "weight_versions")
+CHOICE_KEYS = (
+    "stop_reason",
+    "prompt_logprobs",
+    "prompt_token_ids",
+    "token_ids",
+    "weight_versions",
+)
 """vLLM-only fields of a completion choice copied into `generation_info` (when
 not null)."""
 
@@ -202,6 +211,8 @@ class VLLMOpenAI(  # type: ignore[misc]
         if "extra_headers" in self.model_kwargs:
             kwargs.setdefault("extra_headers", self.model_kwargs["extra_headers"])
         add_session(kwargs, extra, from_thread=self.session_from_thread)
+        if self.logprobs is None:  # under record_trajectories(): ids and logprobs
+            ask_for_completion_tokens(kwargs, extra)
         if extra:
             kwargs["extra_body"] = extra
         return kwargs
@@ -229,11 +240,54 @@ class VLLMOpenAI(  # type: ignore[misc]
             )
         return super().get_sub_prompts(params, prompts, stop)
 
+    def _chunks(self, input_: Any, stop: Any, kwargs: dict[str, Any]) -> Iterator[Any]:
+        # The parent's loop, with vLLM's ids kept on the chunks.
+        params = {**self._invocation_params, **kwargs, "stream": True}
+        self.get_sub_prompts(params, [input_], stop)  # puts `stop` into params
+        for response in self.client.create(prompt=input_, **params):
+            yield completion_chunk(_as_dict(response))
+
+    async def _achunks(
+        self, input_: Any, stop: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        params = {**self._invocation_params, **kwargs, "stream": True}
+        self.get_sub_prompts(params, [input_], stop)
+        async for response in await self.async_client.create(prompt=input_, **params):
+            yield completion_chunk(_as_dict(response))
+
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Discovery, and the server's version when the body depends on it."""
         await super()._aprepare(kwargs)
         if completion_needs_version(kwargs.get("extra_body")):
             await self._link.aversion()
+
+    # The parent's streamed `generate` keeps only text, finish reason and logprobs.
+    def _generate(  # type: ignore[override]
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> LLMResult:
+        if not (self.streaming and len(input_) == 1):
+            return super()._generate(input_, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
+        chunks = self._stream(input_[0], stop, run_manager, **kwargs)
+        return self._streamed_result(input_, list(chunks), kwargs)
+
+    async def _agenerate(  # type: ignore[override]
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> LLMResult:
+        if not (self.streaming and len(input_) == 1):
+            return await super()._agenerate(input_, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
+        chunks = self._astream(input_[0], stop, run_manager, **kwargs)
+        return self._streamed_result(input_, [c async for c in chunks], kwargs)
+
+    def _streamed_result(
+        self, prompts: list[str], chunks: list[Any], kwargs: dict[str, Any]
+    ) -> LLMResult:
+        """One streamed answer as `generate`'s result, vLLM's ids kept."""
+        merged = chunks[0]
+        for chunk in chunks[1:]:
+            merged += chunk
+        choice = {"text": merged.text, **(merged.generation_info or {})}
+        params = {**self._invocation_params, **kwargs}
+        return self.create_llm_result([choice], prompts, params, {})
 
     def create_llm_result(
         self,
@@ -259,6 +313,12 @@ class VLLMOpenAI(  # type: ignore[misc]
             result.generations, _group(choices, params.get("n", self.n)), strict=False
         ):
             for generation, choice in zip(generations, choice_group, strict=False):
+                if isinstance(choice, dict):
+                    problem = token_problem(
+                        choice.get("token_ids"), choice.get("logprobs")
+                    )
+                    if problem:
+                        raise self._malformed(problem)
                 extra = {
                     key: choice[key]
                     for key in CHOICE_KEYS
@@ -308,3 +368,8 @@ def _group(choices: Any, n: int) -> list[list[Any]]:
     items = list(choices or [])
     size = max(int(n or 1), 1)
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _as_dict(response: Any) -> dict[str, Any]:
+    """A stream event as the dict the SDK's model holds (extra fields kept)."""
+    return response if isinstance(response, dict) else response.model_dump()

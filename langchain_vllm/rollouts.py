@@ -24,3 +24,15 @@ def ask_for_tokens(payload: dict[str, Any], extra: dict[str, Any]) -> None:
         return
     payload.setdefault("logprobs", True)
     extra.setdefault("return_token_ids", True)
+
+
+def ask_for_completion_tokens(kwargs: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Under `record_trajectories()`, ask a completion for ids and logprobs.
+
+    `logprobs=0` (OpenAI's completions field: the sampled token's logprob, no
+    alternatives) and vLLM's `return_token_ids`, unless the call set them.
+    """
+    if _RECORDING.get() is None:
+        return
+    kwargs.setdefault("logprobs", 0)
+    extra.setdefault("return_token_ids", True)
