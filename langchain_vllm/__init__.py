@@ -4,7 +4,8 @@ The model classes are here; the rest lives in public modules named for it:
 ``langchain_vllm.errors`` (the typed errors), ``langchain_vllm.params`` (vLLM's
 request parameters as types), ``langchain_vllm.structured`` (``StructuredOutputs``),
 ``langchain_vllm.models`` (``ServedModel``), ``langchain_vllm.lora`` (adapters on
-several replicas), ``langchain_vllm.prompts`` (checked prompt templates) and
+several replicas), ``langchain_vllm.prompts`` (checked prompt templates),
+``langchain_vllm.rollouts`` (token-exact agent trajectories for RL training) and
 ``langchain_vllm.server`` (a local vLLM launcher).
 """
 
@@ -14,6 +15,13 @@ from langchain_vllm.chat_models import ChatVLLM
 from langchain_vllm.embeddings import VLLMEmbeddings
 from langchain_vllm.llms import VLLMOpenAI
 from langchain_vllm.rerank import VLLMRerank
+from langchain_vllm.rollouts import (
+    TrainingTurn,
+    TrajectoryRecorder,
+    load_trajectories,
+    record_trajectories,
+    training_turns,
+)
 
 try:
     __version__ = metadata.version(__package__ or "langchain-vllm")
@@ -22,8 +30,13 @@ except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
 
 __all__ = [
     "ChatVLLM",
+    "TrainingTurn",
+    "TrajectoryRecorder",
     "VLLMEmbeddings",
     "VLLMOpenAI",
     "VLLMRerank",
     "__version__",
+    "load_trajectories",
+    "record_trajectories",
+    "training_turns",
 ]

@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rig import rig_server
+from rig import rig_server  # noqa: E402
 
 OUT = ROOT / "tests/unit_tests/data/token_answers.json"
 WEATHER_TOOL = {
@@ -91,19 +91,19 @@ def stream(client: httpx.Client, path: str, body: dict[str, Any]) -> list[Any]:
 
 
 def main() -> None:
-    with rig_server("chat") as server:
-        with httpx.Client(base_url=server.base_url, timeout=120) as client:
-            version = client.get(server.base_url.removesuffix("/v1") + "/version")
-            cases: dict[str, Any] = {}
-            for name, (path, body) in CASES.items():
-                body = {**body, "model": server.served_model_name}
-                answer = client.post(path, json=body)
-                answer.raise_for_status()
-                cases[name] = {
-                    "request": body,
-                    "answer": answer.json(),
-                    "stream": stream(client, path, body),
-                }
+    server = rig_server("chat")
+    with server, httpx.Client(base_url=server.base_url, timeout=120) as client:
+        version = client.get(server.base_url.removesuffix("/v1") + "/version")
+        cases: dict[str, Any] = {}
+        for name, (path, body) in CASES.items():
+            body = {**body, "model": server.served_model_name}
+            answer = client.post(path, json=body)
+            answer.raise_for_status()
+            cases[name] = {
+                "request": body,
+                "answer": answer.json(),
+                "stream": stream(client, path, body),
+            }
     record = {"vllm_version": version.json()["version"], "cases": cases}
     OUT.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {OUT}")

@@ -8,6 +8,7 @@ like vLLM 0.32's (recorded from the live test server). Tests set `chat_response`
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import struct
 from collections.abc import Callable
@@ -69,6 +70,37 @@ def chat_completion(
         },
         "system_fingerprint": "vllm-0.32.0",
     }
+
+
+def with_tokens(body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """`answer` with what vLLM 0.32 adds when `body` asks for it (fields kept if set).
+
+    `return_token_ids`: the answer's `prompt_token_ids` (1, 2, ... one per prompt
+    token of `usage`) and each choice's `token_ids` (1001, 1002, ...); `logprobs`:
+    each choice's `logprobs.content`, one entry per completion token.
+    """
+    answer = copy.deepcopy(answer)
+    prompt_tokens, completion_tokens = (
+        answer["usage"]["prompt_tokens"],
+        answer["usage"]["completion_tokens"],
+    )
+    if body.get("return_token_ids"):
+        answer.setdefault("prompt_token_ids", list(range(1, prompt_tokens + 1)))
+    for choice in answer["choices"]:
+        if body.get("return_token_ids"):
+            choice.setdefault("token_ids", list(range(1001, 1001 + completion_tokens)))
+        if body.get("logprobs") and choice.get("logprobs") is None:
+            content = [
+                {
+                    "token": f"t{i}",
+                    "logprob": -0.5 * (i + 1),
+                    "bytes": list(f"t{i}".encode()),
+                    "top_logprobs": [],
+                }
+                for i in range(completion_tokens)
+            ]
+            choice["logprobs"] = {"content": content}
+    return answer
 
 
 def tool_call(
@@ -150,6 +182,9 @@ class FakeVLLM:
         self.status: int = 200
         self.error_body: dict[str, Any] | None = None
         self.modalities: set[str] = set()  # what the model reads beyond text
+        self.return_tokens = False
+        """Answer chat requests that ask for `return_token_ids` / `logprobs` with
+        ids and logprobs, as vLLM does (`with_tokens`)."""
         self.tokens: Callable[[dict], list[int]] = lambda body: list(
             range(len(json.dumps(body).split()))
         )
@@ -234,9 +269,10 @@ class FakeVLLM:
             if body.get("stream"):
                 return self._sse(self.stream or stream_chunks(["Hel", "lo!"]))
             response = self.chat_response
-            return httpx2.Response(
-                200, json=response(body) if callable(response) else response
-            )
+            answer = response(body) if callable(response) else response
+            if self.return_tokens:
+                answer = with_tokens(body, answer)
+            return httpx2.Response(200, json=answer)
         routed = pooling_and_completion_routes(self, path, body)
         if routed is None:
             routed = lora_routes(self, path, body)

@@ -7,10 +7,15 @@ import langchain_vllm
 
 EXPECTED_ALL = [
     "ChatVLLM",
+    "TrainingTurn",
+    "TrajectoryRecorder",
     "VLLMEmbeddings",
     "VLLMOpenAI",
     "VLLMRerank",
     "__version__",
+    "load_trajectories",
+    "record_trajectories",
+    "training_turns",
 ]
 
 
@@ -37,6 +42,7 @@ def test_public_modules() -> None:
         "langchain_vllm.params",
         "langchain_vllm.prompts",
         "langchain_vllm.rerank",
+        "langchain_vllm.rollouts",
         "langchain_vllm.server",
         "langchain_vllm.structured",
     ]
