@@ -5,8 +5,9 @@ The model classes are here; the rest lives in public modules named for it:
 request parameters as types), ``langchain_vllm.structured`` (``StructuredOutputs``),
 ``langchain_vllm.models`` (``ServedModel``), ``langchain_vllm.lora`` (adapters on
 several replicas), ``langchain_vllm.prompts`` (checked prompt templates),
-``langchain_vllm.rollouts`` (token-exact agent trajectories for RL training) and
-``langchain_vllm.server`` (a local vLLM launcher).
+``langchain_vllm.rollouts`` (token-exact agent trajectories for RL training),
+``langchain_vllm.sessions`` (ending router sessions) and ``langchain_vllm.server``
+(a local vLLM launcher).
 """
 
 from importlib import metadata
@@ -15,13 +16,7 @@ from langchain_vllm.chat_models import ChatVLLM
 from langchain_vllm.embeddings import VLLMEmbeddings
 from langchain_vllm.llms import VLLMOpenAI
 from langchain_vllm.rerank import VLLMRerank
-from langchain_vllm.rollouts import (
-    TrainingTurn,
-    TrajectoryRecorder,
-    load_trajectories,
-    record_trajectories,
-    training_turns,
-)
+from langchain_vllm.token_turns import ChatVLLMTokenTurns
 
 try:
     __version__ = metadata.version(__package__ or "langchain-vllm")
@@ -30,13 +25,9 @@ except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
 
 __all__ = [
     "ChatVLLM",
-    "TrainingTurn",
-    "TrajectoryRecorder",
+    "ChatVLLMTokenTurns",
     "VLLMEmbeddings",
     "VLLMOpenAI",
     "VLLMRerank",
     "__version__",
-    "load_trajectories",
-    "record_trajectories",
-    "training_turns",
 ]

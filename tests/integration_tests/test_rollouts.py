@@ -21,14 +21,12 @@ from langchain_core.tools import StructuredTool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from langchain_vllm import (
-    ChatVLLM,
-    VLLMOpenAI,
+from langchain_vllm import ChatVLLM, ChatVLLMTokenTurns, VLLMOpenAI
+from langchain_vllm.rollouts import (
     load_trajectories,
     record_trajectories,
     training_turns,
 )
-from langchain_vllm.token_turns import ChatVLLMTokenTurns
 from rig import rig_server
 from tests.agent_world import QUESTION, Weather, get_weather
 from tests.integration_tests.conftest import (

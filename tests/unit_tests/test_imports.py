@@ -7,15 +7,11 @@ import langchain_vllm
 
 EXPECTED_ALL = [
     "ChatVLLM",
-    "TrainingTurn",
-    "TrajectoryRecorder",
+    "ChatVLLMTokenTurns",
     "VLLMEmbeddings",
     "VLLMOpenAI",
     "VLLMRerank",
     "__version__",
-    "load_trajectories",
-    "record_trajectories",
-    "training_turns",
 ]
 
 
@@ -44,7 +40,9 @@ def test_public_modules() -> None:
         "langchain_vllm.rerank",
         "langchain_vllm.rollouts",
         "langchain_vllm.server",
+        "langchain_vllm.sessions",
         "langchain_vllm.structured",
+        "langchain_vllm.token_turns",
     ]
 
 

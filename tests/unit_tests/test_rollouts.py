@@ -12,17 +12,16 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from langchain_vllm import (
-    ChatVLLM,
+from langchain_vllm import ChatVLLM, VLLMOpenAI
+from langchain_vllm.errors import VLLMBadRequestError, VLLMResponseError
+from langchain_vllm.rollouts import (
     TrainingTurn,
     TrajectoryRecorder,
-    VLLMOpenAI,
+    ask_for_completion_tokens,
     load_trajectories,
     record_trajectories,
     training_turns,
 )
-from langchain_vllm.errors import VLLMBadRequestError, VLLMResponseError
-from langchain_vllm.rollouts import ask_for_completion_tokens
 from tests.unit_tests.fake_vllm import (
     FakeVLLM,
     chat_completion,
