@@ -10,13 +10,20 @@ field with ``user=...``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 
 import pytest
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langchain_vllm import ChatVLLM, VLLMOpenAI
 from langchain_vllm.server import VLLMServer
+from langchain_vllm.sessions import (
+    RolloutSession,
+    arollout_session,
+    finish_session,
+    rollout_session,
+)
 from tests.scale_tests.conftest import FIGURES, request_counts
 from tests.scale_tests.router import VLLMRouter
 
@@ -153,3 +160,71 @@ def test_completions_sessions_pin(
     chain = RunnableLambda(lambda text: text) | threads
     config: RunnableConfig = {"configurable": {"thread_id": "story-thread"}}
     _pinned(replicas, lambda i: chain.invoke(f"Once {i}", config=config))
+
+
+# -- ending sessions: vllm-router's POST /finish_session -----------------------------
+@pytest.fixture(scope="module")
+def sticky_router(replicas: list[VLLMServer]) -> Iterator[VLLMRouter]:
+    """``sticky_least_loaded``: the router keeps each session on the replica it
+    first chose, until the session expires or is finished."""
+    with VLLMRouter(
+        [s.root_url for s in replicas], policy="sticky_least_loaded"
+    ) as router:
+        yield router
+
+
+def test_a_rollout_session_is_pinned_then_finished(
+    sticky_router: VLLMRouter, replicas: list[VLLMServer]
+) -> None:
+    chat = ChatVLLM(
+        base_url=sticky_router.base_url,
+        temperature=0,
+        max_tokens=4,
+        session_from_thread=True,
+    )
+    with rollout_session(chat) as session:
+        _pinned(
+            replicas,
+            lambda turn: chat.invoke(
+                f"Turn {turn}: say something.", session_id=session.session_id
+            ),
+        )
+    assert session.finished is True
+    failed: list[RolloutSession] = []
+
+    def failing_rollout() -> None:
+        with rollout_session(chat) as session:
+            failed.append(session)
+            chat.invoke("Hi", session_id=session.session_id)
+            raise RuntimeError("the rollout failed")
+
+    with pytest.raises(RuntimeError, match="the rollout failed"):
+        failing_rollout()
+    assert failed[0].finished is True
+
+
+async def test_a_cancelled_rollout_finishes_its_session(
+    sticky_router: VLLMRouter,
+) -> None:
+    chat = ChatVLLM(base_url=sticky_router.base_url, max_tokens=200, min_tokens=200)
+    sessions: list[RolloutSession] = []
+
+    async def rollout() -> None:
+        async with arollout_session(chat) as session:
+            sessions.append(session)
+            await chat.ainvoke("Tell a long story.", session_id=session.session_id)
+
+    task = asyncio.create_task(rollout())
+    while not sessions:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sessions[0].finished is True
+
+
+def test_a_server_without_router_has_no_session_to_finish(
+    replicas: list[VLLMServer],
+) -> None:
+    chat = ChatVLLM(base_url=replicas[0].base_url)
+    assert finish_session(chat, "never-routed") is False
