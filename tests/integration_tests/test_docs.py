@@ -13,6 +13,7 @@ compile-only.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -36,9 +37,13 @@ def test_readme_has_live_blocks() -> None:
 
 
 def test_readme_and_guide_run_top_to_bottom(
-    chat_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    chat_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("VLLM_API_BASE", chat_url)
+    monkeypatch.chdir(tmp_path)  # files the pages write (rollouts.jsonl) land here
     namespace: dict[str, object] = {"__name__": "readme"}
     ran = []
     with warnings.catch_warnings():

@@ -122,6 +122,7 @@ def check_full_run(nb: Any) -> None:
     assert "'time_to_first_token_ms'" in text
     assert "follow-up input:" in text  # a stored response named by a follow-up
     assert "3 vectors of 384 dimensions" in text
+    assert "one logprob per completion token: True" in text  # rollouts
     # The LoRA section: discovery, runtime load and unload.
     assert "base model chosen: True" in text
     served = "'smollm2-135m-lora-base', 'pineapple'"
@@ -162,6 +163,7 @@ def test_notebook_on_a_server_without_optional_features(
     assert "first answer:" in text
     assert "'image_inputs': False" in text
     assert "base model chosen: True" in text
+    assert "one logprob per completion token: True" in text
 
 
 def main() -> int:
