@@ -9,7 +9,8 @@ Example:
     # needs a running vLLM server
     from langchain.agents import create_agent
 
-    from langchain_vllm import ChatVLLM, record_trajectories, training_turns
+    from langchain_vllm import ChatVLLM
+    from langchain_vllm.rollouts import record_trajectories, training_turns
 
     agent = create_agent(ChatVLLM(model="Qwen/Qwen3-0.6B"), tools=[get_weather])
     with record_trajectories("rollouts.jsonl") as recorder:
@@ -313,8 +314,9 @@ class TrainingTurn:
     """One model call as RL trainers take it: one sequence of tokens.
 
     `input_ids` are the prompt's ids then the completion's; `response_mask` is 0 on
-    the prompt and 1 on the completion; `logprobs` are 0.0 on the prompt, then the
-    sampling logprob of each completion token.
+    the prompt and 1 on the completion; `logprobs` are 0.0 on the prompt, then vLLM's
+    logprob of each completion token (before temperature and top-p unless the
+    server runs with `--logprobs-mode processed_logprobs`).
     """
 
     input_ids: list[int]
