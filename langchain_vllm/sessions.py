@@ -64,7 +64,6 @@ def finish_session(model: Any, session_id: str) -> bool:
 
 async def afinish_session(model: Any, session_id: str) -> bool:
     """Async `finish_session`."""
-    await model._link.aclient()
     try:
         await model._link.apost(_path(session_id), {})
     except openai.NotFoundError:

@@ -24,19 +24,8 @@ from tests.unit_tests.fake_vllm import FakeVLLM
 RECORDED = json.loads(
     (Path(__file__).parent / "data" / "token_answers.json").read_text()
 )["token_turns"]
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the weather forecast for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-        "strict": True,
-    },
-}
+TOOL = RECORDED["exchanges"][0]["body"]["tools"][0]
+"""The tool the recorded turns were asked with (as the live request sent it)."""
 
 
 class ScaleOutVLLM(FakeVLLM):
