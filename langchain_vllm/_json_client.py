@@ -25,6 +25,18 @@ from typing import Any, Generic, Self, TypeVar
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
 
+from langchain_vllm._direct import (
+    AsyncSSEStream,
+    RawAnswer,
+    Route,
+    SSEStream,
+    answer,
+    asend,
+    encode,
+    send,
+)
+from langchain_vllm._loop import LoopClient
+
 
 def keywords_of(create: Callable[..., Any]) -> frozenset[str]:
     """The keyword arguments an openai SDK `create` method accepts."""
@@ -110,8 +122,19 @@ class _Endpoint(Generic[Client]):
         """The same endpoint, returning the raw HTTP response (`.parse()` it)."""
         return type(self)(self._client, self._path, self._accepted, raw=True)
 
-    def _request(self, payload: dict[str, Any]) -> dict[str, Any]:
-        body, options = split_request(payload, self._accepted, raw=self._raw)
+    def _split(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return split_request(payload, self._accepted)
+
+    def _sdk_request(
+        self, body: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`post` keywords of the SDK's own path (per-call options, other clients)."""
+        if self._raw:
+            options = {**options}
+            options["headers"] = {
+                **options.get("headers", {}),
+                RAW_RESPONSE_HEADER: "true",
+            }
         return {
             "body": body,
             "options": options,
@@ -130,9 +153,17 @@ class JSONEndpoint(_Endpoint[openai.OpenAI]):
 
     def create(self, **payload: Any) -> Any:
         """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
-        return self._client.post(  # type: ignore[call-overload]
-            self._path, **self._request(payload), stream_cls=openai.Stream[object]
-        )
+        body, options = self._split(payload)
+        route = None if options else Route.of(self._client, self._path)
+        if route is None:
+            return self._client.post(  # type: ignore[call-overload]
+                self._path,
+                **self._sdk_request(body, options),
+                stream_cls=openai.Stream[object],
+            )
+        stream = bool(body.get("stream"))
+        response = send(route, encode(body), stream)
+        return _answer(response, stream, self._raw, SSEStream)
 
 
 class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
@@ -140,9 +171,27 @@ class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
 
     async def create(self, **payload: Any) -> Any:
         """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
-        return await self._client.post(  # type: ignore[call-overload]
-            self._path, **self._request(payload), stream_cls=openai.AsyncStream[object]
-        )
+        body, options = self._split(payload)
+        client = self._client
+        if isinstance(client, LoopClient):
+            client = client.current()
+        route = None if options else Route.of(client, self._path)
+        if route is None:
+            return await client.post(  # type: ignore[call-overload]
+                self._path,
+                **self._sdk_request(body, options),
+                stream_cls=openai.AsyncStream[object],
+            )
+        stream = bool(body.get("stream"))
+        response = await asend(route, encode(body), stream)
+        return _answer(response, stream, self._raw, AsyncSSEStream)
+
+
+def _answer(response: Any, stream: bool, raw: bool, stream_cls: type) -> Any:
+    """What the SDK's `post` gives for a successful response of the direct path."""
+    if raw:
+        return RawAnswer(response, stream_cls if stream else None)
+    return stream_cls(response) if stream else answer(response)
 
 
 def decode_base64_vector(text: str) -> list[float]:

@@ -124,8 +124,12 @@ class LoopClient:
         self._source = source
         self._path = path
 
-    def __getattr__(self, name: str) -> Any:
+    def current(self) -> Any:
+        """The running loop's client (or its resource)."""
         target: Any = self._source.async_client()
         for step in self._path:
             target = getattr(target, step)
-        return getattr(target, name)
+        return target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.current(), name)

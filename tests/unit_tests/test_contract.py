@@ -99,11 +99,14 @@ def test_openai_transport_json_pass_through() -> None:
         "dicts (as a context manager), and RAW_RESPONSE_HEADER giving a raw "
         "response with .parse() and .headers"
     )
-    assert endpoint.create(model="m") == {"echo": {"model": "m"}}, f"{OPENAI}: {what}"
-    with endpoint.create(model="m", stream=True) as stream:
+    # Per-call headers take the SDK's own path (`_direct` takes the others).
+    sdk = {"extra_headers": {"x-per-call": "1"}}
+    answer = endpoint.create(model="m", **sdk)
+    assert answer == {"echo": {"model": "m"}}, f"{OPENAI}: {what}"
+    with endpoint.create(model="m", stream=True, **sdk) as stream:
         assert isinstance(stream, openai.Stream), f"{OPENAI}: {what}"
         assert list(stream) == [{"n": 0}, {"n": 1}], f"{OPENAI}: {what}"
-    raw = endpoint.with_raw_response.create(model="m")
+    raw = endpoint.with_raw_response.create(model="m", **sdk)
     assert raw.parse() == {"echo": {"model": "m"}}, f"{OPENAI}: {what}"
     assert raw.headers["x-test"] == "1", f"{OPENAI}: {what}"
 
@@ -115,8 +118,8 @@ def test_openai_transport_json_pass_through() -> None:
             http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(_answer)),
         )
         endpoint = AsyncJSONEndpoint(async_client, "/chat/completions", CHAT_KEYWORDS)
-        answer = await endpoint.create(model="m")
-        async with await endpoint.create(model="m", stream=True) as stream:
+        answer = await endpoint.create(model="m", **sdk)
+        async with await endpoint.create(model="m", stream=True, **sdk) as stream:
             assert isinstance(stream, openai.AsyncStream), f"{OPENAI}: {what}"
             chunks = [chunk async for chunk in stream]
         await async_client.close()

@@ -1,0 +1,387 @@
+"""One POST straight through the openai client's own httpx client.
+
+`openai.OpenAI.post` builds every request anew: its options model copied twice,
+headers merged and validated, the URL parsed, the body dumped by its own encoder,
+the answer wrapped in an `APIResponse` and parsed again. That was ~0.35 ms of CPU
+per call, a third of a ChatVLLM `invoke` against an instant server
+(docs/BENCHMARKS.md). Here the SDK builds one request per client and path, once
+(`Route`); each call copies its headers and sends the JSON body through the same
+httpx client, with the same timeout, and keeps the SDK's behaviour around it:
+
+* its retry loop: `max_retries`, `_should_retry` (408, 409, 429, 5xx,
+  `x-should-retry`), `_sleep_for_retry` (backoff, `Retry-After`), timeouts and
+  connection errors retried, `x-stainless-retry-count` counting the attempts;
+* its exceptions: `APITimeoutError`, `APIConnectionError` and the status errors of
+  `_make_status_error_from_response` (`BadRequestError`, `NotFoundError`, ...);
+* its answers: JSON decoded when the content type says JSON (else the text), and
+  streams read as server-sent events the way `openai.Stream` reads them (an event
+  whose JSON has an `error` raises `APIError`).
+
+A client with more than a key (workload identity, a key provider, a provider
+runtime, default query parameters, cookies, a non-httpx2 client) keeps the SDK's
+path: `Route.of` gives None for it.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Generic, TypeVar
+
+import httpx2
+import openai
+from openai._httpx2 import request_exceptions, timeout_exceptions
+from openai._models import FinalRequestOptions
+from openai._streaming import SSEDecoder
+
+RETRY_COUNT = "x-stainless-retry-count"
+SDK_ONLY = ("_workload_identity_auth", "_provider_runtime", "_api_key_provider")
+"""Client attributes that, when set, make requests the SDK must build itself."""
+
+Client = TypeVar("Client", openai.OpenAI, openai.AsyncOpenAI)
+
+
+class Route(Generic[Client]):
+    """One client's request to one path, built once by the SDK."""
+
+    def __init__(self, client: Client, path: str) -> None:
+        self.client: Client = client
+        self.http: Any = client._client
+        self.options = FinalRequestOptions.construct(
+            method="post", url=path, json_data={}
+        )
+        template = client._build_request(self.options)
+        self.url = template.url
+        self.headers = template.headers.copy()
+        del self.headers["content-length"]
+        self.extensions = dict(template.extensions)  # the client's timeout
+
+    _routes: weakref.WeakKeyDictionary[Any, dict[str, Route[Any]]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    @classmethod
+    def of(cls, client: Client, path: str) -> Route[Client] | None:
+        """The route of `client` to `path` (made once), or None: the SDK's path."""
+        routes = cls._routes.get(client)
+        if routes is None:
+            routes = cls._routes[client] = {}
+        route = routes.get(path)
+        if route is None:
+            if not _plain(client):
+                return None
+            route = routes[path] = cls(client, path)
+        if route.http.cookies:  # the httpx client adds its cookies when it builds
+            return None
+        return route
+
+    def request(self, content: bytes, retries_taken: int) -> httpx2.Request:
+        request = httpx2.Request(
+            "POST",
+            self.url,
+            headers=self.headers,
+            content=content,
+            extensions=self.extensions,
+        )
+        if retries_taken:
+            request.headers[RETRY_COUNT] = str(retries_taken)
+        return request
+
+
+def _plain(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
+    """Whether the SDK would build the client's requests from its key alone."""
+    http_type = (
+        httpx2.AsyncClient if isinstance(client, openai.AsyncOpenAI) else httpx2.Client
+    )
+    return (
+        isinstance(client._client, http_type)
+        and not client.default_query
+        and not client._client.params
+        and all(getattr(client, name, None) is None for name in SDK_ONLY)
+    )
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """The JSON body as the SDK sends it (compact, non-ASCII kept as UTF-8)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Response:
+    """POST `body` with the SDK's retries; a successful response (open if `stream`).
+
+    Raises:
+        openai.APIStatusError: an error status the SDK would not (or no longer) retry.
+        openai.APITimeoutError: the last attempt timed out.
+        openai.APIConnectionError: the last attempt could not connect or send.
+    """
+    client = route.client
+    max_retries = client.max_retries
+    for retries_taken in range(max_retries + 1):
+        request = route.request(body, retries_taken)
+        retry = retries_taken < max_retries
+        try:
+            response = route.http.send(request, stream=stream)
+        except timeout_exceptions() as e:
+            if not retry:
+                raise openai.APITimeoutError(request=request) from e
+            response = None
+        except openai.OpenAIError:
+            raise
+        except request_exceptions() as e:
+            if not retry:
+                raise openai.APIConnectionError(request=request) from e
+            response = None
+        else:
+            if response.is_success:
+                return response
+            if not (retry and client._should_retry(response)):
+                if not response.is_closed:
+                    response.read()
+                raise client._make_status_error_from_response(response) from None
+            response.close()
+        client._sleep_for_retry(
+            retries_taken=retries_taken,
+            max_retries=max_retries,
+            options=route.options,
+            response=response,
+        )
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def asend(
+    route: Route[openai.AsyncOpenAI], body: bytes, stream: bool
+) -> httpx2.Response:
+    """`send` on an async client."""
+    client = route.client
+    max_retries = client.max_retries
+    for retries_taken in range(max_retries + 1):
+        request = route.request(body, retries_taken)
+        retry = retries_taken < max_retries
+        try:
+            response = await route.http.send(request, stream=stream)
+        except timeout_exceptions() as e:
+            if not retry:
+                raise openai.APITimeoutError(request=request) from e
+            response = None
+        except openai.OpenAIError:
+            raise
+        except request_exceptions() as e:
+            if not retry:
+                raise openai.APIConnectionError(request=request) from e
+            response = None
+        else:
+            if response.is_success:
+                return response
+            if not (retry and client._should_retry(response)):
+                if not response.is_closed:
+                    await response.aread()
+                raise client._make_status_error_from_response(response) from None
+            await response.aclose()
+        await client._sleep_for_retry(
+            retries_taken=retries_taken,
+            max_retries=max_retries,
+            options=route.options,
+            response=response,
+        )
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def answer(response: httpx2.Response) -> Any:
+    """A whole answer as the SDK parses it with `cast_to=object`."""
+    content_type = response.headers.get("content-type", "*").split(";", 1)[0]
+    if content_type.endswith("json"):
+        return json.loads(response.content)
+    return response.text
+
+
+class RawAnswer:
+    """What `with_raw_response.create` gives: the HTTP response, `parse()` it."""
+
+    def __init__(self, response: httpx2.Response, stream_cls: Any = None) -> None:
+        self.http_response = response
+        self.headers = response.headers
+        self._stream_cls = stream_cls
+
+    def parse(self) -> Any:
+        """The decoded answer, or the stream of decoded chunks."""
+        if self._stream_cls is not None:
+            return self._stream_cls(self.http_response)
+        return answer(self.http_response)
+
+
+# -- server-sent events ------------------------------------------------------------
+def _event(data: bytes | str, request: httpx2.Request) -> Any:
+    """One event's JSON; an `error` in it raises like `openai.Stream`."""
+    chunk = json.loads(data)
+    if isinstance(chunk, dict) and chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        if not message or not isinstance(message, str):
+            message = "An error occurred during streaming"
+        raise openai.APIError(message=message, request=request, body=error)
+    return chunk
+
+
+_DONE = b"[DONE]"
+
+
+def _blocks(buffer: bytes, piece: bytes) -> tuple[list[bytes], bytes]:
+    """Whole event blocks of `buffer + piece`, and the rest (CR-free bytes)."""
+    *blocks, rest = (buffer + piece).split(b"\n\n")
+    return blocks, rest
+
+
+def _data_of(block: bytes) -> bytes | None:
+    """The data of a block that is one `data: ` line (what vLLM sends), else None."""
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return block[6:]
+    return None
+
+
+class SSEStream:
+    """Decoded JSON chunks of a streamed answer, read like `openai.Stream`.
+
+    vLLM's events are one `data: {...}` line each, split here on blank lines with
+    no per-line decoding; any other shape (several fields, comments, carriage
+    returns) is read by the SDK's own `SSEDecoder` from there on.
+    """
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self.response = response
+        self._iterator = self._chunks()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._iterator
+
+    def __next__(self) -> Any:
+        return next(self._iterator)
+
+    def __enter__(self) -> SSEStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.response.close()
+
+    def _chunks(self) -> Iterator[Any]:
+        request = self.response.request
+        try:
+            for data in self._data():
+                if data.startswith(_DONE):
+                    break
+                yield _event(data, request)
+        except timeout_exceptions() as e:
+            raise openai.APITimeoutError(request=request) from e
+        except request_exceptions() as e:
+            raise openai.APIConnectionError(request=request) from e
+        finally:
+            self.response.close()
+
+    def _data(self) -> Iterator[bytes]:
+        pieces = self.response.iter_bytes()
+        buffer = b""
+        for piece in pieces:
+            if b"\r" in piece:
+                yield from _sdk_data(
+                    SSEDecoder().iter_bytes(_chain(buffer, piece, pieces))
+                )
+                return
+            blocks, buffer = _blocks(buffer, piece)
+            for block in blocks:
+                data = _data_of(block)
+                if data is None:
+                    yield from _sdk_data(
+                        SSEDecoder().iter_bytes(_chain(block + b"\n\n", buffer, pieces))
+                    )
+                    return
+                yield data
+        if buffer.strip():
+            yield from _sdk_data(SSEDecoder().iter_bytes(iter([buffer + b"\n\n"])))
+
+
+class AsyncSSEStream:
+    """`SSEStream` of an async response."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self.response = response
+        self._iterator = self._chunks()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterator
+
+    async def __anext__(self) -> Any:
+        return await anext(self._iterator)
+
+    async def __aenter__(self) -> AsyncSSEStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.response.aclose()
+
+    async def _chunks(self) -> AsyncIterator[Any]:
+        request = self.response.request
+        try:
+            async for data in self._data():
+                if data.startswith(_DONE):
+                    break
+                yield _event(data, request)
+        except timeout_exceptions() as e:
+            raise openai.APITimeoutError(request=request) from e
+        except request_exceptions() as e:
+            raise openai.APIConnectionError(request=request) from e
+        finally:
+            await self.response.aclose()
+
+    async def _data(self) -> AsyncIterator[bytes]:
+        pieces = self.response.aiter_bytes()
+        buffer = b""
+        async for piece in pieces:
+            if b"\r" in piece:
+                async for sse in SSEDecoder().aiter_bytes(
+                    _achain(buffer, piece, pieces)
+                ):
+                    if sse.data:
+                        yield sse.data.encode()
+                return
+            blocks, buffer = _blocks(buffer, piece)
+            for block in blocks:
+                data = _data_of(block)
+                if data is None:
+                    rest = _achain(block + b"\n\n", buffer, pieces)
+                    async for sse in SSEDecoder().aiter_bytes(rest):
+                        if sse.data:
+                            yield sse.data.encode()
+                    return
+                yield data
+        if buffer.strip():
+            for sse in SSEDecoder().iter_bytes(iter([buffer + b"\n\n"])):
+                if sse.data:
+                    yield sse.data.encode()
+
+
+def _sdk_data(events: Iterator[Any]) -> Iterator[bytes]:
+    """The data of events the SDK's decoder read (events without data skipped)."""
+    for sse in events:
+        if sse.data:
+            yield sse.data.encode()
+
+
+def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield second
+    yield from rest
+
+
+async def _achain(
+    first: bytes, second: bytes, rest: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    yield first
+    yield second
+    async for piece in rest:
+        yield piece
