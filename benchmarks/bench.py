@@ -6,6 +6,9 @@ Parts (each reports ratios to the raw SDK, measured interleaved A,B,C,B,C,A,...)
 1. Client overhead against a local stub that answers instantly (its own process):
    `invoke`, `stream` (64 chunks; per-chunk cost from 64- and 1-chunk streams) and
    `abatch` of 500 requests; embeddings when `langchain_vllm.embeddings` exists.
+   A fourth client, the floor (`benchmarks/floor.py`: a LangChain chat model doing
+   one httpx POST and `json.loads` per call, nothing else), is the least a LangChain
+   chat model can cost; ChatVLLM's client CPU is also reported as a ratio to it.
 2. HTTP requests per call, counted at the stub (asserted: one per call once model
    discovery and the version check are cached).
 3. Token counting: `get_num_tokens` calls/s on repeated and on fresh texts.
@@ -52,6 +55,7 @@ from benchmarks.common import (
     percentile,
     rotations,
 )
+from benchmarks.floor import FloorChat
 from benchmarks.stats import (
     PASS,
     UNDECIDED,
@@ -66,6 +70,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RAW = "raw SDK"
 OPENAI = "ChatOpenAI"
 VLLM = "ChatVLLM"
+FLOOR = "floor"
+"""`FloorChat`: LangChain's machinery plus one httpx POST and `json.loads` per call."""
 PROMPT = "Say hello."
 MESSAGES: list[Any] = [{"role": "user", "content": PROMPT}]
 INVOKE_TOKENS = 16
@@ -76,6 +82,8 @@ BLOCKS = 10
 # Targets (checked in the report, never asserted in unit tests).
 TARGET_CALL_RATIO = 1.10
 TARGET_CHUNK_RATIO = 1.00
+TARGET_FLOOR_CALL_RATIO = 1.20
+TARGET_FLOOR_CHUNK_RATIO = 1.00
 TARGET_THROUGHPUT_RATIO = 0.98
 
 
@@ -215,6 +223,9 @@ def make_clients(base_url: str, model: str) -> list[Client]:
             ),
         ),
         lc_client(VLLM, ChatVLLM(base_url=base_url, max_tokens=INVOKE_TOKENS)),
+        lc_client(
+            FLOOR, FloorChat(base_url=base_url, model=model, max_tokens=INVOKE_TOKENS)
+        ),
     ]
 
 
@@ -599,12 +610,31 @@ def _us(x: float) -> str:
     return f"{x * 1e6:.1f}"
 
 
-def _ratio_value(samples: dict[str, Samples], name: str, key: str) -> float:
+def _ratio_value(
+    samples: dict[str, Samples], name: str, key: str, reference: str = RAW
+) -> float:
     # Per-chunk costs are differences (can be noisy): ratio of medians. Others:
     # median of per-repetition ratios (pairs measured back to back).
     if key == "chunk":
-        return samples[name].median / samples[RAW].median
-    return paired_ratios(samples, name, RAW).median
+        return samples[name].median / samples[reference].median
+    return paired_ratios(samples, name, reference).median
+
+
+STUB_KEYS = ("invoke", "stream64", "chunk", "abatch")
+
+
+def floor_ratios(stub: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Every other client's ratios to the floor, wall and client CPU (latest.json)."""
+    m = stub["metrics"]
+    return {
+        n: {
+            f"{key}{suffix}": _ratio_value(m[f"{key}{suffix}"], n, key, FLOOR)
+            for key in STUB_KEYS
+            for suffix in ("", "_cpu")
+        }
+        for n in stub["names"]
+        if n != FLOOR
+    }
 
 
 def live_ratios(throughput: dict[str, Samples], name: str) -> list[float]:
@@ -632,10 +662,12 @@ def _interval(e: RatioEstimate) -> str:
     return f"{e.median:.3f}× (mean {e.center:.3f}× [{e.low:.3f}, {e.high:.3f}])"
 
 
-def _ratio(samples: dict[str, Samples], name: str, key: str) -> str:
-    if name == RAW:
+def _ratio(
+    samples: dict[str, Samples], name: str, key: str, reference: str = RAW
+) -> str:
+    if name == reference:
         return "1.00"
-    return f"{_ratio_value(samples, name, key):.2f}×"
+    return f"{_ratio_value(samples, name, key, reference):.2f}×"
 
 
 def report(
@@ -656,7 +688,8 @@ def report(
         f"{openai.__version__}; mode: {'quick' if args.quick else 'full'}"
         f"{', eager server' if args.eager else ''}. Medians of {sizes.reps} "
         "interleaved repetitions; spread is ± half the min-max range; ratios are "
-        "medians of per-repetition ratios to the raw SDK.\n"
+        "medians of per-repetition ratios to the raw SDK (client overhead: also to "
+        "the floor), per-chunk ratios ratios of medians.\n"
     )
     if stub is not None:
         names, m = stub["names"], stub["metrics"]
@@ -665,7 +698,9 @@ def report(
             f"Per call: `invoke` (max_tokens={INVOKE_TOKENS}), `stream` of "
             f"{STREAM_CHUNKS} chunks, one request of an `abatch` of {sizes.batch} "
             f"(wall time / {sizes.batch}); per-chunk cost is (64-chunk stream − "
-            "1-chunk stream) / 63.\n"
+            "1-chunk stream) / 63. The floor (`benchmarks/floor.py`) is a LangChain "
+            "chat model that does one httpx POST and `json.loads` per call and "
+            "nothing else: the least any LangChain chat model can cost.\n"
         )
         rows = []
         for key, label, fmt, unit in (
@@ -684,6 +719,7 @@ def report(
                         _ratio(m[key], n, key),
                         f"{fmt(c.median)} {unit} ±{c.spread() * 100:.0f} %",
                         _ratio(m[f"{key}_cpu"], n, key),
+                        _ratio(m[f"{key}_cpu"], n, key, FLOOR),
                     ]
                 )
         out.append(
@@ -695,6 +731,7 @@ def report(
                     "wall vs raw SDK",
                     "client CPU",
                     "CPU vs raw SDK",
+                    "CPU vs floor",
                 ],
                 rows,
             )
@@ -725,6 +762,28 @@ def report(
                     _met(r <= TARGET_CHUNK_RATIO),
                     f"CPU {r:.2f}× ({_us(m['chunk_cpu'][n].median)} vs "
                     f"{_us(m['chunk_cpu'][RAW].median)} µs), wall {w:.2f}×",
+                )
+            )
+            for key, what in (("invoke", "invoke"), ("abatch", "abatch per request")):
+                r = _ratio_value(m[f"{key}_cpu"], n, key, FLOOR)
+                w = _ratio_value(m[key], n, key, FLOOR)
+                targets.append(
+                    (
+                        f"{n} {what} ≤ {TARGET_FLOOR_CALL_RATIO:.2f}× the floor",
+                        _met(r <= TARGET_FLOOR_CALL_RATIO),
+                        f"CPU {r:.2f}× ({_ms(m[f'{key}_cpu'][n].median)} vs "
+                        f"{_ms(m[f'{key}_cpu'][FLOOR].median)} ms), wall {w:.2f}×",
+                    )
+                )
+            r = _ratio_value(m["chunk_cpu"], n, "chunk", FLOOR)
+            w = _ratio_value(m["chunk"], n, "chunk", FLOOR)
+            targets.append(
+                (
+                    f"{n} stream per-chunk cost ≤ {TARGET_FLOOR_CHUNK_RATIO:.2f}× "
+                    "the floor's",
+                    _met(r <= TARGET_FLOOR_CHUNK_RATIO),
+                    f"CPU {r:.2f}× ({_us(m['chunk_cpu'][n].median)} vs "
+                    f"{_us(m['chunk_cpu'][FLOOR].median)} µs), wall {w:.2f}×",
                 )
             )
     if requests is not None:
@@ -1006,6 +1065,9 @@ def main() -> int:
             _jsonable(
                 {
                     "stub": stub_res,
+                    "floor_ratios": None
+                    if stub_res is None
+                    else floor_ratios(stub_res),
                     "tokens": tokens,
                     "embeddings": embeds,
                     "live": live,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
+from typing import Any
 
+import httpx2
 import pytest
+from langchain_core.messages import HumanMessage
 
 from benchmarks.common import Samples, paired_ratios, percentile, rotations
-from benchmarks.stub import EMBEDDING_DIM, MODEL, StubApp
+from benchmarks.floor import FloorChat
+from benchmarks.stub import COMPLETION_TOKENS, EMBEDDING_DIM, MODEL, StubApp
 
 
 def _events(body: bytes) -> list[str]:
@@ -103,3 +108,46 @@ def test_paired_ratios_pair_values_of_the_same_repetition() -> None:
     assert ratios.values == [1.5, 1.0, 0.5]
     assert ratios.median == 1.0
     assert Samples([1.0, 2.0, 3.0]).spread() == pytest.approx(0.5)
+
+
+def _stub_transport(app: StubApp) -> httpx2.MockTransport:
+    """The stub's routes in process (no socket): `StubApp.handle` per request."""
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        status, content_type, body = app.handle(
+            request.method, request.url.path, request.read()
+        )
+        return httpx2.Response(
+            status, headers={"content-type": content_type}, content=body
+        )
+
+    return httpx2.MockTransport(handle)
+
+
+def test_floor_chat_invokes_streams_and_batches_against_the_stub() -> None:
+    app = StubApp()
+    chat = FloorChat(base_url="http://stub/v1", model=MODEL, max_tokens=16)
+    chat._client = httpx2.Client(transport=_stub_transport(app))
+    assert chat.invoke("Say hello.").content == "word " * COMPLETION_TOKENS
+    # One chunk per SSE event with choices, then empty ones (the finish chunk's, and
+    # LangChain's own last chunk): the benchmark counts the non-empty ones.
+    for n in (64, 1):
+        chunks = list(chat.stream("Say hello.", max_tokens=n))
+        assert [c.content for c in chunks[:n]] == [f"w{i} " for i in range(n)]
+        assert not any(c.content for c in chunks[n:])
+
+    async def batch() -> list[Any]:
+        loop = id(asyncio.get_running_loop())
+        chat._aclients[loop] = httpx2.AsyncClient(transport=_stub_transport(app))
+        return await chat.abatch(["Say hello."] * 3)
+
+    assert [m.content for m in asyncio.run(batch())] == [
+        "word " * COMPLETION_TOKENS
+    ] * 3
+    assert app.counts == {"POST /v1/chat/completions": 6}
+    assert chat._payload([HumanMessage("hi")], True, {"max_tokens": 2}) == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+        "stream": True,
+    }
