@@ -327,6 +327,7 @@ def check_openai_params(values: dict[str, Any]) -> None:
 
 
 @cache
+@cache
 def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
     """The request parameter names a mixin declares (its fields)."""
     return tuple(mixin.model_fields)
@@ -373,12 +374,12 @@ def _checked(
 
 def request_body(model: BaseModel, mixin: type[BaseModel]) -> dict[str, Any]:
     """The set (non-None) vLLM parameters of `model` as request-body entries."""
-    body: dict[str, Any] = {}
-    for name in param_names(mixin):
-        value = getattr(model, name)
-        if value is not None:
-            body[name] = to_wire(value)
-    return body
+    fields = model.__dict__  # the field values (no attribute lookups per name)
+    return {
+        name: to_wire(value)
+        for name in param_names(mixin)
+        if (value := fields.get(name)) is not None
+    }
 
 
 def to_wire(value: Any) -> Any:
