@@ -240,16 +240,12 @@ class AnswerSeen:
     def add_message(self, message: AIMessage, finish_reason: str | None) -> None:
         """Account for a whole message or a stream chunk's message."""
         self.finish_reason = finish_reason or self.finish_reason
-        calls = bool(
-            message.tool_calls
-            or (isinstance(message, AIMessageChunk) and message.tool_call_chunks)
-        )
-        self.tool_calls = self.tool_calls or calls
-        self.tool_names += called_tools(message)
-        if isinstance(message, AIMessageChunk):
-            self.tool_names += [
-                c["name"] for c in message.tool_call_chunks if c["name"]
-            ]
+        chunks = message.tool_call_chunks if isinstance(message, AIMessageChunk) else []
+        calls = bool(message.tool_calls or chunks)
+        if calls or message.invalid_tool_calls:
+            self.tool_calls = self.tool_calls or calls
+            self.tool_names += called_tools(message)
+            self.tool_names += [c["name"] for c in chunks if c["name"]]
         # text only: a Responses answer's content also holds reasoning blocks
         self.answered = self.answered or calls or bool(message.text)
         if len(self.head) < 32 and isinstance(message.content, str):
@@ -260,9 +256,10 @@ class AnswerSeen:
     def add(self, chunk: ChatGenerationChunk) -> None:
         """Account for one stream chunk."""
         self.received = True
-        finish_reason = (chunk.generation_info or {}).get(
-            "finish_reason"
-        ) or responses_finish_reason(chunk.message.response_metadata)
+        metadata = chunk.message.response_metadata
+        finish_reason = (chunk.generation_info or {}).get("finish_reason") or (
+            responses_finish_reason(metadata) if "status" in metadata else None
+        )
         if isinstance(chunk.message, AIMessageChunk):
             self.add_message(chunk.message, finish_reason)
         else:

@@ -269,8 +269,11 @@ class SSEStream:
     def _chunks(self) -> Iterator[Any]:
         request = self.response.request
         try:
-            for data in self._data():
+            events = self._data()
+            for data in events:
                 if data.startswith(_DONE):
+                    for _ in events:  # read to the end: the connection is reused
+                        pass
                     break
                 yield _event(data, request)
         except timeout_exceptions() as e:
@@ -327,8 +330,11 @@ class AsyncSSEStream:
     async def _chunks(self) -> AsyncIterator[Any]:
         request = self.response.request
         try:
-            async for data in self._data():
+            events = self._data()
+            async for data in events:
                 if data.startswith(_DONE):
+                    async for _ in events:  # read to the end: the connection is reused
+                        pass
                     break
                 yield _event(data, request)
         except timeout_exceptions() as e:
