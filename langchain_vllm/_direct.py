@@ -34,6 +34,7 @@ import openai
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._models import FinalRequestOptions
 from openai._streaming import SSEDecoder
+from openai._streaming_cleanup import drain_response_async
 
 RETRY_COUNT = "x-stainless-retry-count"
 SDK_ONLY = ("_workload_identity_auth", "_provider_runtime", "_api_key_provider")
@@ -56,6 +57,7 @@ class Route(Generic[Client]):
         self.headers = template.headers.copy()
         del self.headers["content-length"]
         self.extensions = dict(template.extensions)  # the client's timeout
+        self.state = _state(client)
 
     _routes: weakref.WeakKeyDictionary[Any, dict[str, Route[Any]]] = (
         weakref.WeakKeyDictionary()
@@ -68,7 +70,7 @@ class Route(Generic[Client]):
         if routes is None:
             routes = cls._routes[client] = {}
         route = routes.get(path)
-        if route is None:
+        if route is None or route.state != _state(client):  # new, or the client changed
             if not _plain(client):
                 return None
             route = routes[path] = cls(client, path)
@@ -87,6 +89,18 @@ class Route(Generic[Client]):
         if retries_taken:
             request.headers[RETRY_COUNT] = str(retries_taken)
         return request
+
+
+def _state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
+    """What a built request depends on that a user may change on a client."""
+    http = client._client
+    return (
+        client.api_key,
+        client.base_url,
+        client.timeout,
+        tuple(getattr(client, "_custom_headers", {}).items()),
+        tuple(http.headers.raw),
+    )
 
 
 def _plain(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
@@ -232,6 +246,11 @@ def _blocks(buffer: bytes, piece: bytes) -> tuple[list[bytes], bytes]:
     return blocks, rest
 
 
+def _joined(blocks: list[bytes]) -> bytes:
+    """Whole blocks back as the bytes they were split from."""
+    return b"".join(block + b"\n\n" for block in blocks)
+
+
 def _data_of(block: bytes) -> bytes | None:
     """The data of a block that is one `data: ` line (what vLLM sends), else None."""
     if block.startswith(b"data: ") and b"\n" not in block:
@@ -269,11 +288,8 @@ class SSEStream:
     def _chunks(self) -> Iterator[Any]:
         request = self.response.request
         try:
-            events = self._data()
-            for data in events:
+            for data in self._data():
                 if data.startswith(_DONE):
-                    for _ in events:  # read to the end: the connection is reused
-                        pass
                     break
                 yield _event(data, request)
         except timeout_exceptions() as e:
@@ -293,16 +309,15 @@ class SSEStream:
                 )
                 return
             blocks, buffer = _blocks(buffer, piece)
-            for block in blocks:
+            for i, block in enumerate(blocks):
                 data = _data_of(block)
-                if data is None:
-                    yield from _sdk_data(
-                        SSEDecoder().iter_bytes(_chain(block + b"\n\n", buffer, pieces))
-                    )
+                if data is None:  # this block and all after it: the SDK's decoder
+                    rest = _chain(_joined(blocks[i:]), buffer, pieces)
+                    yield from _sdk_data(SSEDecoder().iter_bytes(rest))
                     return
                 yield data
-        if buffer.strip():
-            yield from _sdk_data(SSEDecoder().iter_bytes(iter([buffer + b"\n\n"])))
+        if buffer:  # an unterminated last event: what the SDK's decoder makes of it
+            yield from _sdk_data(SSEDecoder().iter_bytes(iter([buffer])))
 
 
 class AsyncSSEStream:
@@ -330,11 +345,12 @@ class AsyncSSEStream:
     async def _chunks(self) -> AsyncIterator[Any]:
         request = self.response.request
         try:
-            events = self._data()
-            async for data in events:
+            async for data in self._data():
                 if data.startswith(_DONE):
-                    async for _ in events:  # read to the end: the connection is reused
-                        pass
+                    # as the SDK: the rest of an HTTP/1.1 body (0.1 s at most) read,
+                    # so that the connection is reused
+                    if self.response.http_version == "HTTP/1.1":
+                        await drain_response_async(self.response)
                     break
                 yield _event(data, request)
         except timeout_exceptions() as e:
@@ -352,30 +368,26 @@ class AsyncSSEStream:
                 async for sse in SSEDecoder().aiter_bytes(
                     _achain(buffer, piece, pieces)
                 ):
-                    if sse.data:
-                        yield sse.data.encode()
+                    yield sse.data.encode()
                 return
             blocks, buffer = _blocks(buffer, piece)
-            for block in blocks:
+            for i, block in enumerate(blocks):
                 data = _data_of(block)
-                if data is None:
-                    rest = _achain(block + b"\n\n", buffer, pieces)
+                if data is None:  # this block and all after it: the SDK's decoder
+                    rest = _achain(_joined(blocks[i:]), buffer, pieces)
                     async for sse in SSEDecoder().aiter_bytes(rest):
-                        if sse.data:
-                            yield sse.data.encode()
+                        yield sse.data.encode()
                     return
                 yield data
-        if buffer.strip():
-            for sse in SSEDecoder().iter_bytes(iter([buffer + b"\n\n"])):
-                if sse.data:
-                    yield sse.data.encode()
+        if buffer:
+            for data in _sdk_data(SSEDecoder().iter_bytes(iter([buffer]))):
+                yield data
 
 
 def _sdk_data(events: Iterator[Any]) -> Iterator[bytes]:
-    """The data of events the SDK's decoder read (events without data skipped)."""
+    """The data of the events the SDK's decoder read (empty: not JSON, as there)."""
     for sse in events:
-        if sse.data:
-            yield sse.data.encode()
+        yield sse.data.encode()
 
 
 def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -46,6 +46,7 @@ from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
+from langchain_vllm._plain_chunks import plain_chunk
 from langchain_vllm._profile import ProfileMixin, ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI, check_responses_params
 from langchain_vllm._session import SessionMixin, add_session
@@ -71,9 +72,7 @@ from langchain_vllm.params import (
 )
 from langchain_vllm.rollouts import ask_for_tokens
 
-__all__ = [
-    "ChatVLLM",
-]
+__all__ = ["ChatVLLM"]
 
 
 class ChatVLLM(  # type: ignore[misc]
@@ -487,6 +486,9 @@ class ChatVLLM(  # type: ignore[misc]
         default_chunk_class: type,
         base_generation_info: dict | None,
     ) -> ChatGenerationChunk | None:
+        plain = plain_chunk(chunk, default_chunk_class, base_generation_info, self)
+        if plain is not None:  # most chunks: built without validating them twice
+            return plain
         problem = chunk_problem(chunk)
         if problem:
             raise self._malformed(problem)
