@@ -92,14 +92,20 @@ class Route(Generic[Client]):
 
 
 def _state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
-    """What a built request depends on that a user may change on a client."""
-    http = client._client
+    """What a built request depends on that a user may change on a client.
+
+    Read from the fields behind the SDK's and httpx's properties where they exist
+    (`base_url` and `Headers.raw` rebuild their values: microseconds per call).
+    """
+    base_url = getattr(client, "_base_url", None) or client.base_url
+    headers = client._client.headers
+    header_list = getattr(headers, "_list", None)
     return (
         client.api_key,
-        client.base_url,
+        base_url,
         client.timeout,
-        tuple(getattr(client, "_custom_headers", {}).items()),
-        tuple(http.headers.raw),
+        dict(getattr(client, "_custom_headers", {})),
+        list(header_list) if header_list is not None else tuple(headers.raw),
     )
 
 

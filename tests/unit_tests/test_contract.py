@@ -296,6 +296,41 @@ def test_langchain_openai_hook_signatures(name: str) -> None:
     )
 
 
+def test_openai_internals_of_direct_requests() -> None:
+    """`_direct`: the SDK's request builder, retry helpers and client fields."""
+    from langchain_vllm._direct import SDK_ONLY, Route
+
+    needed = (
+        "_build_request",
+        "_should_retry",
+        "_sleep_for_retry",
+        "_make_status_error_from_response",
+        "_client",
+        "_base_url",
+        "_custom_headers",
+        *SDK_ONLY,
+    )
+    for cls in (openai.OpenAI, openai.AsyncOpenAI):
+        client = cls(api_key="x", base_url=BASE_URL)
+        missing = [name for name in needed if not hasattr(client, name)]
+        assert not missing, (
+            f"{OPENAI} changed {cls.__name__}: no {missing}. langchain_vllm._direct "
+            "builds each route's request with `_build_request`, retries with "
+            "`_should_retry`/`_sleep_for_retry`, raises the status errors of "
+            "`_make_status_error_from_response`, and checks these fields to keep "
+            "clients with more than a key on the SDK's path."
+        )
+        route = Route.of(client, "/chat/completions")
+        assert route is not None
+        assert route.headers["authorization"] == "Bearer x", (
+            f"{OPENAI}: `_build_request` no longer adds the key's header."
+        )
+    assert isinstance(getattr(httpx2.Headers(), "_list", None), list), (
+        "httpx2 changed Headers: no `_list`; langchain_vllm._direct compares it to "
+        "see a client's headers changed (it falls back to `Headers.raw`, slower)."
+    )
+
+
 def test_client_plumbing_of_link() -> None:
     """`_link.ServerLink`, `VLLMOpenAI` and `VLLMEmbeddings` client handling."""
     http = openai.DefaultAsyncHttpxClient(
