@@ -310,8 +310,12 @@ def test_openai_internals_of_direct_requests() -> None:
         "_custom_headers",
         *SDK_ONLY,
     )
-    for cls in (openai.OpenAI, openai.AsyncOpenAI):
-        client = cls(api_key="x", base_url=BASE_URL)
+    clients: list[Any] = [
+        openai.OpenAI(api_key="x", base_url=BASE_URL),
+        openai.AsyncOpenAI(api_key="x", base_url=BASE_URL),
+    ]
+    for client in clients:
+        cls = type(client)
         missing = [name for name in needed if not hasattr(client, name)]
         assert not missing, (
             f"{OPENAI} changed {cls.__name__}: no {missing}. langchain_vllm._direct "
