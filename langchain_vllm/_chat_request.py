@@ -131,6 +131,20 @@ def take_legacy(kwargs: dict[str, Any], checked: dict[str, Any]) -> None:
         checked["structured_outputs"] = constraint.to_wire()
 
 
+def chat_messages(model: Any, input_: Any) -> list[BaseMessage]:
+    """The call's conversation: `input_` as messages (`invoke` passes a list).
+
+    Raises:
+        ValueError: no message.
+    """
+    messages = input_
+    is_list = type(input_) is list and input_
+    if not (is_list and all(isinstance(m, BaseMessage) for m in input_)):
+        messages = model._convert_input(input_).to_messages()
+    require_messages(messages)
+    return messages  # type: ignore[no-any-return]
+
+
 def require_messages(messages: Sequence[BaseMessage]) -> None:
     """Raise ValueError for an empty conversation (vLLM answers HTTP 400)."""
     if not messages:

@@ -63,6 +63,7 @@ class ServerLink:
         self.models_generation = 0
         """Counts `forget_models` calls: caches built from the cards compare it."""
         self._version: str | None = None
+        self._chosen: tuple[list[dict[str, Any]], str] | None = None
         self._tokenize_missing = False
         self._tokens: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -307,7 +308,12 @@ class ServerLink:
         return [m for m in data if isinstance(m, dict)]
 
     def _only_model(self, cards: list[dict[str, Any]]) -> str:
-        return choose_model(cards, self.base_url)
+        chosen = self._chosen  # (cards, model): one choice per fetched list
+        if chosen is not None and chosen[0] is cards:
+            return chosen[1]
+        model = choose_model(cards, self.base_url)
+        self._chosen = (cards, model)
+        return model
 
     def _served(self) -> str | None:
         return describe(self._models) if self._models else None

@@ -32,11 +32,11 @@ from langchain_vllm._chat_answer import (
 from langchain_vllm._chat_request import (
     RESPONSES_ONLY,
     apply_thinking,
+    chat_messages,
     check_responses_markup,
     finish_payload,
     merge_system_messages,
     reasoning_effort_of,
-    require_messages,
     send_back_reasoning,
     take_legacy,
     to_chat_completions,
@@ -322,8 +322,7 @@ class ChatVLLM(  # type: ignore[misc]
         checked, call_extra = self._split_call_params(kwargs)
         take_legacy(kwargs, checked)
         check_openai_params(kwargs)
-        messages = self._convert_input(input_).to_messages()
-        require_messages(messages)
+        messages = chat_messages(self, input_)
         if not self.use_responses_api:
             messages = vllm_messages(messages)  # media blocks in vLLM's form
         payload = super()._get_request_payload(messages, stop=stop, **kwargs)

@@ -374,12 +374,26 @@ def _checked(
 
 def request_body(model: BaseModel, mixin: type[BaseModel]) -> dict[str, Any]:
     """The set (non-None) vLLM parameters of `model` as request-body entries."""
-    fields = model.__dict__  # the field values (no attribute lookups per name)
+    # Every parameter defaults to None: only fields given or assigned can be set.
+    given = model.__pydantic_fields_set__ & _name_set(mixin)
+    if not given:
+        return {}
+    fields = model.__dict__
     return {
         name: to_wire(value)
         for name in param_names(mixin)
-        if (value := fields.get(name)) is not None
+        if name in given and (value := fields[name]) is not None
     }
+
+
+@cache
+def _name_set(mixin: type[BaseModel]) -> frozenset[str]:
+    names = frozenset(mixin.model_fields)
+    defaults = [n for n, f in mixin.model_fields.items() if f.get_default() is not None]
+    if defaults:  # `request_body` reads only given fields
+        msg = f"{mixin.__name__} parameters default to None, not: {defaults}"
+        raise TypeError(msg)
+    return names
 
 
 def to_wire(value: Any) -> Any:
