@@ -64,6 +64,7 @@ class ServerLink:
         """Counts `forget_models` calls: caches built from the cards compare it."""
         self._version: str | None = None
         self._chosen: tuple[list[dict[str, Any]], str] | None = None
+        self._url: tuple[Any, str] = (None, "")
         self._tokenize_missing = False
         self._tokens: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -72,7 +73,12 @@ class ServerLink:
     @property
     def base_url(self) -> str:
         """The OpenAI-compatible base URL (ends in `/v1`)."""
-        return str(self.client.base_url).rstrip("/")
+        # The SDK's `base_url` property costs microseconds: read the URL behind it,
+        # and make the string again only when the client's URL was replaced.
+        url = getattr(self.client, "_base_url", None) or self.client.base_url
+        if url is not self._url[0]:
+            self._url = (url, str(url).rstrip("/"))
+        return self._url[1]
 
     @property
     def root_url(self) -> str:
