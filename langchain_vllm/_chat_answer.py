@@ -246,12 +246,16 @@ class AnswerSeen:
             self.tool_calls = self.tool_calls or calls
             self.tool_names += called_tools(message)
             self.tool_names += [c["name"] for c in chunks if c["name"]]
-        # text only: a Responses answer's content also holds reasoning blocks
-        self.answered = self.answered or calls or bool(message.text)
-        if len(self.head) < 32 and isinstance(message.content, str):
-            self.head += message.content
+        content = message.content
+        if not self.answered:
+            # text only: a Responses answer's content also holds reasoning blocks
+            text = content if isinstance(content, str) else message.text
+            self.answered = calls or bool(text)
+        if len(self.head) < 32 and isinstance(content, str):
+            self.head += content
         reasoning = message.additional_kwargs.get(REASONING)
-        self.reasoning_chars += len(reasoning or "")
+        if reasoning:
+            self.reasoning_chars += len(reasoning)
 
     def add(self, chunk: ChatGenerationChunk) -> None:
         """Account for one stream chunk."""

@@ -233,7 +233,7 @@ class RawAnswer:
 # -- server-sent events ------------------------------------------------------------
 def _event(data: bytes | str, request: httpx2.Request) -> Any:
     """One event's JSON; an `error` in it raises like `openai.Stream`."""
-    chunk = json.loads(data)
+    chunk = json.loads(data.decode() if isinstance(data, bytes) else data)
     if isinstance(chunk, dict) and chunk.get("error"):
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else None

@@ -98,9 +98,10 @@ def plain_chunk(
         or model.output_version == "v1"
     ):
         return None
-    for name, value in chunk.items():
-        if value is not None and name not in SKIPPED_TOP:
-            return None
+    if not chunk.keys() <= SKIPPED_TOP:  # other fields: null at most
+        for name, value in chunk.items():
+            if value is not None and name not in SKIPPED_TOP:
+                return None
     choices = chunk.get("choices")
     if type(choices) is not list or len(choices) != 1:
         return None
@@ -115,9 +116,10 @@ def plain_chunk(
     delta = choice.get("delta")
     if type(delta) is not dict:
         return None
-    for name, value in delta.items():
-        if value and name not in PLAIN_DELTA:
-            return None
+    if not delta.keys() <= PLAIN_DELTA:  # other fields: null or empty at most
+        for name, value in delta.items():
+            if value and name not in PLAIN_DELTA:
+                return None
     content = delta.get("content") or ""
     role = delta.get("role")
     if type(content) is not str or role not in (None, "assistant"):

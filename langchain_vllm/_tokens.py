@@ -72,9 +72,9 @@ class StreamState:
 
     def count(self, ids: Any, chunk: Any) -> None:
         """Count a chunk's completion ids and its logprobs (`generation_info`)."""
-        self.tokens.add(
-            ids, (getattr(chunk, "generation_info", None) or {}).get("logprobs")
-        )
+        info = getattr(chunk, "generation_info", None)
+        if ids is not None or info:
+            self.tokens.add(ids, (info or {}).get("logprobs"))
 
 
 def token_problem(ids: Any, logprobs: Any) -> str | None:
