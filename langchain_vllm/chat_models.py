@@ -43,6 +43,7 @@ from langchain_vllm._chat_request import (
     tokenize_body,
 )
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._invocation import InvocationParams
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
@@ -81,6 +82,7 @@ class ChatVLLM(  # type: ignore[misc]
     SessionMixin,
     ServedModelsMixin,
     ResponsesAPI,
+    InvocationParams,
     ChatOpenAI,
     VLLMChatParams,
 ):
@@ -372,8 +374,7 @@ class ChatVLLM(  # type: ignore[misc]
         return f"{self._link.base_url}{path}"
 
     def _use_responses_api(self, payload: dict) -> bool:
-        # The parent would switch to `/v1/responses` for some model names and
-        # fields; here only an explicit `use_responses_api=True` does.
+        # only an explicit `use_responses_api=True` (not model names) goes there
         return self.use_responses_api is True
 
     # -- tools and structured output ------------------------------------------------
