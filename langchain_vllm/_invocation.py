@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
 
@@ -42,6 +42,34 @@ class InvocationParams:
         }
         if (tools := params.get("tools")) and isinstance(tools, list):
             params["tools"] = [redacted_mcp(tool) for tool in tools]
+        return params
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        """ChatOpenAI's tracing parameters, read from the fields and the call.
+
+        What ChatOpenAI reads from the invocation parameters (model, temperature,
+        max tokens, stop) without building them a third time per call.
+        """
+        if (
+            type(self)._get_invocation_params
+            is not InvocationParams._get_invocation_params
+        ):
+            return super()._get_ls_params(stop=stop, **kwargs)  # type: ignore[misc,no-any-return]
+        me: Any = self
+        params = LangSmithParams(
+            ls_provider="openai",
+            ls_model_name=kwargs.get("model", me.model_name),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", me.temperature),
+        )
+        if max_tokens := kwargs.get("max_tokens", me.max_tokens) or kwargs.get(
+            "max_completion_tokens", me.max_tokens
+        ):
+            params["ls_max_tokens"] = max_tokens
+        if ls_stop := stop or me.stop:
+            params["ls_stop"] = ls_stop
         return params
 
 

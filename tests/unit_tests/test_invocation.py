@@ -8,6 +8,7 @@ import pytest
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from langchain_vllm import ChatVLLM
+from langchain_vllm._invocation import InvocationParams
 
 BASE_URL = "http://vllm.test/v1"
 MCP = {
@@ -26,12 +27,15 @@ CONFIGS: list[dict[str, Any]] = [
     {"model_kwargs": {"seed": 3}, "n": 2},
     {"streaming": True, "stream_usage": False},
     {"reasoning_effort": "low", "use_responses_api": True},
+    {"max_completion_tokens": 9, "temperature": 0},
+    {"max_tokens": 1, "stop_sequences": ["x"]},
 ]
 CALLS: list[tuple[list[str] | None, dict[str, Any]]] = [
     (None, {}),
     (["END"], {"temperature": 1.0, "max_tokens": 3}),
     (None, {"tools": [FUNCTION, MCP], "tool_choice": "auto"}),
     (["a"], {"model": "other", "top_k": 3}),
+    ([], {"max_completion_tokens": 4, "temperature": None}),
 ]
 
 
@@ -47,6 +51,9 @@ def test_same_params_and_order_as_chatopenai(
     if "tools" in kwargs:
         assert ours["tools"][1]["headers"] == "**REDACTED**"
         assert MCP["headers"] == {"Authorization": "Bearer secret"}  # not changed
+    ls_ours = InvocationParams._get_ls_params(chat, stop=stop, **kwargs)
+    ls_parents = BaseChatOpenAI._get_ls_params(chat, stop=stop, **kwargs)
+    assert list(ls_ours.items()) == list(ls_parents.items())
     assert chat._get_ls_params(stop=stop, **kwargs)["ls_provider"] == "vllm"
 
 
