@@ -20,15 +20,11 @@ from langchain_vllm._markup import (
     split_markup,
     to_tool_call_chunks,
 )
-from langchain_vllm._tokens import StreamState, token_problem
+from langchain_vllm._tokens import token_problem
 from langchain_vllm._tool_stream import (
-    CUT_KEY,
-    ToolCallStream,
-    normalize_chunk_calls,
     report_answer_cut,
-    report_stream_cut,
 )
-from langchain_vllm._tools import called_tools, tool_choice_problem
+from langchain_vllm._tools import called_tools
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
 REASONING = "reasoning_content"
@@ -257,6 +253,17 @@ class AnswerSeen:
         if reasoning:
             self.reasoning_chars += len(reasoning)
 
+    def add_text(self, content: str, extra: dict[str, Any]) -> None:
+        """Account for a stream chunk of text (and reasoning) only."""
+        self.received = True
+        if content:
+            self.answered = True
+            if len(self.head) < 32:
+                self.head += content
+        reasoning = extra.get(REASONING)
+        if reasoning:
+            self.reasoning_chars += len(reasoning)
+
     def add(self, chunk: ChatGenerationChunk) -> None:
         """Account for one stream chunk."""
         self.received = True
@@ -349,52 +356,3 @@ def report_cut_generations(result: ChatResult) -> None:
             and (message.tool_calls or message.invalid_tool_calls)
         ):
             generation.message = report_answer_cut(message)
-
-
-class ChatStreamState(StreamState):
-    """A chat stream so far: markup parsed, tool-call deltas normalized, what came.
-
-    Tool-call deltas are rewritten by `_tool_stream.ToolCallStream`.
-    """
-
-    def __init__(self, parser: MarkupParser | None, forced: str | None = None) -> None:
-        super().__init__()
-        self.parser = parser
-        self.seen = AnswerSeen()
-        self.tool_calls = ToolCallStream()
-        self.forced = forced
-        """What the call's tool choice forces (`forced_tool`), checked at the end."""
-
-    def tool_choice_problem(self) -> str | None:
-        """Why the whole stream does not honour a forced tool choice, or None."""
-        if self.forced is None:
-            return None
-        names = self.seen.tool_names
-        if self.seen.tool_calls and not names:
-            names = [self.forced]  # calls whose deltas carried no name
-        return tool_choice_problem(
-            self.forced, names, self.seen.head, self.seen.finish_reason
-        )
-
-    def take(self, chunk: Any) -> Any:
-        """Parse markup (if asked), normalize tool-call deltas, account for it."""
-        if self.parser is not None:
-            chunk = split_chunk(self.parser, chunk)
-        message = chunk.message
-        if isinstance(message, AIMessageChunk):
-            normalize_chunk_calls(self.tool_calls, message)
-            finish_reason = (chunk.generation_info or {}).get("finish_reason")
-            if finish_reason == "length" and self.tool_calls.cut_call():
-                report_stream_cut(self.tool_calls, message)
-                warnings.warn(
-                    message.response_metadata[CUT_KEY]["error"]
-                    + " The merged message still lists it among `tool_calls`; "
-                    f"`response_metadata[{CUT_KEY!r}]` names it.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-        self.seen.add(chunk)
-        self.count(message.response_metadata.get("token_ids"), chunk)
-        self.received = True
-        self.finished = self.seen.finish_reason is not None
-        return chunk

@@ -231,16 +231,12 @@ class RawAnswer:
 
 
 # -- server-sent events ------------------------------------------------------------
-def _event(data: bytes | str, request: httpx2.Request) -> Any:
-    """One event's JSON; an `error` in it raises like `openai.Stream`."""
-    chunk = json.loads(data.decode() if isinstance(data, bytes) else data)
-    if isinstance(chunk, dict) and chunk.get("error"):
-        error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else None
-        if not message or not isinstance(message, str):
-            message = "An error occurred during streaming"
-        raise openai.APIError(message=message, request=request, body=error)
-    return chunk
+def _stream_error(error: Any, request: httpx2.Request) -> openai.APIError:
+    """An event's `error` as `openai.Stream` raises it."""
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message=message, request=request, body=error)
 
 
 _DONE = b"[DONE]"
@@ -255,13 +251,6 @@ def _blocks(buffer: bytes, piece: bytes) -> tuple[list[bytes], bytes]:
 def _joined(blocks: list[bytes]) -> bytes:
     """Whole blocks back as the bytes they were split from."""
     return b"".join(block + b"\n\n" for block in blocks)
-
-
-def _data_of(block: bytes) -> bytes | None:
-    """The data of a block that is one `data: ` line (what vLLM sends), else None."""
-    if block.startswith(b"data: ") and b"\n" not in block:
-        return block[6:]
-    return None
 
 
 class SSEStream:
@@ -297,7 +286,10 @@ class SSEStream:
             for data in self._data():
                 if data.startswith(_DONE):
                     break
-                yield _event(data, request)
+                chunk = json.loads(data.decode())
+                if type(chunk) is dict and chunk.get("error"):
+                    raise _stream_error(chunk["error"], request)
+                yield chunk
         except timeout_exceptions() as e:
             raise openai.APITimeoutError(request=request) from e
         except request_exceptions() as e:
@@ -316,12 +308,12 @@ class SSEStream:
                 return
             blocks, buffer = _blocks(buffer, piece)
             for i, block in enumerate(blocks):
-                data = _data_of(block)
-                if data is None:  # this block and all after it: the SDK's decoder
+                if not block.startswith(b"data: ") or b"\n" in block:
+                    # this block and all after it: the SDK's decoder
                     rest = _chain(_joined(blocks[i:]), buffer, pieces)
                     yield from _sdk_data(SSEDecoder().iter_bytes(rest))
                     return
-                yield data
+                yield block[6:]
         if buffer:  # an unterminated last event: what the SDK's decoder makes of it
             yield from _sdk_data(SSEDecoder().iter_bytes(iter([buffer])))
 
@@ -358,7 +350,10 @@ class AsyncSSEStream:
                     if self.response.http_version == "HTTP/1.1":
                         await drain_response_async(self.response)
                     break
-                yield _event(data, request)
+                chunk = json.loads(data.decode())
+                if type(chunk) is dict and chunk.get("error"):
+                    raise _stream_error(chunk["error"], request)
+                yield chunk
         except timeout_exceptions() as e:
             raise openai.APITimeoutError(request=request) from e
         except request_exceptions() as e:
@@ -378,13 +373,13 @@ class AsyncSSEStream:
                 return
             blocks, buffer = _blocks(buffer, piece)
             for i, block in enumerate(blocks):
-                data = _data_of(block)
-                if data is None:  # this block and all after it: the SDK's decoder
+                if not block.startswith(b"data: ") or b"\n" in block:
+                    # this block and all after it: the SDK's decoder
                     rest = _achain(_joined(blocks[i:]), buffer, pieces)
                     async for sse in SSEDecoder().aiter_bytes(rest):
                         yield sse.data.encode()
                     return
-                yield data
+                yield block[6:]
         if buffer:
             for data in _sdk_data(SSEDecoder().iter_bytes(iter([buffer]))):
                 yield data

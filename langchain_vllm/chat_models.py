@@ -18,7 +18,6 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_vllm._chat_answer import (
-    ChatStreamState,
     add_chunk_reasoning,
     add_vllm_fields,
     check_answer,
@@ -42,6 +41,7 @@ from langchain_vllm._chat_request import (
     to_chat_completions,
     tokenize_body,
 )
+from langchain_vllm._chat_stream import ChatStreamState
 from langchain_vllm._client import VLLMClient
 from langchain_vllm._invocation import InvocationParams
 from langchain_vllm._json_client import CHAT_KEYWORDS
