@@ -1,4 +1,4 @@
-"""Stream chunks of the common shape, built once instead of validated twice.
+"""Stream chunks of the common shape (and prompt values), built without validation.
 
 Nearly every chunk of a chat stream is "plain": one choice whose delta holds text
 (and maybe reasoning, the role, vLLM's token ids), no finish reason, logprobs,
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.prompt_values import ChatPromptValue
 from pydantic import BaseModel
 
 REASONING = "reasoning_content"
@@ -144,3 +145,16 @@ def plain_chunk(
         _GENERATION_SET,
     )
     return generation
+
+
+_PROMPT_SET = frozenset({"messages"})
+_PROMPT = _Prototype(ChatPromptValue(messages=[]), _PROMPT_SET)
+
+
+def prompt_of(messages: list[BaseMessage]) -> ChatPromptValue:
+    """The `ChatPromptValue` of a list that holds messages only, not validated again.
+
+    What `_convert_input` builds from such a list (the same message objects).
+    """
+    value: ChatPromptValue = _PROMPT.build({"messages": messages}, _PROMPT_SET)
+    return value

@@ -47,7 +47,7 @@ from langchain_vllm._invocation import InvocationParams
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
-from langchain_vllm._plain_chunks import plain_chunk
+from langchain_vllm._plain_chunks import plain_chunk, prompt_of
 from langchain_vllm._profile import ProfileMixin, ServedModelProfile
 from langchain_vllm._responses import ResponsesAPI, check_responses_params
 from langchain_vllm._session import SessionMixin, add_session
@@ -327,7 +327,7 @@ class ChatVLLM(  # type: ignore[misc]
         messages = chat_messages(self, input_)
         if not self.use_responses_api:
             messages = vllm_messages(messages)  # media blocks in vLLM's form
-        payload = super()._get_request_payload(messages, stop=stop, **kwargs)
+        payload = super()._get_request_payload(prompt_of(messages), stop=stop, **kwargs)
         if not self._use_responses_api(payload):
             to_chat_completions(payload)
             wire = payload["messages"]

@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessageChunk, HumanMessageChunk
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    HumanMessageChunk,
+    SystemMessage,
+)
 
 from langchain_vllm import ChatVLLM
 from langchain_vllm import chat_models as chat_module
-from langchain_vllm._plain_chunks import plain_chunk
+from langchain_vllm._plain_chunks import plain_chunk, prompt_of
 
 DATA = Path(__file__).parent / "data"
 
@@ -177,3 +183,15 @@ def test_built_chunks_share_no_containers(chat: ChatVLLM) -> None:
     assert again is not None
     assert isinstance(again.message, AIMessageChunk)
     assert again.message.tool_calls == []
+
+
+def test_prompt_of_messages_is_what_convert_input_builds(chat: ChatVLLM) -> None:
+    messages = [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello")]
+    built = prompt_of(messages)
+    validated = chat._convert_input(messages)
+    assert built == validated
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_fields_set == validated.model_fields_set
+    assert built.to_messages() == messages
+    assert all(a is b for a, b in zip(built.to_messages(), messages, strict=True))
+    assert built.to_string() == validated.to_string()
