@@ -18,8 +18,8 @@ httpx client, with the same timeout, and keeps the SDK's behaviour around it:
   whose JSON has an `error` raises `APIError`).
 
 A client with more than a key (workload identity, a key provider, a provider
-runtime, default query parameters, cookies, a non-httpx2 client) keeps the SDK's
-path: `Route.of` gives None for it.
+runtime, default query parameters, cookies, strict response validation, a
+non-httpx2 client) keeps the SDK's path: `Route.of` gives None for it.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def _plain(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
         and not client.default_query
         and not client._client.params
         and all(getattr(client, name, None) is None for name in SDK_ONLY)
+        and not getattr(client, "_strict_response_validation", True)
     )
 
 

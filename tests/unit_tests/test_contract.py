@@ -308,6 +308,7 @@ def test_openai_internals_of_direct_requests() -> None:
         "_client",
         "_base_url",
         "_custom_headers",
+        "_strict_response_validation",
         *SDK_ONLY,
     )
     clients: list[Any] = [

@@ -660,3 +660,13 @@ async def test_client_changed_after_first_call(is_async: bool, change: str) -> N
     await call(client, "direct", {"model": "m"})
     await call(client, "sdk", {"model": "m"})
     assert sent(server.requests[1]) == sent(server.requests[2])
+
+
+async def test_strict_response_validation_keeps_the_sdks_path(is_async: bool) -> None:
+    server = Server([reply(body="not json"), reply(body="not json")])
+    client = make_client(is_async, server, _strict_response_validation=True)
+    assert not goes_direct(client)
+    direct = await call(client, "direct", {"model": "m"})
+    sdk = await call(client, "sdk", {"model": "m"})
+    assert isinstance(direct.error, openai.APIResponseValidationError)
+    assert_same(direct, sdk)
