@@ -35,6 +35,7 @@ from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._models import FinalRequestOptions
 from openai._streaming import SSEDecoder
 from openai._streaming_cleanup import drain_response_async
+from openai._utils._json import openapi_dumps
 
 RETRY_COUNT = "x-stainless-retry-count"
 SDK_ONLY = ("_workload_identity_auth", "_provider_runtime", "_api_key_provider")
@@ -124,8 +125,8 @@ def _plain(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
 
 
 def encode(body: dict[str, Any]) -> bytes:
-    """The JSON body as the SDK sends it (compact, non-ASCII kept as UTF-8)."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """The JSON body as the SDK encodes it (compact, UTF-8, no NaN, models dumped)."""
+    return openapi_dumps(body)
 
 
 def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Response:

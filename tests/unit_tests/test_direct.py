@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -670,3 +671,25 @@ async def test_strict_response_validation_keeps_the_sdks_path(is_async: bool) ->
     sdk = await call(client, "sdk", {"model": "m"})
     assert isinstance(direct.error, openai.APIResponseValidationError)
     assert_same(direct, sdk)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"when": datetime(2026, 12, 4, tzinfo=UTC)}, {"nan": float("nan")}],
+    ids=["datetime", "nan"],
+)
+async def test_body_encoding_is_the_sdks(is_async: bool, extra: dict[str, Any]) -> None:
+    """Values only the SDK's encoder takes (datetimes) or refuses (NaN)."""
+    server = Server([reply(body={}), reply(body={})])
+    client = make_client(is_async, server)
+    payload = {"model": "m", "extra_body": extra}
+    direct = await call(client, "direct", payload)
+    sdk = await call(client, "direct", {**payload, **PER_CALL})
+    assert type(direct.error) is type(sdk.error)
+    bodies = [r.content for r in server.requests]
+    if "nan" in extra:  # refused before sending, as by the SDK
+        assert isinstance(direct.error, ValueError)
+        assert bodies == []
+    else:
+        assert direct.error is None
+        assert bodies == [b'{"model":"m","when":"2026-12-04T00:00:00+00:00"}'] * 2
