@@ -6,11 +6,12 @@ payload LangChain already built through `maybe_transform` (a recursive TypedDict
 walk), builds pydantic models of the answer, and langchain-openai turns them straight
 back into dicts with `model_dump`: once per response and once per stream chunk. That
 was most of ChatVLLM's client overhead (docs/BENCHMARKS.md). The classes here post the
-payload as JSON with `cast_to=object`: the SDK still does retries, timeouts, auth,
-headers and error mapping, and hands back decoded JSON (or a stream of decoded chunk
-dicts), which langchain-openai's `_generate`/`_stream` accept as they are. Every vLLM
-class (chat, completions, embeddings) uses these endpoints, the async one over the
-running event loop's client (`_loop.LoopClient`).
+payload as JSON and hand back decoded JSON (or a stream of decoded chunk dicts), which
+langchain-openai's `_generate`/`_stream` accept as they are: through the SDK's own
+httpx client with the SDK's request, retries, timeouts and errors (`_direct`), or,
+for per-call options and clients with more than a key, through the SDK's `post` with
+`cast_to=object`. Every vLLM class (chat, completions, embeddings, rerank) uses these
+endpoints, the async one over the running event loop's client (`_loop.LoopClient`).
 """
 
 from __future__ import annotations
@@ -73,8 +74,6 @@ ANY_KEYWORD = None
 def split_request(
     payload: dict[str, Any],
     accepted: frozenset[str] | None,
-    *,
-    raw: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split `create(**payload)` keywords into the JSON body and request options.
 
@@ -87,8 +86,6 @@ def split_request(
     body.update(body.pop("extra_body", None) or {})
     options: dict[str, Any] = {}
     headers = dict(body.pop("extra_headers", None) or {})
-    if raw:
-        headers[RAW_RESPONSE_HEADER] = "true"
     if headers:
         options["headers"] = headers
     if (query := body.pop("extra_query", None)) is not None:
