@@ -20,7 +20,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompt_values import ChatPromptValue
 from pydantic import BaseModel
 
-REASONING = "reasoning_content"
+from langchain_vllm._chat_answer import CHOICE_FIELDS, REASONING
+
 PLAIN_DELTA = frozenset({"content", "role", "reasoning", REASONING})
 """Delta fields a plain chunk may set (others must be absent, null or empty)."""
 SKIPPED_TOP = frozenset(
@@ -36,8 +37,6 @@ SKIPPED_TOP = frozenset(
 )
 """Top-level fields langchain-openai ignores on a chunk without a finish reason
 (any other set field, usage or vLLM's own, makes a chunk not plain)."""
-CHOICE_FIELDS = ("stop_reason", "token_ids", "weight_versions")
-"""vLLM's per-choice fields, copied into the message's metadata when set."""
 
 
 _set = object.__setattr__  # past pydantic's validating __setattr__
