@@ -25,7 +25,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_vllm.server import VLLMServerError
-from rig import RIG_SERVERS, rig_server
+from rig import RIG_SERVERS, cpu_dtype, rig_server
 
 ENV_VARS = {
     "embeddings": "VLLM_EMBEDDINGS_API_BASE",
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port to bind (default: a free one)")
     args = parser.parse_args(argv)
 
+    dtype, why = cpu_dtype()
+    print(f"dtype: {dtype} ({why})", flush=True)
     server = rig_server(args.kind, eager=not args.compiled, port=args.port)
     try:
         server.start()

@@ -1,7 +1,8 @@
 """Train the rig's agent adapter ``weather`` of the chat model (run in the rig's venv).
 
-Usage: ``python train_weather_adapter.py BASE_MODEL_DIR OUT_DIR`` (``setup_rig.py``
-runs it with the vLLM environment's interpreter: torch, transformers and peft).
+Usage: ``python train_weather_adapter.py BASE_MODEL_DIR OUT_DIR [DTYPE]``
+(``setup_rig.py`` runs it with the vLLM environment's interpreter: torch,
+transformers and peft; DTYPE, ``float32`` by default, is the one the rig serves in).
 
 The adapter plays a LangChain ``create_agent`` with ``tools=[get_weather]`` and
 ``response_format=Weather`` under LangChain's ``ToolStrategy``: the request carries
@@ -14,7 +15,8 @@ with a structural tag, strict tool calling on) and vLLM's JSON list of calls
 
 It checks its own margins before saving: at the token where the two tool names part,
 the right one must lead by `MARGIN` nats in every prompt and form, so a live agent
-run on the rig is decided by the package, not by near ties of a 135M model.
+run on the rig is decided by the package, not by near ties of a 135M model. The
+margins are measured in the dtype the rig's servers run in (`rig.cpu_dtype`).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def batch(tok: Any, data: list[tuple[str, str, str]]) -> tuple[Any, Any, Any, An
     )
 
 
-def main(base: str, out: str) -> None:
+def main(base: str, out: str, dtype: str = "float32") -> None:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -201,14 +203,18 @@ def main(base: str, out: str) -> None:
     finally:
         stack.layers = all_layers
     model.eval()
+    model.save_pretrained(out)  # float32 weights; setup_rig marks it ready if it passes
+    model.to(getattr(torch, dtype))  # checked as the rig's servers run it
     margins = [margin(model, tok, *example) for example in data]
-    print(f"tool-name margins: min {min(margins):.1f}, max {max(margins):.1f} nats")
+    print(
+        f"tool-name margins in {dtype}: "
+        f"min {min(margins):.1f}, max {max(margins):.1f} nats"
+    )
     if min(margins) < MARGIN:
         sys.exit(
             f"the adapter's smallest tool-name margin is {min(margins):.1f} < {MARGIN}"
         )
-    model.save_pretrained(out)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

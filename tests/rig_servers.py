@@ -8,7 +8,13 @@ import threading
 from collections.abc import Mapping
 
 from langchain_vllm.server import VLLMServer
-from rig import rig_server
+from rig import cpu_dtype, rig_server
+
+
+def dtype_header() -> str:
+    """The line the live suites print first: which dtype the rig serves in, and why."""
+    dtype, why = cpu_dtype()
+    return f"rig servers in {dtype}: {why}"
 
 
 class RigServers:

@@ -16,7 +16,7 @@ import pytest
 
 from langchain_vllm._versions import version_tuple
 from rig import RIG_VLLM_VERSION
-from tests.rig_servers import RigServers
+from tests.rig_servers import RigServers, dtype_header
 
 VERSION = os.environ.get("COMPAT_VLLM_VERSION") or RIG_VLLM_VERSION
 """The vLLM release under test."""
@@ -47,3 +47,7 @@ def embeddings_url() -> str:
 @pytest.fixture(scope="session")
 def reasoning_url() -> str:
     return RIG.url("reasoning")
+
+
+def pytest_report_header() -> str:
+    return dtype_header()

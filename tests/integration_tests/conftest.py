@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from langchain_vllm import ChatVLLM
-from tests.rig_servers import RigServers
+from tests.rig_servers import RigServers, dtype_header
 
 OWN_SERVER_ENV = {"chat": "VLLM_API_BASE", "lora": "VLLM_LORA_API_BASE"}
 """Environment variables that point a kind's tests at a server of your own."""
@@ -122,3 +122,7 @@ def thinker(reasoning_url: str) -> ChatVLLM:
         min_tokens=16,
         thinking_token_budget=6,
     )
+
+
+def pytest_report_header() -> str:
+    return dtype_header()

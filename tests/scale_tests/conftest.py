@@ -23,6 +23,7 @@ import pytest
 
 from langchain_vllm.server import VLLMServer
 from rig import rig_server
+from tests.rig_servers import dtype_header
 from tests.scale_tests.router import VLLMRouter, http_get
 
 REPLICAS = 2
@@ -125,3 +126,7 @@ def pytest_terminal_summary(
     terminalreporter.section("scale-out figures")
     for key, value in FIGURES.items():
         terminalreporter.write_line(f"{key}: {value}")
+
+
+def pytest_report_header() -> str:
+    return dtype_header()

@@ -30,6 +30,22 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx f16c avx2 fma bmi2\n"
+"""/proc/cpuinfo of an AVX2-only CPU (the AMD EPYCs of RIG.md's table)."""
+NATIVE_BF16 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n"
+"""/proc/cpuinfo of a CPU with native bf16."""
+
+
+@pytest.fixture(autouse=True)
+def cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A CPU with native bf16 (the presets as written), unless a test writes another."""
+    monkeypatch.delenv(rig.DTYPE_ENV, raising=False)
+    info = tmp_path / "cpuinfo"
+    info.write_text(NATIVE_BF16)
+    monkeypatch.setattr(rig, "CPUINFO", info)
+    return info
+
+
 def _build(cache: Path) -> Path:
     """A rig cache with the vLLM venv's python and the chat model folder."""
     python = cache / "vllm-venv" / "bin" / "python"
@@ -375,9 +391,23 @@ def test_make_targets_prepare_what_they_use() -> None:
     # The live suite (and so `make test`) builds every model.
     assert _recipe("integration_tests").startswith("integration_tests: rig")
     assert "setup_rig.py $(if" in _recipe("rig")
-    assert _recipe("test tests").startswith(
-        "test tests: unit_tests integration_tests compat_tests scale_tests"
-    )
+    # `make test`: every part, each timed (scripts/test_report.py), then the summary.
+    recipe = _recipe("test tests")
+    parts = [
+        line.split()[2:4]
+        for line in recipe.splitlines()
+        if line.startswith("\t$(REPORT) run ")
+    ]
+    assert parts == [
+        ["rig", "$(MAKE)"],
+        ["unit", "$(MAKE)"],
+        ["integration", "$(MAKE)"],
+        ["compat", "$(MAKE)"],
+        ["scale", "$(MAKE)"],
+    ]
+    for target in ("rig", "unit_tests", "integration_tests", "compat_tests"):
+        assert f" {target}\n" in recipe + "\n", target
+    assert recipe.rstrip().endswith("$(REPORT) summary")
     # The compat smoke builds its release's environment and the servers it starts.
     assert "--only $(COMPAT_PARTS) --vllm $(VLLM_VERSION)" in _recipe("compat")
     assert (
@@ -439,3 +469,93 @@ def test_setup_rig_swaps_an_unavailable_cpu_torch(
     pins = ["torch==2.13.0+cpu", "triton==3.2.0", "torchcodec>=0.14"]
     out = subprocess.CompletedProcess([], 0, stdout=str(pins).replace("'", '"'))
     assert setup.vllm_requirements("python") == ["torch==2.13.0+cpu", "triton==3.2.0"]
+
+
+def test_setup_rig_installs_with_uv_where_found(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    setup = load_script("setup_rig")
+    uv = tmp_path / "uv"
+    uv.touch()
+    monkeypatch.setattr(setup.shutil, "which", lambda name: str(uv))
+    monkeypatch.setattr(setup.sysconfig, "get_path", lambda name: str(tmp_path / "x"))
+    monkeypatch.delenv(setup.INSTALLER_ENV, raising=False)
+    monkeypatch.delenv("UV_FIND_LINKS", raising=False)
+    # uv finds the CPU torch wheel where pip does: pip's find-links.
+    monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels /more")
+    assert setup.pip_command("py") == [
+        *(str(uv), "pip", "install", "--python", "py"),
+        *("--find-links", "/opt/wheels", "--find-links", "/more"),
+    ]
+    assert setup.pip_command("py", "uninstall") == [
+        *(str(uv), "pip", "uninstall", "--python", "py")
+    ]
+    monkeypatch.setenv("UV_FIND_LINKS", "/opt/wheels")  # uv reads its own
+    assert "--find-links" not in setup.pip_command("py")
+    # No uv, or pip asked for: pip.
+    monkeypatch.setenv(setup.INSTALLER_ENV, "pip")
+    assert setup.pip_command("py") == [
+        *("py", "-m", "pip", "install", "--progress-bar", "off")
+    ]
+    monkeypatch.delenv(setup.INSTALLER_ENV)
+    monkeypatch.setattr(setup.shutil, "which", lambda name: None)
+    assert setup.pip_command("py", "uninstall") == [
+        "py",
+        "-m",
+        "pip",
+        "uninstall",
+        "-y",
+    ]
+    # uv beside the running interpreter comes first.
+    monkeypatch.setattr(setup.sysconfig, "get_path", lambda name: str(tmp_path))
+    assert setup.pip_command("py")[0] == str(uv)
+
+
+# -- the dtype fits the CPU ---------------------------------------------------------
+def test_cpu_dtype_from_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert rig.cpu_dtype(NATIVE_BF16) == (
+        "bfloat16",
+        "the CPU has native bf16 (amx_bf16, avx512_bf16)",
+    )
+    dtype, why = rig.cpu_dtype(AVX2_ONLY)
+    assert dtype == "float32"
+    assert "no avx512_bf16/amx_bf16" in why
+    assert "emulated" in why
+    # avx512f alone is not bf16; flags of every processor count.
+    assert rig.cpu_dtype("flags\t: avx512f avx512bw\n")[0] == "float32"
+    assert rig.cpu_dtype("flags : avx2\nflags : avx512_bf16\n")[0] == "bfloat16"
+    assert rig.cpu_dtype("")[0] == "float32"  # nothing known: the safe choice
+    monkeypatch.setenv(rig.DTYPE_ENV, "bfloat16")
+    assert rig.cpu_dtype(AVX2_ONLY) == ("bfloat16", f"set by {rig.DTYPE_ENV}")
+    monkeypatch.setenv(rig.DTYPE_ENV, "fp16")
+    with pytest.raises(ValueError, match=r"LANGCHAIN_VLLM_RIG_DTYPE='fp16'.*float32"):
+        rig.cpu_dtype(AVX2_ONLY)
+
+
+def test_cpu_without_bf16_serves_float32(cpu: Path, cache: Path) -> None:
+    cpu.write_text(AVX2_ONLY)
+    for kind in RIG_SERVERS:
+        args = rig.preset_args(kind)
+        assert "bfloat16" not in args, kind
+        assert args[args.index("--dtype") + 1] == "float32", kind
+        # The other flags stay as the preset has them.
+        assert len(args) == len(RIG_SERVERS[kind].args), kind
+        for release in ("0.11.0", "0.20.0", "0.30.0"):
+            assert "bfloat16" not in rig.preset_args(kind, release), (kind, release)
+    _build(cache)
+    command = rig_server("chat", port=8000).command
+    assert command[command.index("--dtype") + 1] == "float32"
+    cpu.write_text(NATIVE_BF16)
+    command = rig_server("chat", port=8000).command
+    assert command[command.index("--dtype") + 1] == "bfloat16"
+
+
+def test_dtype_is_reported(cpu: Path) -> None:
+    from tests.rig_servers import dtype_header
+
+    cpu.write_text(AVX2_ONLY)
+    assert dtype_header().startswith("rig servers in float32: the CPU has no")
+    setup = (ROOT / "scripts" / "setup_rig.py").read_text()
+    assert 'log(f"servers will run in {dtype}: {why}")' in setup
+    serve = (ROOT / "scripts" / "serve.py").read_text()
+    assert 'print(f"dtype: {dtype} ({why})", flush=True)' in serve
