@@ -69,9 +69,14 @@ class _Prototype:
         obj = self.cls.__new__(self.cls)
         _set(obj, "__dict__", data)
         _set(obj, "__pydantic_fields_set__", set(fields_set))
-        _set(obj, "__pydantic_extra__", self.extra)
-        _set(obj, "__pydantic_private__", self.private)
+        # Own copies: an attribute set on one chunk never shows on another.
+        _set(obj, "__pydantic_extra__", _copy(self.extra))
+        _set(obj, "__pydantic_private__", _copy(self.private))
         return obj
+
+
+def _copy(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if values is None else dict(values)
 
 
 # What langchain-openai passes to the constructors (and validation adds).
@@ -83,20 +88,9 @@ _GENERATION = _Prototype(
 )
 
 
-def plain_chunk(
-    chunk: Any, chunk_class: type, base_info: dict | None, model: Any
-) -> ChatGenerationChunk | None:
-    """The generation chunk of a plain stream chunk, or None (validate it instead).
-
-    `chunk_class` and `base_info` are langchain-openai's `default_chunk_class` and
-    `base_generation_info`; `model` the chat model (its `output_version`).
-    """
-    if (
-        type(chunk) is not dict
-        or chunk_class is not AIMessageChunk
-        or base_info
-        or model.output_version == "v1"
-    ):
+def _plain_choice(chunk: Any) -> dict[str, Any] | None:
+    """The one choice of a plain chunk (its delta a dict), or None."""
+    if type(chunk) is not dict:
         return None
     if not chunk.keys() <= SKIPPED_TOP:  # other fields: null at most
         for name, value in chunk.items():
@@ -120,6 +114,23 @@ def plain_chunk(
         for name, value in delta.items():
             if value and name not in PLAIN_DELTA:
                 return None
+    return choice
+
+
+def plain_chunk(
+    chunk: Any, chunk_class: type, base_info: dict | None, model: Any
+) -> ChatGenerationChunk | None:
+    """The generation chunk of a plain stream chunk, or None (validate it instead).
+
+    `chunk_class` and `base_info` are langchain-openai's `default_chunk_class` and
+    `base_generation_info`; `model` the chat model (its `output_version`).
+    """
+    if chunk_class is not AIMessageChunk or base_info or model.output_version == "v1":
+        return None
+    choice = _plain_choice(chunk)
+    if choice is None:
+        return None
+    delta = choice["delta"]
     content = delta.get("content") or ""
     role = delta.get("role")
     if type(content) is not str or role not in (None, "assistant"):

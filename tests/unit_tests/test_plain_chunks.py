@@ -185,6 +185,24 @@ def test_built_chunks_share_no_containers(chat: ChatVLLM) -> None:
     assert again.message.tool_calls == []
 
 
+def test_built_chunks_share_no_extras(chat: ChatVLLM) -> None:
+    # An attribute set on one streamed chunk's message stays on that chunk.
+    one = plain_chunk(BASE, AIMessageChunk, {}, chat)
+    assert one is not None
+    one.message.foo = 1  # type: ignore[attr-defined]
+    assert one.message.model_dump()["foo"] == 1
+    two = plain_chunk(BASE, AIMessageChunk, {}, chat)
+    assert two is not None
+    assert "foo" not in two.message.model_dump()
+    assert two.message.__pydantic_extra__ is not one.message.__pydantic_extra__
+    assert two.message == plain_chunk(BASE, AIMessageChunk, {}, chat).message  # type: ignore[union-attr]
+    first, second = prompt_of([HumanMessage("a")]), prompt_of([HumanMessage("b")])
+    for a, b in ((first, second), (one, two)):
+        for slot in ("__pydantic_extra__", "__pydantic_private__"):
+            if getattr(a, slot) is not None:
+                assert getattr(a, slot) is not getattr(b, slot), slot
+
+
 def test_prompt_of_messages_is_what_convert_input_builds(chat: ChatVLLM) -> None:
     messages = [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello")]
     built = prompt_of(messages)
