@@ -6,7 +6,7 @@
 #                 the notebook, a smoke against an older vLLM release (compat_tests),
 #                 and reduced sizes of the load and scale-out tests
 #   make compat VLLM_VERSION=x.y.z - the smoke against that vLLM release (docs/compat.md)
-.PHONY: all demo serve test tests unit_tests integration_tests notebook_tests lint \
+.PHONY: all demo serve test tests unit_tests unit_tests_floors integration_tests notebook_tests lint \
         format typing rig bench load scale_test scale_tests compat compat_tests clean
 
 PYTHON ?= python3
@@ -21,16 +21,19 @@ all: test
 # uv installs the dev environment (9 s against pip's 36 s here) and the rig's
 # (scripts/setup_rig.py: vLLM's in 15 s against 130 s); pip where uv is not found.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --progress-bar off "uv>=0.13" \
-		|| echo "uv is not installable here: pip installs everything"
-	@if [ -x $(VENV)/bin/uv ]; then \
-		set -x; $(VENV)/bin/uv pip install --quiet --python $(PY) \
-			-e . --group dev --group bench; \
+	@began=$$(date +%s); \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	$(PY) -m pip install --quiet --progress-bar off "uv>=0.13" \
+		|| echo "uv is not installable here: pip installs everything"; \
+	if [ -x $(VENV)/bin/uv ]; then \
+		(set -x; $(VENV)/bin/uv pip install --quiet --python $(PY) \
+			-e . --group dev --group bench) || exit 1; \
 	else \
-		set -x; $(PY) -m pip install --quiet --progress-bar off --upgrade "pip>=25.1" \
-		&& $(PY) -m pip install --quiet --progress-bar off -e . --group dev --group bench; \
-	fi
+		(set -x; $(PY) -m pip install --quiet --progress-bar off --upgrade "pip>=25.1" \
+		&& $(PY) -m pip install --quiet --progress-bar off -e . --group dev --group bench) \
+		|| exit 1; \
+	fi; \
+	echo "[setup] dev environment $(VENV) took $$(( $$(date +%s) - began )) s"
 	@touch $(STAMP)
 
 # The vLLM server environment and the test models, in a cache outside the clone.
@@ -56,6 +59,7 @@ test tests: $(STAMP)
 	@rm -rf .test-reports
 	$(REPORT) run rig $(MAKE) --no-print-directory rig
 	$(REPORT) run unit $(MAKE) --no-print-directory unit_tests
+	$(REPORT) run unit-floors $(MAKE) --no-print-directory unit_tests_floors
 	$(REPORT) run integration $(MAKE) --no-print-directory integration_tests
 	$(REPORT) run compat $(MAKE) --no-print-directory compat_tests
 	$(REPORT) run scale $(MAKE) --no-print-directory scale_tests
@@ -63,6 +67,13 @@ test tests: $(STAMP)
 
 unit_tests: $(STAMP)
 	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket -q
+
+# The unit suite on every runtime dependency's declared floor (pyproject), in its own
+# environment (scripts/floor_env.py); `unit_tests` runs it on the newest versions.
+FLOORS_VENV := .venv-floors
+unit_tests_floors: $(STAMP)
+	$(PY) scripts/floor_env.py $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pytest tests/unit_tests --disable-socket --allow-unix-socket -q
 
 # Every server kind (the suite and the notebook start them all).
 integration_tests: rig
@@ -127,4 +138,4 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .test-reports
+	rm -rf $(VENV) $(FLOORS_VENV) .pytest_cache .mypy_cache .ruff_cache .test-reports

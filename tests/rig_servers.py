@@ -7,6 +7,8 @@ import os
 import threading
 from collections.abc import Mapping
 
+import pytest
+
 from langchain_vllm.server import VLLMServer
 from rig import cpu_dtype, rig_server
 
@@ -15,6 +17,13 @@ def dtype_header() -> str:
     """The line the live suites print first: which dtype the rig serves in, and why."""
     dtype, why = cpu_dtype()
     return f"rig servers in {dtype}: {why}"
+
+
+def say_dtype(session: pytest.Session) -> None:
+    """Print `dtype_header` at the start of a live session (also under ``-q``)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(dtype_header())
 
 
 class RigServers:

@@ -16,7 +16,7 @@ import pytest
 
 from langchain_vllm._versions import version_tuple
 from rig import RIG_VLLM_VERSION
-from tests.rig_servers import RigServers, dtype_header
+from tests.rig_servers import RigServers, say_dtype
 
 VERSION = os.environ.get("COMPAT_VLLM_VERSION") or RIG_VLLM_VERSION
 """The vLLM release under test."""
@@ -49,5 +49,5 @@ def reasoning_url() -> str:
     return RIG.url("reasoning")
 
 
-def pytest_report_header() -> str:
-    return dtype_header()
+def pytest_sessionstart(session: pytest.Session) -> None:
+    say_dtype(session)

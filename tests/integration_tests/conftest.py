@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from langchain_vllm import ChatVLLM
-from tests.rig_servers import RigServers, dtype_header
+from tests.rig_servers import RigServers, say_dtype
 
 OWN_SERVER_ENV = {"chat": "VLLM_API_BASE", "lora": "VLLM_LORA_API_BASE"}
 """Environment variables that point a kind's tests at a server of your own."""
@@ -124,5 +124,5 @@ def thinker(reasoning_url: str) -> ChatVLLM:
     )
 
 
-def pytest_report_header() -> str:
-    return dtype_header()
+def pytest_sessionstart(session: pytest.Session) -> None:
+    say_dtype(session)

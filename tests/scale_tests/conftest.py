@@ -23,7 +23,7 @@ import pytest
 
 from langchain_vllm.server import VLLMServer
 from rig import rig_server
-from tests.rig_servers import dtype_header
+from tests.rig_servers import say_dtype
 from tests.scale_tests.router import VLLMRouter, http_get
 
 REPLICAS = 2
@@ -128,5 +128,5 @@ def pytest_terminal_summary(
         terminalreporter.write_line(f"{key}: {value}")
 
 
-def pytest_report_header() -> str:
-    return dtype_header()
+def pytest_sessionstart(session: pytest.Session) -> None:
+    say_dtype(session)

@@ -401,11 +401,12 @@ def test_make_targets_prepare_what_they_use() -> None:
     assert parts == [
         ["rig", "$(MAKE)"],
         ["unit", "$(MAKE)"],
+        ["unit-floors", "$(MAKE)"],
         ["integration", "$(MAKE)"],
         ["compat", "$(MAKE)"],
         ["scale", "$(MAKE)"],
     ]
-    for target in ("rig", "unit_tests", "integration_tests", "compat_tests"):
+    for target in ("rig", "unit_tests", "unit_tests_floors", "integration_tests"):
         assert f" {target}\n" in recipe + "\n", target
     assert recipe.rstrip().endswith("$(REPORT) summary")
     # The compat smoke builds its release's environment and the servers it starts.
