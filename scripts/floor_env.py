@@ -47,7 +47,15 @@ def _release(version: str) -> tuple[int, ...]:
 def installer(py: Path) -> list[str]:
     uv = Path(sys.executable).parent / "uv"
     if uv.is_file():
-        return [str(uv), "pip", "install", "--quiet", "--python", str(py)]
+        return [
+            str(uv),
+            "pip",
+            "install",
+            "--quiet",
+            "--compile-bytecode",
+            "--python",
+            str(py),
+        ]
     return [str(py), "-m", "pip", "install", "--quiet", "--progress-bar", "off"]
 
 

@@ -485,7 +485,7 @@ def test_setup_rig_installs_with_uv_where_found(
     # uv finds the CPU torch wheel where pip does: pip's find-links.
     monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels /more")
     assert setup.pip_command("py") == [
-        *(str(uv), "pip", "install", "--python", "py"),
+        *(str(uv), "pip", "install", "--python", "py", "--compile-bytecode"),
         *("--find-links", "/opt/wheels", "--find-links", "/more"),
     ]
     assert setup.pip_command("py", "uninstall") == [
