@@ -2,7 +2,8 @@
 # of only the rig parts it uses (scripts/setup_rig.py --only ...).
 #   make demo   - start a local vLLM on the bundled test model, run the seed walkthrough
 #                 (prepares the chat model only: no adapter training, no vision model)
-#   make test   - unit tests, live integration tests (servers started by the suite),
+#   make test   - unit tests (newest dependencies and their declared floors),
+#                 live integration tests (servers started by the suite),
 #                 the notebook, a smoke against an older vLLM release (compat_tests),
 #                 and reduced sizes of the load and scale-out tests
 #   make compat VLLM_VERSION=x.y.z - the smoke against that vLLM release (docs/compat.md)
