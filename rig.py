@@ -341,19 +341,18 @@ def preset_args(kind: str, vllm_version: str | None = None) -> tuple[str, ...]:
             (`OLD_RELEASE_PARSERS`) replaced.
     """
     args = list(RIG_SERVERS[kind].args)
-    if "bfloat16" in args and cpu_dtype()[0] != "bfloat16":
+    release = _release(vllm_version) if vllm_version else None
+    old_xgrammar = release is not None and release < FLOAT32_BEFORE
+    if "bfloat16" in args and (old_xgrammar or cpu_dtype()[0] != "bfloat16"):
         args[args.index("bfloat16")] = "float32"
-    if vllm_version is None:
+    if release is None:
         return tuple(args)
-    release = _release(vllm_version)
     args = [
         a for a in args if a not in OLD_RELEASE_FLAGS or release >= OLD_RELEASE_FLAGS[a]
     ]
     for parser, (since, stand_in) in OLD_RELEASE_PARSERS.items():
         if parser in args and release < since:
             args[args.index(parser)] = stand_in
-    if release < FLOAT32_BEFORE and "bfloat16" in args:
-        args[args.index("bfloat16")] = "float32"
     return tuple(args)
 
 

@@ -8,7 +8,7 @@ editable mode, its ``test`` group, and a constraints file pinning every runtime
 dependency to its floor (``VENV/constraints-floor.txt``), then checks that the
 installed versions are exactly those. ``make unit_tests_floors`` runs the unit suite
 in it; ``make unit_tests`` runs it on the newest versions the resolver picks. uv
-installs where found (the dev environment has it), else pip.
+installs where found (`setup_rig.pip_command`), else pip.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ import sys
 import tomllib
 import venv
 from pathlib import Path
+
+# setup_rig (uv or pip, as the rig installs) is beside this file; importing it puts
+# the clone's root, where rig.py is, on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from setup_rig import pip_command
+
+from rig import _release as rig_release
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*>=\s*([0-9][^,;\s]*)")
@@ -39,24 +46,8 @@ def floors(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """``"3.30"`` and ``"3.30.0"`` -> ``(3, 30, 0)`` (trailing zeros padded)."""
-    parts = [int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3]]
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
-def installer(py: Path) -> list[str]:
-    uv = Path(sys.executable).parent / "uv"
-    if uv.is_file():
-        return [
-            str(uv),
-            "pip",
-            "install",
-            "--quiet",
-            "--compile-bytecode",
-            "--python",
-            str(py),
-        ]
-    return [str(py), "-m", "pip", "install", "--quiet", "--progress-bar", "off"]
+    """``"3.30"`` and ``"3.30.0"`` -> ``(3, 30, 0)`` (`rig._release`, zeros padded)."""
+    return (*rig_release(version), 0, 0, 0)[:3]
 
 
 def build(where: Path) -> Path:
@@ -74,7 +65,15 @@ def build(where: Path) -> Path:
         )
     constraints = where / "constraints-floor.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in pins.items()))
-    command = [*installer(py), "-e", ".", "--group", "test", "-c", str(constraints)]
+    command = [
+        *pip_command(str(py)),
+        "-e",
+        ".",
+        "--group",
+        "test",
+        "-c",
+        str(constraints),
+    ]
     subprocess.run(command, check=True, cwd=ROOT)  # --group reads ./pyproject.toml
     probe = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
     for name, floor in pins.items():
