@@ -7,10 +7,11 @@ client object. ChatVLLM's hooks call these for whole answers and stream chunks.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+import openai
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
@@ -56,6 +57,45 @@ TOOL_CALL_OPENERS = (
 mini) when a parser failed."""
 
 
+def read_chat_result(
+    chat: Any,
+    response: Any,
+    generation_info: dict[str, Any] | None,
+    parent: Callable[..., ChatResult],
+) -> ChatResult:
+    """A chat completion answer as LangChain's result, read once.
+
+    The body is checked, `parent` (ChatOpenAI's reader) builds the result, and
+    vLLM's parts go on it: reasoning, vLLM-only fields, client-side markup, a
+    tool call cut by `max_tokens`, an answer that is all reasoning.
+
+    Raises:
+        VLLMResponseError: the body is not what vLLM sends.
+        VLLMEmptyAnswerError: only reasoning came, with
+            `error_on_empty_reasoning_only`.
+    """
+    data = (
+        # `parsed` holds the user's own model (structured output): not ours
+        # to dump; the parent copies it over from the typed response.
+        response.model_dump(
+            exclude={"choices": {"__all__": {"message": {"parsed"}}}},
+            warnings=False,
+        )
+        if isinstance(response, openai.BaseModel)
+        else response
+    )
+    problem = completion_problem(data)
+    if problem:
+        raise chat._malformed(problem)
+    result = parent(response, generation_info)
+    add_vllm_fields(result, data)
+    if chat.parse_think_tags or chat.parse_tool_call_tags:
+        split_generations(result, chat._markup)
+    report_cut_generations(result)
+    check_generations(result, error_on_empty=chat.error_on_empty_reasoning_only)
+    return result
+
+
 def completion_problem(data: Any) -> str | None:
     """What is wrong with a chat completion body, or None."""
     if not isinstance(data, dict):
@@ -69,9 +109,11 @@ def completion_problem(data: Any) -> str | None:
         content = choice["message"].get("content")
         if content is not None and not isinstance(content, (str, list)):
             return f"message content is {type(content).__name__}, not text"
-        tokens = token_problem(choice.get("token_ids"), choice.get("logprobs"))
-        if tokens:
-            return tokens
+        ids, logprobs = choice.get("token_ids"), choice.get("logprobs")
+        if ids is not None or logprobs is not None:
+            tokens = token_problem(ids, logprobs)
+            if tokens:
+                return tokens
     if data.get("usage") is not None and not isinstance(data["usage"], dict):
         return f"usage is {data['usage']!r:.60}"
     return None

@@ -11,9 +11,28 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.prompt_values import ChatPromptValue
 
 from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._markup import Markup
+from langchain_vllm._media import vllm_messages
+from langchain_vllm._responses import check_responses_params
+from langchain_vllm._session import add_session
+from langchain_vllm._trajectory import RECORDING, ask_for_tokens
+from langchain_vllm._versions import (
+    CHAT_PARAMS_SINCE,
+    check_chat_params,
+    is_legacy,
+)
+from langchain_vllm.params import (
+    OpenAIRanges,
+    VLLMChatParams,
+    check_openai_params,
+    param_names,
+    request_body,
+    to_wire,
+    validate_call_params,
+)
 from langchain_vllm.structured import (
     LEGACY_NAMES,
     StructuredOutputs,
@@ -43,10 +62,108 @@ TEMPLATE_FIELDS = (
 the multimodal ones change how many tokens an image or a video takes)."""
 
 
+CHAT_NAMES = frozenset(param_names(VLLMChatParams))
+"""The vLLM parameters of a chat request (`VLLMChatParams`' fields)."""
+
+OPENAI_RANGED = frozenset(param_names(OpenAIRanges))
+"""The OpenAI parameters whose range vLLM narrows (checked per call)."""
+
 THINKING_KEYS = ("enable_thinking", "thinking")
 """The chat template variables `thinking` sets: Qwen3-family templates (and
 Granite's, Holo's, vLLM's `reasoning_effort` mapping) read `enable_thinking`,
 DeepSeek-family ones `thinking`."""
+
+
+def build_payload(
+    chat: Any,
+    input_: Any,
+    stop: list[str] | None,
+    kwargs: dict[str, Any],
+    parent: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """The one request body of a ChatVLLM call, built and checked once.
+
+    The call's vLLM parameters are split out and checked, the conversation becomes
+    messages (media blocks in vLLM's form), `parent` (ChatOpenAI's payload builder)
+    builds the OpenAI part, and the vLLM part is merged once: the instance's
+    parameters and `extra_body` (`parent` copies them from `_default_params`), then
+    the call's parameters and `extra_body`. What depends on the server (its
+    version, the served model) is asked only when the request needs it.
+
+    Raises:
+        ValueError: a parameter is invalid or conflicts with another (named).
+        VLLMServerVersionError: the server's release would ignore a parameter.
+    """
+    given = {k: kwargs.pop(k) for k in [*kwargs] if k in CHAT_NAMES}
+    checked = validate_call_params(VLLMChatParams, given) if given else {}
+    checked = {k: to_wire(v) for k, v in checked.items()}
+    call_extra = kwargs.pop("extra_body", None) or {}
+    if not LEGACY_NAMES.keys().isdisjoint(kwargs):
+        take_legacy(kwargs, checked)
+    if not OPENAI_RANGED.isdisjoint(kwargs):
+        check_openai_params(kwargs)
+    responses = chat.use_responses_api is True
+    messages = chat_messages(chat, input_)
+    if not responses and any(type(m.content) is list for m in messages):
+        messages = vllm_messages(messages)  # media blocks in vLLM's form
+    prompt = ChatPromptValue.model_construct(messages=messages)
+    payload = parent(prompt, stop=stop, **kwargs)
+    if not responses:
+        to_chat_completions(payload)
+        send_back_reasoning(messages, payload["messages"], chat.reasoning_round_trip)
+        if chat.merge_system_messages:
+            payload["messages"] = merge_system_messages(payload["messages"])
+    extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
+    finish_request(chat, payload, extra, responses)
+    return payload
+
+
+def finish_request(
+    chat: Any, payload: dict[str, Any], extra: dict[str, Any], responses: bool
+) -> None:
+    """Merge the vLLM part into `payload`, in the server's dialect, and check it."""
+    if "thinking" in extra:
+        apply_thinking(extra, reasoning_effort_of(payload))
+    link = chat._link
+    if responses:
+        check_responses_params(extra, link.version)
+    if chat.session_from_thread or extra.get("session_id") is not None:
+        add_session(payload, extra, from_thread=chat.session_from_thread)
+    if not responses:
+        if RECORDING.get() is not None:  # under record_trajectories()
+            ask_for_tokens(payload, extra)
+        if not CHAT_PARAMS_SINCE.keys().isdisjoint(extra) or (
+            payload.get("tools")
+            and (payload.get("response_format") or extra.get("structured_outputs"))
+        ):
+            check_chat_params(payload, extra, link.version)
+    finish_payload(
+        payload,
+        extra,
+        server_is_legacy=lambda: is_legacy(link.version()),
+        max_json_string_length=chat.max_json_string_length,
+        parse_tool_call_tags=chat.parse_tool_call_tags,
+    )
+    if not payload.get("model"):
+        payload["model"] = link.resolve_model(chat.model_name)
+
+
+def check_instance(chat: Any) -> None:
+    """Refuse an instance whose fields vLLM would refuse or ignore (at creation).
+
+    Raises:
+        ValueError: naming the field(s) and what to do instead.
+    """
+    check_openai_params({name: getattr(chat, name, None) for name in OPENAI_RANGED})
+    if chat.use_responses_api is not True:
+        to_chat_completions({n: getattr(chat, n, None) for n in RESPONSES_ONLY})
+    effort = reasoning_effort_of(
+        {n: getattr(chat, n, None) for n in ("reasoning", "reasoning_effort")}
+    )
+    apply_thinking(request_body(chat, VLLMChatParams), effort)
+    if chat.use_responses_api is True:
+        check_responses_params(request_body(chat, VLLMChatParams))
+        check_responses_markup(chat._markup)
 
 
 def apply_thinking(extra: dict[str, Any], reasoning_effort: Any) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 from langchain_vllm._json_client import AsyncJSONEndpoint, JSONEndpoint
 from langchain_vllm._link import ServerLink
 from langchain_vllm._loop import LoopClient
+from langchain_vllm._served import ServedModelsMixin
 from langchain_vllm._settings import (
     DEFAULT_MAX_CONNECTIONS,
     RebuiltOnCopy,
@@ -46,8 +47,12 @@ MALFORMED = (json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeErr
 parent classes."""
 
 
-class VLLMClient(RebuiltOnCopy, BaseModel):
-    """Fields and behaviour every vLLM client class shares (a mixin, listed first)."""
+class VLLMClient(ServedModelsMixin, RebuiltOnCopy, BaseModel):
+    """Fields and behaviour every vLLM client class shares (a mixin, listed first).
+
+    Its link to the server (`_link`) lists the served models and loads or unloads
+    LoRA adapters (`ServedModelsMixin`) for every class.
+    """
 
     openai_api_key: SecretStr | None = api_key_field()
     """API key: `VLLM_API_KEY`, else a placeholder (vLLM needs none by default)."""

@@ -191,89 +191,62 @@ def add_reasoning_text(result: ChatResult) -> None:
             message.additional_kwargs[REASONING] = text
 
 
-class ResponsesAPI:
-    """ChatVLLM's Responses API calls (a mixin, listed before `ChatOpenAI`)."""
+def read_responses(chat: Any, result: ChatResult) -> None:
+    """A whole Responses API answer: reasoning text, finish reasons, checks."""
+    add_reasoning_text(result)
+    for generation in result.generations:
+        add_finish_reason(generation)
+    report_cut_generations(result)  # a call cut short: invalid, named
+    check_generations(result, error_on_empty=chat.error_on_empty_reasoning_only)
 
-    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
-        result: ChatResult = super()._generate(*args, **kwargs)  # type: ignore[misc]
-        self._read_responses(result)
-        return result
 
-    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
-        result: ChatResult = await super()._agenerate(*args, **kwargs)  # type: ignore[misc]
-        self._read_responses(result)
-        return result
+def _start(
+    chat: Any, messages: Any, stop: Any, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], ResponsesEvents]:
+    """A streamed request's payload, and the reader of its events."""
+    kwargs["stream"] = True
+    payload = chat._get_request_payload(messages, stop=stop, **kwargs)
+    url: str = chat._endpoint_url
+    events = ResponsesEvents(url, kwargs.get("response_format"), chat.output_version)
+    return payload, events
 
-    # ChatOpenAI routes to its base class's `_stream_responses` (`super()`), past
-    # this mixin: route here first.
-    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        if self.use_responses_api is True:  # type: ignore[attr-defined]
-            return self._stream_responses(*args, **kwargs)
-        return super()._stream(*args, **kwargs)  # type: ignore[misc, no-any-return]
 
-    async def _astream(
-        self, *args: Any, **kwargs: Any
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        if self.use_responses_api is True:  # type: ignore[attr-defined]
-            stream = self._astream_responses(*args, **kwargs)
-        else:
-            stream = super()._astream(*args, **kwargs)  # type: ignore[misc]
-        async for chunk in stream:
-            yield chunk
+def stream_responses(
+    chat: Any, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+) -> Iterator[ChatGenerationChunk]:
+    """ChatOpenAI's `_stream_responses`, reading vLLM's reasoning deltas too."""
+    payload, events = _start(chat, messages, stop, kwargs)
+    client = chat.root_client
+    if chat.include_response_headers:
+        context = events.with_headers(
+            client.with_raw_response.responses.create(**payload)
+        )
+    else:
+        context = client.responses.create(**payload)
+    with context as stream:
+        for event in stream:
+            chunk = events.chunk(event)
+            if chunk is not None:
+                if run_manager:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
-    def _read_responses(self, result: ChatResult) -> None:
-        if self.use_responses_api is True:  # type: ignore[attr-defined]
-            add_reasoning_text(result)
-            for generation in result.generations:
-                add_finish_reason(generation)
-            report_cut_generations(result)  # a call cut short: invalid, named
-            error_on_empty = self.error_on_empty_reasoning_only  # type: ignore[attr-defined]
-            check_generations(result, error_on_empty=error_on_empty)
 
-    def _start(
-        self, messages: Any, stop: Any, kwargs: dict[str, Any]
-    ) -> tuple[dict[str, Any], ResponsesEvents]:
-        """A streamed request's payload, and the reader of its events."""
-        kwargs["stream"] = True
-        payload = self._get_request_payload(messages, stop=stop, **kwargs)  # type: ignore[attr-defined]
-        url: str = self._endpoint_url  # type: ignore[attr-defined]
-        output_version = self.output_version  # type: ignore[attr-defined]
-        events = ResponsesEvents(url, kwargs.get("response_format"), output_version)
-        return payload, events
-
-    def _stream_responses(
-        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> Iterator[ChatGenerationChunk]:
-        payload, events = self._start(messages, stop, kwargs)
-        client = self.root_client  # type: ignore[attr-defined]
-        if self.include_response_headers:  # type: ignore[attr-defined]
-            context = events.with_headers(
-                client.with_raw_response.responses.create(**payload)
-            )
-        else:
-            context = client.responses.create(**payload)
-        with context as stream:
-            for event in stream:
-                chunk = events.chunk(event)
-                if chunk is not None:
-                    if run_manager:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-
-    async def _astream_responses(
-        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        payload, events = self._start(messages, stop, kwargs)
-        client = self.root_async_client  # type: ignore[attr-defined]
-        if self.include_response_headers:  # type: ignore[attr-defined]
-            raw = await client.with_raw_response.responses.create(**payload)
-            stream = events.with_headers(raw)
-        else:
-            stream = await client.responses.create(**payload)
-        async with stream:
-            async for event in stream:
-                chunk = events.chunk(event)
-                if chunk is not None:
-                    if run_manager:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
+async def astream_responses(
+    chat: Any, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+) -> AsyncIterator[ChatGenerationChunk]:
+    """ChatOpenAI's `_astream_responses`, reading vLLM's reasoning deltas too."""
+    payload, events = _start(chat, messages, stop, kwargs)
+    client = chat.root_async_client
+    if chat.include_response_headers:
+        raw = await client.with_raw_response.responses.create(**payload)
+        stream = events.with_headers(raw)
+    else:
+        stream = await client.responses.create(**payload)
+    async with stream:
+        async for event in stream:
+            chunk = events.chunk(event)
+            if chunk is not None:
+                if run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk

@@ -206,3 +206,11 @@ class ModelValidator:
             return {**value, "parsed": self._validate(value["parsed"])}
         except (ValidationError, ValidationErrorV1) as e:
             return {**value, "parsed": None, "parsing_error": e}
+
+
+def redacted_mcp(tool: Any) -> Any:
+    """A built-in remote MCP tool without its credentials (as ChatOpenAI does)."""
+    if isinstance(tool, dict) and tool.get("type") == "mcp":
+        hidden = {k: "**REDACTED**" for k in ("headers", "authorization") if k in tool}
+        return {**tool, **hidden}
+    return tool

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
@@ -31,6 +32,36 @@ ANSWER_FIELDS = (
     "output",
 )
 """The fields of a call's record that come from its answer (None when it failed)."""
+
+
+RECORDING: ContextVar[Any] = ContextVar("langchain_vllm_recording", default=None)
+"""The active recorder of `record_trajectories()`, or None."""
+
+
+def ask_for_tokens(payload: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Under `record_trajectories()`, ask a chat request for ids and logprobs.
+
+    Sets `logprobs` (OpenAI's field, in `payload`) and vLLM's `return_token_ids`
+    (in `extra`, the body's vLLM part) unless the call set them itself.
+    """
+    if RECORDING.get() is None:
+        return
+    payload.setdefault("logprobs", True)
+    extra.setdefault("return_token_ids", True)
+
+
+def ask_for_completion_tokens(params: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Under `record_trajectories()`, ask a completion request for ids and logprobs.
+
+    Sets `logprobs=0` (OpenAI's completions field, in the request's `params`: each
+    sampled token's logprob in `token_logprobs`, no alternatives) and vLLM's
+    `return_token_ids` (in `extra`, the body's vLLM part) unless the call set them.
+    """
+    if RECORDING.get() is None:
+        return
+    if params.get("logprobs") is None:
+        params["logprobs"] = 0
+    extra.setdefault("return_token_ids", True)
 
 
 def text_of(value: Any) -> str | None:

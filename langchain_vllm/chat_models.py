@@ -4,53 +4,48 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import openai
-from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models import (
+    BaseChatModel,
+    LangSmithParams,
+    LanguageModelInput,
+)
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field, model_validator
+from langchain_openai.chat_models.base import BaseChatOpenAI
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from langchain_vllm._chat_answer import (
     add_chunk_reasoning,
-    add_vllm_fields,
     check_answer,
-    check_generations,
     chunk_problem,
-    completion_problem,
     markup_parser,
-    report_cut_generations,
-    split_generations,
+    read_chat_result,
 )
 from langchain_vllm._chat_request import (
-    RESPONSES_ONLY,
-    apply_thinking,
-    chat_messages,
-    check_responses_markup,
-    finish_payload,
-    merge_system_messages,
-    reasoning_effort_of,
-    send_back_reasoning,
-    take_legacy,
-    to_chat_completions,
+    CHAT_NAMES,
+    build_payload,
+    check_instance,
     tokenize_body,
 )
 from langchain_vllm._chat_stream import ChatStreamState
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._invocation import InvocationParams
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
-from langchain_vllm._media import vllm_messages
-from langchain_vllm._plain_chunks import plain_chunk, prompt_of
-from langchain_vllm._profile import ProfileMixin, ServedModelProfile
-from langchain_vllm._responses import ResponsesAPI, check_responses_params
-from langchain_vllm._session import SessionMixin, add_session
+from langchain_vllm._plain_chunks import plain_chunk
+from langchain_vllm._profile import ServedModelProfile
+from langchain_vllm._responses import (
+    astream_responses,
+    read_responses,
+    stream_responses,
+)
 from langchain_vllm._tokens import StreamState
 from langchain_vllm._tools import (
     ModelValidator,
@@ -59,33 +54,17 @@ from langchain_vllm._tools import (
     default_strict,
     forced_tool,
     is_model_class,
+    redacted_mcp,
     tool_choice_error,
     unstrict_parameterless,
 )
-from langchain_vllm._versions import check_chat_params, is_legacy, needs_version
-from langchain_vllm.lora import ServedModelsMixin
-from langchain_vllm.params import (
-    OpenAIRanges,
-    VLLMChatParams,
-    check_openai_params,
-    param_names,
-    request_body,
-)
-from langchain_vllm.rollouts import ask_for_tokens
+from langchain_vllm._versions import needs_version
+from langchain_vllm.params import VLLMChatParams
 
 __all__ = ["ChatVLLM"]
 
 
-class ChatVLLM(  # type: ignore[misc]
-    ProfileMixin,
-    VLLMClient,
-    SessionMixin,
-    ServedModelsMixin,
-    ResponsesAPI,
-    InvocationParams,
-    ChatOpenAI,
-    VLLMChatParams,
-):
+class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     r"""vLLM chat model, through vLLM's OpenAI-compatible server.
 
     Everything `ChatOpenAI` offers, plus vLLM's own sampling and template parameters
@@ -265,29 +244,31 @@ class ChatVLLM(  # type: ignore[misc]
     """Raise `VLLMEmptyAnswerError` instead of warning when every token went to
     reasoning."""
 
+    use_responses_api: bool | None = False
+    """True sends calls to the server's `/v1/responses`; False (or None) to Chat
+    Completions. Never chosen from the model name or parameters, as ChatOpenAI
+    does for OpenAI's models."""
+
+    session_from_thread: bool = False
+    """Send the running thread's id (`configurable.thread_id`) as `session_id` and
+    the `X-Session-ID` header when no `session_id` is set: vllm-router's
+    `consistent_hash` then keeps one conversation on one replica."""
+
     _vllm_params: ClassVar[type[BaseModel]] = VLLMChatParams
     _path: ClassVar[str] = "/chat/completions"
     _kind: ClassVar[str] = "vllm-chat"
     _answer_errors: ClassVar[tuple[type[Exception], ...]] = (json.JSONDecodeError,)
 
+    @field_validator("use_responses_api", mode="before")
+    @classmethod
+    def _chat_completions_unless_asked(cls, value: Any) -> Any:
+        return False if value is None else value
+
     # Unique validator name: pydantic replaces (does not chain) a parent validator
     # with the same name.
     @model_validator(mode="after")
     def _link_vllm_server(self) -> Self:
-        check_openai_params(
-            {name: getattr(self, name, None) for name in param_names(OpenAIRanges)}
-        )
-        if self.use_responses_api is not True:
-            to_chat_completions({n: getattr(self, n, None) for n in RESPONSES_ONLY})
-        apply_thinking(
-            request_body(self, VLLMChatParams),
-            reasoning_effort_of(
-                {n: getattr(self, n, None) for n in ("reasoning", "reasoning_effort")}
-            ),
-        )
-        if self.use_responses_api is True:
-            check_responses_params(request_body(self, VLLMChatParams))
-            check_responses_markup(self._markup)
+        check_instance(self)
         self.client, self.async_client = self._connect(
             self.root_client, self.root_async_client, CHAT_KEYWORDS
         )
@@ -296,12 +277,91 @@ class ChatVLLM(  # type: ignore[misc]
         self.root_async_client = self.async_client._client
         return self
 
-    # -- LangChain integration details ------------------------------------------------
     def __call__(self, messages: LanguageModelInput, **kwargs: Any) -> BaseMessage:
         """Old call style of the LangChain docs; use `invoke` instead."""
         msg = "Calling ChatVLLM(...) directly is deprecated; use `chat.invoke(...)`."
         warnings.warn(msg, DeprecationWarning, stacklevel=2)
         return self.invoke(messages, **kwargs)
+
+    # -- what LangChain asks before a call ---------------------------------------------
+    def _resolve_model_profile(self) -> Any:
+        return None  # OpenAI's table knows no vLLM model: see ServedModelProfile
+
+    async def aget_profile(
+        self, *, modalities: bool = True
+    ) -> Mapping[str, Any] | None:
+        """The model profile, fetched without blocking the event loop.
+
+        Inside a running event loop, reading `profile` makes no request: it serves
+        what was fetched before. Await this first, e.g. before building middleware
+        that needs `profile["max_input_tokens"]`; async calls also fetch the
+        context window.
+
+        Args:
+            modalities: Also probe the input modalities (one `/tokenize` request
+                each); else only the context window (one `/v1/models` request).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.aload(modalities=modalities)
+        return self.profile
+
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """ChatOpenAI's invocation parameters, with `_default_params` built once.
+
+        The parents' exact result (keys, order, MCP credentials redacted); a
+        subclass that overrides `dict`, `asdict` or `_identifying_params` gets the
+        parents' own method.
+        """
+        cls: Any = type(self)
+        if (
+            cls.dict is not BaseChatModel.dict
+            or cls.asdict is not BaseChatModel.asdict
+            or cls._identifying_params is not BaseChatOpenAI._identifying_params
+        ):
+            return super()._get_invocation_params(stop=stop, **kwargs)
+        defaults = self._default_params
+        params = {
+            "model": self.model_name,
+            "model_name": self.model_name,
+            **defaults,
+            "_type": self._kind,
+            "stop": stop,
+            **defaults,
+            **kwargs,
+        }
+        if (tools := params.get("tools")) and isinstance(tools, list):
+            params["tools"] = [redacted_mcp(tool) for tool in tools]
+        return params
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        params = self._openai_ls_params(stop, kwargs)
+        params["ls_provider"] = "vllm"
+        if not params.get("ls_model_name"):
+            params["ls_model_name"] = self.model_name or "vllm-served-model"
+        return params
+
+    def _openai_ls_params(
+        self, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> LangSmithParams:
+        """ChatOpenAI's tracing parameters, read from the fields and the call."""
+        me: Any = self
+        params = LangSmithParams(
+            ls_provider="openai",
+            ls_model_name=kwargs.get("model", me.model_name),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", me.temperature),
+        )
+        if max_tokens := kwargs.get("max_tokens", me.max_tokens) or kwargs.get(
+            "max_completion_tokens", me.max_tokens
+        ):
+            params["ls_max_tokens"] = max_tokens
+        if ls_stop := stop or me.stop:
+            params["ls_stop"] = ls_stop
+        return params
 
     # -- request building ----------------------------------------------------------
     @property
@@ -309,9 +369,8 @@ class ChatVLLM(  # type: ignore[misc]
         params = super()._default_params
         if "max_completion_tokens" in params:
             params["max_tokens"] = params.pop("max_completion_tokens")
-        body = self._instance_body()
-        if body:
-            params["extra_body"] = body
+        if self.extra_body or not CHAT_NAMES.isdisjoint(self.__pydantic_fields_set__):
+            params["extra_body"] = self._instance_body()
         return params
 
     def _get_request_payload(
@@ -321,40 +380,7 @@ class ChatVLLM(  # type: ignore[misc]
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> dict:
-        checked, call_extra = self._split_call_params(kwargs)
-        take_legacy(kwargs, checked)
-        check_openai_params(kwargs)
-        messages = chat_messages(self, input_)
-        if not self.use_responses_api:
-            messages = vllm_messages(messages)  # media blocks in vLLM's form
-        payload = super()._get_request_payload(prompt_of(messages), stop=stop, **kwargs)
-        if not self._use_responses_api(payload):
-            to_chat_completions(payload)
-            wire = payload["messages"]
-            send_back_reasoning(messages, wire, self.reasoning_round_trip)
-            if self.merge_system_messages:
-                payload["messages"] = merge_system_messages(wire)
-        extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
-        apply_thinking(extra, reasoning_effort_of(payload))
-        if self.use_responses_api is True:
-            check_responses_params(extra, self._link.version)
-        add_session(payload, extra, from_thread=self.session_from_thread)
-        if self.use_responses_api is not True:
-            ask_for_tokens(payload, extra)  # under record_trajectories()
-            check_chat_params(payload, extra, self._link.version)
-        finish_payload(
-            payload,
-            extra,
-            server_is_legacy=self._server_is_legacy,
-            max_json_string_length=self.max_json_string_length,
-            parse_tool_call_tags=self.parse_tool_call_tags,
-        )
-        if not payload.get("model"):
-            payload["model"] = self._link.resolve_model(self.model_name)
-        return payload
-
-    def _server_is_legacy(self) -> bool:
-        return is_legacy(self._link.version())
+        return build_payload(self, input_, stop, kwargs, super()._get_request_payload)
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
         """Fetch what a request needs from the server without blocking the loop.
@@ -373,9 +399,61 @@ class ChatVLLM(  # type: ignore[misc]
         path = "/responses" if self.use_responses_api is True else self._path
         return f"{self._link.base_url}{path}"
 
-    def _use_responses_api(self, payload: dict) -> bool:
-        # only an explicit `use_responses_api=True` (not model names) goes there
-        return self.use_responses_api is True
+    # -- calls ------------------------------------------------------------------------
+    def _generate(  # type: ignore[override]
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        try:
+            result = ChatOpenAI._generate(self, input_, stop, run_manager, **kwargs)
+            if self.use_responses_api is True:
+                read_responses(self, result)
+        except openai.APIError as e:
+            raise self._link.translate(e) from e
+        except self._answer_errors as e:
+            raise self._malformed(e) from e
+        if kwargs.get("tool_choice") is not None:
+            self._check_result(result, kwargs)
+        return result
+
+    async def _agenerate(  # type: ignore[override]
+        self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        try:
+            await self._aprepare(kwargs)
+            result = await ChatOpenAI._agenerate(
+                self, input_, stop, run_manager, **kwargs
+            )
+            if self.use_responses_api is True:
+                read_responses(self, result)
+        except openai.APIError as e:
+            raise await self._link.atranslate(e) from e
+        except self._answer_errors as e:
+            raise self._malformed(e) from e
+        if kwargs.get("tool_choice") is not None:
+            self._check_result(result, kwargs)
+        await self._afinish()
+        return result
+
+    async def _afinish(self) -> None:
+        """Fetch the profile's context window (for middleware) once, after a call.
+
+        Free when the model was discovered (the cards are cached); else one
+        `/v1/models` request, after the first answer (a refused call makes none).
+        """
+        if isinstance(self.profile, ServedModelProfile):
+            await self.profile.awarm()
+
+    def _chunks(self, input_: Any, stop: Any, kwargs: dict[str, Any]) -> Iterator[Any]:
+        if self.use_responses_api is True:
+            return stream_responses(self, input_, stop, None, **kwargs)
+        return super()._chunks(input_, stop, kwargs)
+
+    def _achunks(
+        self, input_: Any, stop: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        if self.use_responses_api is True:
+            return astream_responses(self, input_, stop, None, **kwargs)
+        return super()._achunks(input_, stop, kwargs)
 
     # -- tools and structured output ------------------------------------------------
     def bind_tools(
@@ -451,25 +529,8 @@ class ChatVLLM(  # type: ignore[misc]
         response: dict | openai.BaseModel,
         generation_info: dict | None = None,
     ) -> ChatResult:
-        data = (
-            # `parsed` holds the user's own model (structured output): not ours
-            # to dump; the parent copies it over from the typed response.
-            response.model_dump(
-                exclude={"choices": {"__all__": {"message": {"parsed"}}}},
-                warnings=False,
-            )
-            if isinstance(response, openai.BaseModel)
-            else response
-        )
-        problem = completion_problem(data)
-        if problem:
-            raise self._malformed(problem)
-        result = super()._create_chat_result(response, generation_info)
-        add_vllm_fields(result, data)
-        split_generations(result, self._markup)
-        report_cut_generations(result)
-        check_generations(result, error_on_empty=self.error_on_empty_reasoning_only)
-        return result
+        parent = super()._create_chat_result
+        return read_chat_result(self, response, generation_info, parent)
 
     @property
     def _markup(self) -> Markup:

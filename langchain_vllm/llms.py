@@ -14,14 +14,13 @@ from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._loop import in_event_loop
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tokens import completion_chunk, token_problem
+from langchain_vllm._trajectory import ask_for_completion_tokens
 from langchain_vllm._versions import (
     completion_body_for_server,
     completion_needs_version,
 )
-from langchain_vllm.lora import ServedModelsMixin
 from langchain_vllm.models import choose_model, context_length
 from langchain_vllm.params import VLLMCompletionParams
-from langchain_vllm.rollouts import ask_for_completion_tokens
 
 CHOICE_KEYS = (
     "stop_reason",
@@ -39,7 +38,7 @@ __all__ = [
 
 
 class VLLMOpenAI(  # type: ignore[misc]
-    VLLMClient, SessionMixin, ServedModelsMixin, OpenAI, VLLMCompletionParams
+    VLLMClient, SessionMixin, OpenAI, VLLMCompletionParams
 ):
     """vLLM text completion model, through vLLM's OpenAI-compatible server.
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from langchain_core.tracers.context import register_configure_hook
 
 from langchain_vllm._trajectory import (
     ANSWER_FIELDS,
+    RECORDING,
     RecordingHandler,
     group_records,
     openai_messages,
@@ -55,35 +55,6 @@ __all__ = [
     "record_trajectories",
     "training_turns",
 ]
-
-_RECORDING: ContextVar[Any] = ContextVar("langchain_vllm_recording", default=None)
-"""The active recorder of `record_trajectories()`, or None."""
-
-
-def ask_for_tokens(payload: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Under `record_trajectories()`, ask a chat request for ids and logprobs.
-
-    Sets `logprobs` (OpenAI's field, in `payload`) and vLLM's `return_token_ids`
-    (in `extra`, the body's vLLM part) unless the call set them itself.
-    """
-    if _RECORDING.get() is None:
-        return
-    payload.setdefault("logprobs", True)
-    extra.setdefault("return_token_ids", True)
-
-
-def ask_for_completion_tokens(params: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Under `record_trajectories()`, ask a completion request for ids and logprobs.
-
-    Sets `logprobs=0` (OpenAI's completions field, in the request's `params`: each
-    sampled token's logprob in `token_logprobs`, no alternatives) and vLLM's
-    `return_token_ids` (in `extra`, the body's vLLM part) unless the call set them.
-    """
-    if _RECORDING.get() is None:
-        return
-    if params.get("logprobs") is None:
-        params["logprobs"] = 0
-    extra.setdefault("return_token_ids", True)
 
 
 class TrajectoryRecorder(RecordingHandler):
@@ -273,7 +244,7 @@ class TrajectoryRecorder(RecordingHandler):
         self._finish(run_id, parent_run_id, fields)
 
 
-register_configure_hook(_RECORDING, inheritable=True)
+register_configure_hook(RECORDING, inheritable=True)
 
 
 @contextmanager
@@ -294,11 +265,11 @@ def record_trajectories(
         The `TrajectoryRecorder` (its `records` and `trajectories()`).
     """
     recorder = TrajectoryRecorder(path)
-    token = _RECORDING.set(recorder)
+    token = RECORDING.set(recorder)
     try:
         yield recorder
     finally:
-        _RECORDING.reset(token)
+        RECORDING.reset(token)
         recorder.close()
 
 

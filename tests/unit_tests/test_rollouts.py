@@ -14,10 +14,10 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langchain_vllm import ChatVLLM, VLLMOpenAI
 from langchain_vllm.errors import VLLMBadRequestError, VLLMResponseError
+from langchain_vllm._trajectory import ask_for_completion_tokens
 from langchain_vllm.rollouts import (
     TrainingTurn,
     TrajectoryRecorder,
-    ask_for_completion_tokens,
     load_trajectories,
     record_trajectories,
     training_turns,
