@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx2
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatResult
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.runnables import RunnableLambda
+from langchain_core.utils.function_calling import (
+    convert_to_json_schema,
+    convert_to_openai_tool,
+)
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ValidationError
 from pydantic.v1 import BaseModel as BaseModelV1
@@ -214,3 +218,65 @@ def redacted_mcp(tool: Any) -> Any:
         hidden = {k: "**REDACTED**" for k in ("headers", "authorization") if k in tool}
         return {**tool, **hidden}
     return tool
+
+
+def bind_vllm_tools(
+    parent: Callable[..., Any],
+    tools: Sequence[Any],
+    tool_choice: Any,
+    strict: bool | None,
+    parallel_tool_calls: bool | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    """ChatOpenAI's `bind_tools` (`parent`), strict by default, checked first.
+
+    Unless `strict` is given, parameterless tools under a choice that forces no
+    call go with `"strict": false` (vllm #50989).
+
+    Raises:
+        ValueError: a tool schema is invalid, or `tool_choice` names no tool.
+    """
+    check_tools(tools, tool_choice)
+    bound = parent(
+        tools,
+        tool_choice=tool_choice,
+        strict=default_strict(tools) if strict is None else strict,
+        parallel_tool_calls=parallel_tool_calls,
+        **kwargs,
+    )
+    wire: dict[str, Any] = bound.kwargs
+    if strict is None and forced_tool(wire.get("tool_choice")) is None:
+        bound.kwargs = {**wire, "tools": unstrict_parameterless(wire["tools"])}
+    return bound
+
+
+def structured_runnable(
+    parent: Callable[..., Any],
+    schema: Any,
+    method: str,
+    include_raw: bool,
+    strict: bool | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    """ChatOpenAI's `with_structured_output` (`parent`), enforced by the server.
+
+    `json_mode` with a schema enforces the schema; a pydantic class goes as its
+    JSON schema and the answer is validated into the class (v1 and v2 alike).
+    """
+    if method == "json_mode" and schema is not None:
+        method = "json_schema"  # vLLM can enforce the schema itself
+    if strict is None and method != "json_mode":
+        strict = True
+    if method != "json_schema" or not is_model_class(schema):
+        return parent(
+            schema, method=method, include_raw=include_raw, strict=strict, **kwargs
+        )
+    as_dict = parent(
+        convert_to_json_schema(schema),
+        method="json_schema",
+        include_raw=include_raw,
+        strict=strict,
+        **kwargs,
+    )
+    to_model = RunnableLambda(ModelValidator(schema, include_raw))
+    return (as_dict | to_model).with_types(output_type=schema)

@@ -15,9 +15,8 @@ from langchain_core.language_models import (
 )
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -48,15 +47,12 @@ from langchain_vllm._responses import (
 )
 from langchain_vllm._tokens import StreamState
 from langchain_vllm._tools import (
-    ModelValidator,
+    bind_vllm_tools,
     check_result_tool_choice,
-    check_tools,
-    default_strict,
     forced_tool,
-    is_model_class,
     redacted_mcp,
+    structured_runnable,
     tool_choice_error,
-    unstrict_parameterless,
 )
 from langchain_vllm._versions import needs_version
 from langchain_vllm.params import VLLMChatParams
@@ -100,10 +96,8 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             Default `VLLM_API_BASE`, else `http://localhost:8000/v1`.
         api_key: SecretStr
             Default `VLLM_API_KEY`, else a placeholder.
-        timeout: float | None
-            Timeout for requests.
-        max_retries: int | None
-            Max number of retries.
+        timeout, max_retries:
+            As in `ChatOpenAI`.
         max_connections: int
             Connection pool size of the async client.
 
@@ -134,7 +128,6 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         await chat.ainvoke(messages)
         async for chunk in chat.astream(messages):
             ...
-        await chat.abatch([messages, messages])
         await chat.aget_profile()  # in a running loop, `profile` makes no request
         ```
 
@@ -169,44 +162,24 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
 
 
         chat.with_structured_output(Joke).invoke("Tell me a joke about cats")
-        # A small model may never end a free-text string: bound them all.
-        ChatVLLM(max_json_string_length=200).with_structured_output(Joke)
+        ChatVLLM(max_json_string_length=200)  # bounded strings: JSON always closes
         ```
 
-    Reasoning (servers started with `--reasoning-parser`):
+    Reasoning and agents:
         ```python
         msg = chat.invoke("What is 2 + 2?", thinking_token_budget=64)
-        msg.additional_kwargs["reasoning_content"]
-        ```
-
-    Agents (reasoning sent back, context window, servers without parsers):
-        ```python
-        agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking_token_budget=256)
+        msg.additional_kwargs["reasoning_content"]  # --reasoning-parser servers
+        agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking=False)
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
-        await agent.aget_profile()  # in async code: reading `profile` never blocks
-        ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no-parser server
-        ChatVLLM(thinking=False)  # enable_thinking / thinking, whatever the family
-        # Several system messages go out as one; an ignored forced tool_choice raises
+        ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no parsers
         ```
 
-    LoRA adapters (one server, a base model and its adapters):
+    LoRA adapters, token counts:
         ```python
         chat.list_models()  # ServedModel(name, parent, max_model_len, root), ...
-        chat.load_lora_adapter("pineapple", "/models/pineapple-lora")  # runtime
-        chat.invoke(messages, model="pineapple")  # or ChatVLLM(model=...), .bind
-        chat.unload_lora_adapter("pineapple")
-        ```
-
-    Token usage:
-        ```python
-        chat.invoke(messages).usage_metadata  # also on the last chunk of a stream
-        chat.get_num_tokens_from_messages(messages)  # from the server's tokenizer
-        ```
-
-    Response metadata:
-        ```python
-        chat.invoke(messages).response_metadata
-        # {'finish_reason': 'stop', 'model_name': 'smollm2-135m-instruct', ...}
+        chat.load_lora_adapter("pineapple", "/models/pineapple-lora")
+        chat.invoke(messages, model="pineapple").usage_metadata
+        chat.get_num_tokens_from_messages(messages)  # the server's tokenizer
         ```
     """
 
@@ -292,14 +265,9 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     ) -> Mapping[str, Any] | None:
         """The model profile, fetched without blocking the event loop.
 
-        Inside a running event loop, reading `profile` makes no request: it serves
-        what was fetched before. Await this first, e.g. before building middleware
-        that needs `profile["max_input_tokens"]`; async calls also fetch the
-        context window.
-
-        Args:
-            modalities: Also probe the input modalities (one `/tokenize` request
-                each); else only the context window (one `/v1/models` request).
+        In a running loop, reading `profile` makes no request (it serves what was
+        fetched); await this first, e.g. before middleware reads
+        `profile["max_input_tokens"]`. `modalities=False`: only `/v1/models`.
         """
         if isinstance(self.profile, ServedModelProfile):
             await self.profile.aload(modalities=modalities)
@@ -308,12 +276,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     def _get_invocation_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        """ChatOpenAI's invocation parameters, with `_default_params` built once.
-
-        The parents' exact result (keys, order, MCP credentials redacted); a
-        subclass that overrides `dict`, `asdict` or `_identifying_params` gets the
-        parents' own method.
-        """
+        """ChatOpenAI's result, `_default_params` built once (subclasses: parents')."""
         cls: Any = type(self)
         if (
             cls.dict is not BaseChatModel.dict
@@ -338,29 +301,10 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
-        params = self._openai_ls_params(stop, kwargs)
+        params = openai_ls_params(self, stop, kwargs)
         params["ls_provider"] = "vllm"
         if not params.get("ls_model_name"):
             params["ls_model_name"] = self.model_name or "vllm-served-model"
-        return params
-
-    def _openai_ls_params(
-        self, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> LangSmithParams:
-        """ChatOpenAI's tracing parameters, read from the fields and the call."""
-        me: Any = self
-        params = LangSmithParams(
-            ls_provider="openai",
-            ls_model_name=kwargs.get("model", me.model_name),
-            ls_model_type="chat",
-            ls_temperature=kwargs.get("temperature", me.temperature),
-        )
-        if max_tokens := kwargs.get("max_tokens", me.max_tokens) or kwargs.get(
-            "max_completion_tokens", me.max_tokens
-        ):
-            params["ls_max_tokens"] = max_tokens
-        if ls_stop := stop or me.stop:
-            params["ls_stop"] = ls_stop
         return params
 
     # -- request building ----------------------------------------------------------
@@ -383,11 +327,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         return build_payload(self, input_, stop, kwargs, super()._get_request_payload)
 
     async def _aprepare(self, kwargs: dict[str, Any]) -> None:
-        """Fetch what a request needs from the server without blocking the loop.
-
-        Discovery and the version check are cached, so `_get_request_payload` then
-        finds them ready; an async call never makes a blocking request.
-        """
+        """Fetch (cached) what `_get_request_payload` needs, off the event loop."""
         await super()._aprepare(kwargs)
         instance_set = self.structured_outputs is not None
         body = self._instance_body()
@@ -435,11 +375,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         return result
 
     async def _afinish(self) -> None:
-        """Fetch the profile's context window (for middleware) once, after a call.
-
-        Free when the model was discovered (the cards are cached); else one
-        `/v1/models` request, after the first answer (a refused call makes none).
-        """
+        """After a call: the profile's context window, fetched once (middleware)."""
         if isinstance(self.profile, ServedModelProfile):
             await self.profile.awarm()
 
@@ -467,29 +403,16 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools, strict unless `strict=False` (vLLM then enforces schemas).
 
-        With `strict` left unset and a tool choice that forces no call ("auto"),
-        tools without parameters are sent with `"strict": false`: a strict
-        parameterless tool then sends Qwen3.x models into a token loop (vllm
-        #50989). A forced choice keeps them strict (their arguments are then `{}`).
-
-        A forced `tool_choice` ("required", "any", a tool's name) is checked on the
-        answer: one without the call raises `VLLMToolChoiceError`.
+        Unset `strict` with a choice that forces no call sends parameterless tools
+        non-strict (vllm #50989). A forced `tool_choice` ("required", "any", a
+        name) answered without the call raises `VLLMToolChoiceError`.
 
         Raises:
             ValueError: a tool schema is invalid, or `tool_choice` names no tool.
         """
-        check_tools(tools, tool_choice)
-        bound = super().bind_tools(
-            tools,
-            tool_choice=tool_choice,
-            strict=default_strict(tools) if strict is None else strict,
-            parallel_tool_calls=parallel_tool_calls,
-            **kwargs,
+        return bind_vllm_tools(
+            super().bind_tools, tools, tool_choice, strict, parallel_tool_calls, kwargs
         )
-        wire: dict[str, Any] = bound.kwargs  # type: ignore[attr-defined]
-        if strict is None and forced_tool(wire.get("tool_choice")) is None:
-            bound.kwargs = {**wire, "tools": unstrict_parameterless(wire["tools"])}  # type: ignore[attr-defined]
-        return bound
 
     def with_structured_output(
         self,
@@ -505,23 +428,8 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         `json_mode` with a schema enforces the schema; pydantic v1 and v2 classes
         go the `json_schema` way, and the answer is validated into the class.
         """
-        if method == "json_mode" and schema is not None:
-            method = "json_schema"  # vLLM can enforce the schema itself
-        if strict is None and method != "json_mode":
-            strict = True
-        if method != "json_schema" or not is_model_class(schema):
-            return super().with_structured_output(
-                schema, method=method, include_raw=include_raw, strict=strict, **kwargs
-            )
-        as_dict = super().with_structured_output(
-            convert_to_json_schema(schema),  # type: ignore[arg-type]
-            method="json_schema",
-            include_raw=include_raw,
-            strict=strict,
-            **kwargs,
-        )
-        to_model = RunnableLambda(ModelValidator(schema, include_raw))  # type: ignore[arg-type]
-        return (as_dict | to_model).with_types(output_type=schema)  # type: ignore[arg-type]
+        parent = super().with_structured_output
+        return structured_runnable(parent, schema, method, include_raw, strict, kwargs)
 
     # -- answers ---------------------------------------------------------------------
     def _create_chat_result(
@@ -585,21 +493,13 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         tools: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> int:
-        """Prompt tokens the server counts for these messages (and tools).
-
-        The server applies its chat template (with the generation prompt), so the
-        count equals `usage.prompt_tokens` of the same request.
-        """
+        """Prompt tokens as the server counts them (`usage.prompt_tokens`)."""
         return int(self._link.tokenize(self._tokenize_body(messages, tools))["count"])
 
     def get_prompt_text(
         self, messages: LanguageModelInput, tools: Sequence[Any] | None = None
     ) -> str:
-        """The exact prompt text the server builds from `messages`.
-
-        The chat template and tools are applied: what the model sees, for
-        debugging prompts.
-        """
+        """The exact prompt text the server builds (chat template, tools)."""
         return self._link.prompt_text(self._tokenize_body(messages, tools))
 
     def _tokenize_body(
@@ -609,3 +509,22 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         if tools:
             kwargs["tools"] = self.bind_tools(tools).kwargs["tools"]  # type: ignore[attr-defined]
         return tokenize_body(self._get_request_payload(messages, **kwargs))
+
+
+def openai_ls_params(
+    chat: Any, stop: list[str] | None, kwargs: dict[str, Any]
+) -> LangSmithParams:
+    """ChatOpenAI's tracing parameters, read from the fields and the call."""
+    params = LangSmithParams(
+        ls_provider="openai",
+        ls_model_name=kwargs.get("model", chat.model_name),
+        ls_model_type="chat",
+        ls_temperature=kwargs.get("temperature", chat.temperature),
+    )
+    if max_tokens := kwargs.get("max_tokens", chat.max_tokens) or kwargs.get(
+        "max_completion_tokens", chat.max_tokens
+    ):
+        params["ls_max_tokens"] = max_tokens
+    if ls_stop := stop or chat.stop:
+        params["ls_stop"] = ls_stop
+    return params

@@ -8,6 +8,7 @@ import pytest
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from langchain_vllm import ChatVLLM
+from langchain_vllm.chat_models import openai_ls_params
 
 BASE_URL = "http://vllm.test/v1"
 MCP = {
@@ -50,7 +51,7 @@ def test_same_params_and_order_as_chatopenai(
     if "tools" in kwargs:
         assert ours["tools"][1]["headers"] == "**REDACTED**"
         assert MCP["headers"] == {"Authorization": "Bearer secret"}  # not changed
-    ls_ours = chat._openai_ls_params(stop, kwargs)
+    ls_ours = openai_ls_params(chat, stop, kwargs)
     ls_parents = BaseChatOpenAI._get_ls_params(chat, stop=stop, **kwargs)
     assert list(ls_ours.items()) == list(ls_parents.items())
     assert chat._get_ls_params(stop=stop, **kwargs)["ls_provider"] == "vllm"

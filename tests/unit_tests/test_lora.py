@@ -19,6 +19,7 @@ import pytest
 from langchain_vllm import ChatVLLM, VLLMOpenAI
 from langchain_vllm import lora as lora_module
 from langchain_vllm._link import ServerLink
+from langchain_vllm._served import adapter_error
 from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMLoRAAdapterError,
@@ -27,7 +28,6 @@ from langchain_vllm.errors import (
     VLLMServerFeatureError,
 )
 from langchain_vllm.lora import (
-    adapter_error,
     aload_lora_adapter_on_replicas,
     aunload_lora_adapter_on_replicas,
     load_lora_adapter_on_replicas,

@@ -13,8 +13,8 @@ from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from langchain_vllm import ChatVLLM, VLLMOpenAI
-from langchain_vllm.errors import VLLMBadRequestError, VLLMResponseError
 from langchain_vllm._trajectory import ask_for_completion_tokens
+from langchain_vllm.errors import VLLMBadRequestError, VLLMResponseError
 from langchain_vllm.rollouts import (
     TrainingTurn,
     TrajectoryRecorder,
