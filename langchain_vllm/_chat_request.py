@@ -14,7 +14,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.prompt_values import ChatPromptValue
 
 from langchain_vllm._chat_answer import REASONING
-from langchain_vllm._markup import Markup
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._responses import check_responses_params
 from langchain_vllm._session import add_session
@@ -29,14 +28,13 @@ from langchain_vllm.params import (
     VLLMChatParams,
     check_openai_params,
     param_names,
-    request_body,
     to_wire,
     validate_call_params,
 )
 from langchain_vllm.structured import (
     LEGACY_NAMES,
     StructuredOutputs,
-    cap_string_lengths,
+    cap_strings,
 )
 
 RESPONSES_ONLY = (
@@ -146,24 +144,6 @@ def finish_request(
     )
     if not payload.get("model"):
         payload["model"] = link.resolve_model(chat.model_name)
-
-
-def check_instance(chat: Any) -> None:
-    """Refuse an instance whose fields vLLM would refuse or ignore (at creation).
-
-    Raises:
-        ValueError: naming the field(s) and what to do instead.
-    """
-    check_openai_params({name: getattr(chat, name, None) for name in OPENAI_RANGED})
-    if chat.use_responses_api is not True:
-        to_chat_completions({n: getattr(chat, n, None) for n in RESPONSES_ONLY})
-    effort = reasoning_effort_of(
-        {n: getattr(chat, n, None) for n in ("reasoning", "reasoning_effort")}
-    )
-    apply_thinking(request_body(chat, VLLMChatParams), effort)
-    if chat.use_responses_api is True:
-        check_responses_params(request_body(chat, VLLMChatParams))
-        check_responses_markup(chat._markup)
 
 
 def apply_thinking(extra: dict[str, Any], reasoning_effort: Any) -> None:
@@ -371,27 +351,6 @@ def finish_payload(
         payload["tool_choice"] = "none"
 
 
-def check_responses_markup(markup: Markup) -> None:
-    """Refuse client-side markup parsing with the Responses API.
-
-    Raises:
-        ValueError: a `parse_*_tags` / `think_tag_in_prompt` option is set.
-    """
-    names = {
-        "parse_think_tags": markup.think,
-        "parse_tool_call_tags": markup.tool_calls,
-        "think_tag_in_prompt": markup.starts_inside,
-    }
-    on = [name for name, value in names.items() if value]
-    if on:
-        msg = (
-            f"{', '.join(on)} parse markup in Chat Completions answers; with "
-            "`use_responses_api=True` the server's parsers (`--reasoning-parser`, "
-            "`--tool-call-parser`) must do it."
-        )
-        raise ValueError(msg)
-
-
 def check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:
     """Checks that need the instance's and the call's values together.
 
@@ -413,48 +372,6 @@ def check_merged(payload: dict[str, Any], extra: dict[str, Any]) -> None:
             "stream=True): use invoke, or drop prompt_logprobs for this call."
         )
         raise ValueError(msg)
-
-
-def cap_strings(payload: dict[str, Any], extra: dict[str, Any], limit: int) -> None:
-    """Apply `max_json_string_length` to every schema the server will enforce."""
-    response_format = payload.get("response_format")
-    if isinstance(response_format, dict) and isinstance(
-        response_format.get("json_schema"), dict
-    ):
-        spec = response_format["json_schema"]
-        schema = cap_string_lengths(spec.get("schema"), limit)
-        payload["response_format"] = {
-            **response_format,
-            "json_schema": {**spec, "schema": schema},
-        }
-    text_format = (payload.get("text") or {}).get("format")  # Responses API
-    if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):
-        schema = cap_string_lengths(text_format["schema"], limit)
-        payload["text"] = {
-            **payload["text"],
-            "format": {**text_format, "schema": schema},
-        }
-    tools = payload.get("tools")
-    if isinstance(tools, list):
-        payload["tools"] = [_cap_tool(tool, limit) for tool in tools]
-    structured = extra.get("structured_outputs")
-    if isinstance(structured, dict) and structured.get("json") is not None:
-        extra["structured_outputs"] = {
-            **structured,
-            "json": cap_string_lengths(structured["json"], limit),
-        }
-
-
-def _cap_tool(tool: Any, limit: int) -> Any:
-    if isinstance(tool, dict) and "parameters" in tool:  # Responses API: flat
-        if not tool.get("strict"):
-            return tool
-        return {**tool, "parameters": cap_string_lengths(tool["parameters"], limit)}
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or not function.get("strict"):
-        return tool
-    parameters = cap_string_lengths(function.get("parameters"), limit)
-    return {**tool, "function": {**function, "parameters": parameters}}
 
 
 def tokenize_body(payload: dict[str, Any]) -> dict[str, Any]:

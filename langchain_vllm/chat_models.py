@@ -30,8 +30,12 @@ from langchain_vllm._chat_answer import (
 )
 from langchain_vllm._chat_request import (
     CHAT_NAMES,
+    OPENAI_RANGED,
+    RESPONSES_ONLY,
+    apply_thinking,
     build_payload,
-    check_instance,
+    reasoning_effort_of,
+    to_chat_completions,
     tokenize_body,
 )
 from langchain_vllm._chat_stream import ChatStreamState
@@ -42,6 +46,7 @@ from langchain_vllm._plain_chunks import plain_chunk
 from langchain_vllm._profile import ServedModelProfile
 from langchain_vllm._responses import (
     astream_responses,
+    check_responses_params,
     read_responses,
     stream_responses,
 )
@@ -55,7 +60,7 @@ from langchain_vllm._tools import (
     tool_choice_error,
 )
 from langchain_vllm._versions import needs_version
-from langchain_vllm.params import VLLMChatParams
+from langchain_vllm.params import VLLMChatParams, check_openai_params, request_body
 
 __all__ = ["ChatVLLM"]
 
@@ -528,3 +533,42 @@ def openai_ls_params(
     if ls_stop := stop or chat.stop:
         params["ls_stop"] = ls_stop
     return params
+
+
+def check_instance(chat: Any) -> None:
+    """Refuse an instance whose fields vLLM would refuse or ignore (at creation).
+
+    Raises:
+        ValueError: naming the field(s) and what to do instead.
+    """
+    check_openai_params({name: getattr(chat, name, None) for name in OPENAI_RANGED})
+    if chat.use_responses_api is not True:
+        to_chat_completions({n: getattr(chat, n, None) for n in RESPONSES_ONLY})
+    effort = reasoning_effort_of(
+        {n: getattr(chat, n, None) for n in ("reasoning", "reasoning_effort")}
+    )
+    apply_thinking(request_body(chat, VLLMChatParams), effort)
+    if chat.use_responses_api is True:
+        check_responses_params(request_body(chat, VLLMChatParams))
+        check_responses_markup(chat._markup)
+
+
+def check_responses_markup(markup: Markup) -> None:
+    """Refuse client-side markup parsing with the Responses API.
+
+    Raises:
+        ValueError: a `parse_*_tags` / `think_tag_in_prompt` option is set.
+    """
+    names = {
+        "parse_think_tags": markup.think,
+        "parse_tool_call_tags": markup.tool_calls,
+        "think_tag_in_prompt": markup.starts_inside,
+    }
+    on = [name for name, value in names.items() if value]
+    if on:
+        msg = (
+            f"{', '.join(on)} parse markup in Chat Completions answers; with "
+            "`use_responses_api=True` the server's parsers (`--reasoning-parser`, "
+            "`--tool-call-parser`) must do it."
+        )
+        raise ValueError(msg)

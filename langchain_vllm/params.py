@@ -323,7 +323,7 @@ def check_openai_params(values: dict[str, Any]) -> None:
     Keys that are not in `OpenAIRanges` are ignored.
     """
     ranged = {k: v for k, v in values.items() if k in OpenAIRanges.model_fields}
-    _checked(OpenAIRanges, ranged, "")
+    validate_call_params(OpenAIRanges, ranged, "")
 
 
 @cache
@@ -343,22 +343,13 @@ def _adapter(mixin: type[BaseModel], name: str) -> TypeAdapter[Any]:
 
 
 def validate_call_params(
-    mixin: type[BaseModel], values: dict[str, Any]
+    mixin: type[BaseModel], values: dict[str, Any], kind: str = "vLLM parameter "
 ) -> dict[str, Any]:
-    """Check per-call values against the mixin's declarations.
-
-    Returns:
-        The validated values, ready for the request body (None values dropped).
+    """Check per-call values against the mixin's declarations (None ones dropped).
 
     Raises:
         ValueError: naming the parameter and the problem.
     """
-    return _checked(mixin, values, "vLLM parameter ")
-
-
-def _checked(
-    mixin: type[BaseModel], values: dict[str, Any], kind: str
-) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for name, value in values.items():
         if value is None:

@@ -244,3 +244,45 @@ def cap_string_lengths(schema: Any, limit: int) -> Any:
     ):
         capped["maxLength"] = limit
     return capped
+
+
+def cap_strings(payload: dict[str, Any], extra: dict[str, Any], limit: int) -> None:
+    """Apply `max_json_string_length` to every schema the server will enforce."""
+    response_format = payload.get("response_format")
+    if isinstance(response_format, dict) and isinstance(
+        response_format.get("json_schema"), dict
+    ):
+        spec = response_format["json_schema"]
+        schema = cap_string_lengths(spec.get("schema"), limit)
+        payload["response_format"] = {
+            **response_format,
+            "json_schema": {**spec, "schema": schema},
+        }
+    text_format = (payload.get("text") or {}).get("format")  # Responses API
+    if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):
+        schema = cap_string_lengths(text_format["schema"], limit)
+        payload["text"] = {
+            **payload["text"],
+            "format": {**text_format, "schema": schema},
+        }
+    tools = payload.get("tools")
+    if isinstance(tools, list):
+        payload["tools"] = [_cap_tool(tool, limit) for tool in tools]
+    structured = extra.get("structured_outputs")
+    if isinstance(structured, dict) and structured.get("json") is not None:
+        extra["structured_outputs"] = {
+            **structured,
+            "json": cap_string_lengths(structured["json"], limit),
+        }
+
+
+def _cap_tool(tool: Any, limit: int) -> Any:
+    if isinstance(tool, dict) and "parameters" in tool:  # Responses API: flat
+        if not tool.get("strict"):
+            return tool
+        return {**tool, "parameters": cap_string_lengths(tool["parameters"], limit)}
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or not function.get("strict"):
+        return tool
+    parameters = cap_string_lengths(function.get("parameters"), limit)
+    return {**tool, "function": {**function, "parameters": parameters}}
