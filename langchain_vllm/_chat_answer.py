@@ -25,7 +25,7 @@ from langchain_vllm._tokens import token_problem
 from langchain_vllm._tool_stream import (
     report_answer_cut,
 )
-from langchain_vllm._tools import called_tools
+from langchain_vllm._tools import TOOL_CALL_OPENERS, called_tools
 from langchain_vllm.errors import VLLMEmptyAnswerError
 
 REASONING = "reasoning_content"
@@ -45,16 +45,6 @@ RESPONSE_FIELDS = (
 CHOICE_FIELDS = ("stop_reason", "token_ids", "weight_versions")
 """Per-choice fields of a vLLM chat answer that OpenAI's has not (vLLM 0.33+ sends
 `weight_versions` as null unless `return_weight_versions`; nulls are skipped)."""
-TOOL_CALL_OPENERS = (
-    "<tool_call>",
-    "<tool_calls>",
-    "<|tool_call|>",
-    "[TOOL_CALLS]",
-    "<|python_tag|>",
-    "functools[",
-)
-"""How tool-call markup starts (hermes, jamba, granite, mistral, llama 3, phi-4
-mini) when a parser failed."""
 
 
 def read_chat_result(

@@ -40,8 +40,14 @@ class ChatStreamState(StreamState):
         names = self.seen.tool_names
         if self.seen.tool_calls and not names:
             names = [self.forced]  # calls whose deltas carried no name
+        # cut by the token limit: only calls before the last one are complete
+        complete = any(not self.forced or n == self.forced for n in names[:-1])
         return tool_choice_problem(
-            self.forced, names, self.seen.head, self.seen.finish_reason
+            self.forced,
+            names,
+            self.seen.head,
+            self.seen.finish_reason,
+            complete=complete,
         )
 
     def take(self, chunk: Any) -> Any:

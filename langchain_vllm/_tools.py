@@ -23,6 +23,17 @@ from langchain_vllm.structured import check_json_schema
 
 TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
 
+TOOL_CALL_OPENERS = (
+    "<tool_call>",
+    "<tool_calls>",
+    "<|tool_call|>",
+    "[TOOL_CALLS]",
+    "<|python_tag|>",
+    "functools[",
+)
+"""How tool-call markup starts (hermes, jamba, granite, mistral, llama 3, phi-4
+mini) when a parser failed."""
+
 
 def check_tools(tools: Sequence[Any], tool_choice: Any) -> None:
     """Raise ValueError for an invalid tool schema or a choice naming no tool."""
@@ -95,12 +106,17 @@ def called_tools(message: AIMessage) -> list[str]:
 
 
 def tool_choice_problem(
-    forced: str, names: Sequence[str], text: str, finish_reason: str | None
+    forced: str,
+    names: Sequence[str],
+    text: str,
+    finish_reason: str | None,
+    *,
+    complete: bool | None = None,
 ) -> str | None:
     """Why an answer does not honour a forced tool choice, or None if it does.
 
-    An answer cut off by `max_tokens` (finish_reason "length") without a call is
-    not one: it is incomplete, and ChatVLLM warns about a call cut off.
+    An answer cut off by `max_tokens` (finish_reason "length") honours it only
+    with a complete call; else it says it was cut, and what to change.
 
     Args:
         forced: What `forced_tool` says the choice forces.
@@ -108,14 +124,16 @@ def tool_choice_problem(
             could not read counts: it is reported as an invalid tool call).
         text: The answer's text.
         finish_reason: The answer's finish reason.
+        complete: Whether a call is complete (of the forced tool, if named); None
+            reads it from `names`.
     """
-    if names and (not forced or forced in names):
-        return None
-    if finish_reason == "length" and not names:
-        # cut off by max_tokens, likely inside the call: an incomplete answer,
-        # which `check_answer` reports (a warning naming max_tokens)
+    called = bool(names) and (not forced or forced in names)
+    cut = finish_reason == "length"
+    if called and not (cut and complete is False):
         return None
     choice = f"tool_choice={forced!r}" if forced else 'tool_choice="required"'
+    if cut:
+        return cut_problem(choice, names, text)
     got = f"calls of {', '.join(map(repr, names))}" if names else "no tool call"
     text = text.strip()
     said = f", and the text {text[:80]!r}" if text else ""
@@ -126,6 +144,35 @@ def tool_choice_problem(
         "matches the model (with `--enable-auto-tool-choice`) and that its chat "
         "template shows the tools to the model; for a server without a parser, "
         "use `ChatVLLM(parse_tool_call_tags=True)`."
+    )
+
+
+def cut_problem(choice: str, names: Sequence[str], text: str) -> str:
+    """A forced call cut off by the token limit: what happened, what to change."""
+    head = (
+        f"{choice} forces a tool call, but the server stopped at the token limit "
+        "(finish_reason='length', max_tokens) before a complete call"
+    )
+    if names or text.lstrip().startswith(TOOL_CALL_OPENERS):
+        what = f"the call of {names[-1]!r}" if names else "the call"
+        return (
+            f"{head}: {what} was cut in its arguments. Raise "
+            "`max_tokens`; for a model that keeps writing inside a string argument, "
+            "bound the strings with `max_json_string_length`."
+        )
+    if not text.strip():
+        return (
+            f"{head}: the answer is only whitespace. The server's grammar for a "
+            "forced call (a JSON array when vLLM's strict tool calling is off) let "
+            "the model write whitespace until the limit, and raising `max_tokens` "
+            "will not help: start the server with strict tool calling "
+            "(VLLM_ENFORCE_STRICT_TOOL_CALLING=1, vLLM's default), or discourage "
+            "whitespace with `logit_bias`."
+        )
+    return (
+        f"{head}: the answer is text ({text.strip()[:80]!r}), no call. Raise "
+        "`max_tokens`, and check that the server's `--tool-call-parser` matches "
+        "the model."
     )
 
 
@@ -146,8 +193,15 @@ def check_result_tool_choice(result: ChatResult, tool_choice: Any, url: str) -> 
         message = generation.message
         if not isinstance(message, AIMessage):
             continue
+        complete = any(
+            not forced or call["name"] == forced for call in message.tool_calls
+        )
         problem = tool_choice_problem(
-            forced, called_tools(message), message.text, info.get("finish_reason")
+            forced,
+            called_tools(message),
+            message.text,
+            info.get("finish_reason"),
+            complete=complete,
         )
         if problem:
             raise tool_choice_error(problem, url)

@@ -122,6 +122,7 @@ def stream_chunks(
     reasoning_field: str = "reasoning",
     finish: bool = True,
     usage: tuple[int, int] | None = (10, 3),
+    finish_reason: str = "stop",
 ) -> list[dict[str, Any]]:
     """Stream chunks (`data:` payloads) as vLLM 0.32 sends them."""
 
@@ -145,7 +146,7 @@ def stream_chunks(
     out += [chunk({reasoning_field: r}) for r in reasoning]
     out += [chunk({"content": p}) for p in pieces]
     if finish:
-        out.append(chunk({"content": ""}, "stop"))
+        out.append(chunk({"content": ""}, finish_reason))
         if usage:
             out.append(
                 {

@@ -118,18 +118,58 @@ def test_unforced_choice_may_answer_in_prose(fake: FakeVLLM) -> None:
         assert msg.text.startswith("I would call")
 
 
-def test_cut_off_forced_call_is_left_to_the_max_tokens_warning(
-    fake: FakeVLLM,
-) -> None:
-    """An answer cut by the token limit is incomplete, not prose: the existing
-    warning names max_tokens (function-calling structured output gives None)."""
+def test_cut_off_forced_call_raises_and_says_it_was_cut(fake: FakeVLLM) -> None:
+    """A forced call cut by the token limit is no call: it raises, naming the cut
+    and max_tokens (the warning about a call cut in the middle still comes)."""
     fake.chat_response = chat_completion(
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa',
         finish_reason="length",
     )
     bound = _chat(fake).bind_tools([get_weather], tool_choice="required")
-    with pytest.warns(UserWarning, match="middle of a tool call"):
-        assert not bound.invoke("x").tool_calls
+    with (
+        pytest.warns(UserWarning, match="middle of a tool call"),
+        pytest.raises(VLLMToolChoiceError, match=r"cut in its arguments.*max_tokens"),
+    ):
+        bound.invoke("x")
+
+
+@pytest.mark.parametrize("choice", ["required", "any", "get_weather"])
+def test_forced_call_that_loops_on_whitespace_raises(
+    fake: FakeVLLM, choice: str
+) -> None:
+    """The non-strict server's JSON-array grammar can run to max_tokens on
+    whitespace: no call, no text. Raising max_tokens does not help: said."""
+    fake.chat_response = chat_completion("\n" * 64, finish_reason="length")
+    bound = _chat(fake).bind_tools([get_weather], tool_choice=choice)
+    with pytest.raises(VLLMToolChoiceError, match="only whitespace") as raised:
+        bound.invoke("x")
+    assert "VLLM_ENFORCE_STRICT_TOOL_CALLING" in str(raised.value)
+
+
+def test_cut_call_after_a_complete_one_keeps_the_answer(fake: FakeVLLM) -> None:
+    """A complete forced call then a second one cut: the complete call stands."""
+    fake.chat_response = chat_completion(
+        None,
+        tool_calls=[tool_call("get_weather"), tool_call("get_weather")],
+        finish_reason="length",
+    )
+    bound = _chat(fake).bind_tools([get_weather], tool_choice="required")
+    message = bound.invoke("x")
+    assert [c["name"] for c in message.tool_calls] == ["get_weather"]
+    assert message.invalid_tool_calls  # the cut one
+
+
+async def test_cut_forced_call_raises_in_async_and_streams(fake: FakeVLLM) -> None:
+    fake.chat_response = chat_completion("  \n ", finish_reason="length")
+    bound = _chat(fake).bind_tools([get_weather], tool_choice="any")
+    with pytest.raises(VLLMToolChoiceError, match="only whitespace"):
+        await bound.ainvoke("x")
+    fake.stream = stream_chunks(["  ", "\n"], finish_reason="length")
+    with pytest.raises(VLLMToolChoiceError, match="only whitespace"):
+        list(bound.stream("x"))
+    with pytest.raises(VLLMToolChoiceError, match="only whitespace"):
+        async for _ in bound.astream("x"):
+            pass
 
 
 def test_structured_output_by_function_calling_checks_the_call(
@@ -440,3 +480,30 @@ def test_create_agent_sends_the_schema_as_a_forced_tool(fake: FakeVLLM) -> None:
         names = [t["function"]["name"] for t in body["tools"]]
         assert names == ["get_weather", "Weather"]
         assert all(t["function"]["strict"] for t in body["tools"])
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
+async def test_create_agent_never_ends_without_a_structured_response(
+    fake: FakeVLLM, mode: str
+) -> None:
+    """ToolStrategy forces a call; a non-strict server's grammar that runs to
+    max_tokens on whitespace gives no call: the agent raises, it does not end
+    with `structured_response=None`."""
+    from langchain.agents import create_agent
+
+    fake.chat_response = chat_completion("\n" * 32, finish_reason="length")
+    fake.stream = stream_chunks(["\n" * 16, "\n" * 16], finish_reason="length")
+    agent = create_agent(_chat(fake), tools=[get_weather], response_format=Weather)
+    question = {"messages": [HumanMessage("Weather in Paris?")]}
+
+    async def run() -> None:
+        if mode == "invoke":
+            agent.invoke(question)
+        elif mode == "ainvoke":
+            await agent.ainvoke(question)
+        else:
+            for _ in agent.stream(question, stream_mode="messages"):
+                pass
+
+    with pytest.raises(VLLMToolChoiceError, match="only whitespace"):
+        await run()
