@@ -16,9 +16,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage
 
+from langchain_vllm import ChatVLLM
+from langchain_vllm.errors import VLLMToolChoiceError
 from rig import rig_server
-from tests.agent_world import QUESTION, check_run, streamed_run, weather_agent
+from tests.agent_world import (
+    QUESTION,
+    Weather,
+    check_run,
+    get_weather,
+    streamed_run,
+    weather_agent,
+)
 
 
 @pytest.fixture(scope="module", params=["composing", "not-composing"])
@@ -29,6 +40,11 @@ def weather_url(request: pytest.FixtureRequest) -> Iterator[str]:
     env = {} if composing else {"VLLM_ENFORCE_STRICT_TOOL_CALLING": "0"}
     with rig_server("agent", env=env) as server:
         yield server.base_url
+
+
+BASE_MODEL = "smollm2-135m-agent-base"
+"""The agent server's base model, not trained for the tool: on the server without
+strict tool calling its forced call runs on whitespace to `max_tokens`."""
 
 
 def test_agent_calls_the_tool_and_answers_in_the_schema(weather_url: str) -> None:
@@ -47,3 +63,36 @@ def test_agent_streamed(weather_url: str) -> None:
     chunks, state = streamed_run(weather_agent(weather_url))
     assert chunks > 2
     check_run(state["messages"], state["structured_response"])
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
+async def test_untrained_agent_answers_or_raises(weather_url: str, mode: str) -> None:
+    """Whatever the model writes under ToolStrategy's forced choice, create_agent
+    returns a structured answer after calling the tool, or raises
+    VLLMToolChoiceError saying why: never `structured_response=None` silently."""
+    model = ChatVLLM(
+        base_url=weather_url, model=BASE_MODEL, temperature=0, max_tokens=64
+    )
+    agent = create_agent(model, tools=[get_weather], response_format=Weather)
+    error: VLLMToolChoiceError | None = None
+    try:
+        if mode == "invoke":
+            state = agent.invoke(QUESTION)
+        elif mode == "ainvoke":
+            state = await agent.ainvoke(QUESTION)
+        else:
+            state = streamed_run(agent)[1]
+    except VLLMToolChoiceError as e:
+        error = e
+    if error is not None:
+        assert "finish_reason" in str(error)  # says what the answer was, and why
+        return
+    assert isinstance(state["structured_response"], Weather)
+    calls = [
+        c["name"]
+        for m in state["messages"]
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+    ]
+    assert calls[0] == "get_weather", calls
+    assert calls[-1] == "Weather", calls
