@@ -68,7 +68,8 @@ def test_agent_streamed(weather_url: str) -> None:
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
 async def test_untrained_agent_answers_or_raises(weather_url: str, mode: str) -> None:
     """Whatever the model writes under ToolStrategy's forced choice, create_agent
-    returns a structured answer after calling the tool, or raises
+    returns a structured answer (given through the schema's tool, after the
+    weather tool or not: the untrained model decides), or raises
     VLLMToolChoiceError saying why: never `structured_response=None` silently."""
     model = ChatVLLM(
         base_url=weather_url, model=BASE_MODEL, temperature=0, max_tokens=64
@@ -94,5 +95,4 @@ async def test_untrained_agent_answers_or_raises(weather_url: str, mode: str) ->
         if isinstance(m, AIMessage)
         for c in m.tool_calls
     ]
-    assert calls[0] == "get_weather", calls
     assert calls[-1] == "Weather", calls
