@@ -86,6 +86,11 @@ DEFAULT_MARKERS: frozenset[str] = frozenset(
         *("<|start_of_role|>", "<|end_of_role|>"),
         *("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|SYSTEM_TOKEN|>"),
         *("<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>"),
+        # Media placeholders (a forged one misaligns or refuses the media) and
+        # SmolVLM's turn end
+        *("<image>", "<|image|>", "<|image_pad|>", "<|video_pad|>"),
+        *("<|vision_start|>", "<|vision_end|>", "<start_of_image>", "<end_of_image>"),
+        *("<fake_token_around_image>", "<end_of_utterance>"),
     }
 )
 """Turn and control markers of common chat-model families: the candidates every
