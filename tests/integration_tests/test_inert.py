@@ -19,10 +19,13 @@ from typing import Any
 import httpx2
 import pytest
 
-from langchain_vllm._inert import JOINER, inert_messages
+from langchain_vllm._inert import JOINER, inert_messages, inert_response_input
 from langchain_vllm._inert_probe import discover_special_tokens
 from tests.inert_cases import (
+    ASK,
+    CALL_ID,
     FAMILIES,
+    RESULT,
     RULE,
     Family,
     cases,
@@ -99,6 +102,52 @@ def test_injected_text_adds_no_turn_markers(
     raw, _ = prompt_of(root, client, chat_body(chosen, conversations["injected"]))
     sent, prompt = SENDERS[sender](chosen, root, conversations["injected"])
     # As is, the user text and the tool result open two turns each.
+    assert count_ids(raw, ids) > count_ids(harmless, ids)
+    assert count_ids(sent, ids) == count_ids(harmless, ids)
+    assert RULE in prompt
+    assert chosen.forge in prompt.replace(JOINER, "")
+
+
+def _response_input(user_text: str, tool_text: str) -> list[dict[str, Any]]:
+    """`tests.inert_cases.conversation` as Responses API input items."""
+    call = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    return [
+        {"role": "user", "content": user_text},
+        {"type": "function_call", "call_id": CALL_ID, **call},
+        {"type": "function_call_output", "call_id": CALL_ID, "output": tool_text},
+    ]
+
+
+def _responses_prompt(
+    root: str, client: httpx2.Client, items: list[dict[str, Any]]
+) -> tuple[list[int], str]:
+    """The prompt's ids and text of a Responses request (``input_messages``)."""
+    body = {
+        "input": items,
+        "instructions": "You are a weather assistant.",
+        "max_output_tokens": 1,
+        "enable_response_messages": True,
+    }
+    answer = client.post(f"{root}/v1/responses", json=body)
+    answer.raise_for_status()
+    (prompt,) = answer.json()["input_messages"]
+    return prompt["tokens"], prompt["message"]
+
+
+@pytest.mark.parametrize("family", ["chatml", "llama3"])  # the servers' own templates
+def test_responses_input_adds_no_turn_markers(
+    family: str, roots: dict[str, str], client: httpx2.Client
+) -> None:
+    chosen = FAMILIES[family]
+    root = _root(roots, chosen)
+    ids = marker_ids(root, client, chosen.markers).values()
+    specials = discover_special_tokens(send_to(root, client)).strings
+    injected = _response_input(ASK + chosen.forge, RESULT + chosen.forge)
+    harmless, _ = _responses_prompt(root, client, _response_input(ASK, RESULT))
+    raw, _ = _responses_prompt(root, client, injected)
+    inert = inert_response_input(injected, specials)
+    assert isinstance(inert, list)
+    sent, prompt = _responses_prompt(root, client, inert)
     assert count_ids(raw, ids) > count_ids(harmless, ids)
     assert count_ids(sent, ids) == count_ids(harmless, ids)
     assert RULE in prompt
