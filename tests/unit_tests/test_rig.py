@@ -6,7 +6,9 @@ cache layout and the servers it builds (never started here).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -73,6 +75,7 @@ def test_rig_presets() -> None:
         "vision",
         "lora",
         "agent",
+        "markers",
         "embeddings",
     }
     assert "--tool-call-parser" in RIG_SERVERS["chat"].args
@@ -99,6 +102,56 @@ def test_reasoning_preset_has_the_strict_template() -> None:
     assert "enable_thinking is defined" in text
     assert "thinking is defined" in text
     assert "__THINK_DEFAULT__" not in text  # a finished template, not baked
+
+
+def test_markers_preset() -> None:
+    """Llama 3 by default, any template per request, /tokenizer_info on."""
+    markers = RIG_SERVERS["markers"]
+    args = markers.args
+    template = Path(args[args.index("--chat-template") + 1])
+    assert template == rig.MARKER_TEMPLATES["llama3_markers"]
+    assert "--trust-request-chat-template" in args
+    assert "--enable-tokenizer-info-endpoint" in args
+    for path in rig.MARKER_TEMPLATES.values():
+        assert path.is_absolute()
+        text = path.read_text()
+        # Every marker a template writes is one of the tokenizer copy's tokens.
+        written = set(re.findall(r"<\|[a-z_]+\|>", text))
+        assert written
+        assert written <= set(rig.MARKER_TOKENS.values())
+    assert set(rig.MARKER_TOKENS) <= set(range(3, 17))  # SmolLM2's unused ones
+
+
+def test_rename_added_tokens(tmp_path: Path) -> None:
+    tokenizer = {
+        "added_tokens": [
+            {"id": 1, "content": "<|im_start|>", "special": True},
+            {"id": 3, "content": "<repo_name>", "special": True},
+        ],
+        "model": {"vocab": {"<|im_start|>": 1, "<repo_name>": 3, "a": 4}},
+    }
+    config = {
+        "added_tokens_decoder": {
+            "1": {"content": "<|im_start|>", "special": True},
+            "3": {"content": "<repo_name>", "special": True},
+        }
+    }
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tokenizer))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    load_script("setup_rig").rename_added_tokens(tmp_path, {3: "<|eot_id|>"}, False)
+    tokenizer = json.loads((tmp_path / "tokenizer.json").read_text())
+    assert tokenizer["added_tokens"][1] == {
+        "id": 3,
+        "content": "<|eot_id|>",
+        "special": False,
+    }
+    assert tokenizer["added_tokens"][0]["content"] == "<|im_start|>"
+    assert tokenizer["model"]["vocab"] == {"<|im_start|>": 1, "<|eot_id|>": 3, "a": 4}
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["added_tokens_decoder"]["3"] == {
+        "content": "<|eot_id|>",
+        "special": False,
+    }
 
 
 def test_vision_preset_flags() -> None:
@@ -259,6 +312,7 @@ def test_every_server_kind_is_a_part() -> None:
         (["vision"], {INSTRUCT, "smolvlm-135m-synthetic"}, False),
         (["reasoning"], {INSTRUCT, "smollm2-135m-reasoning"}, False),
         (["embeddings"], {"all-minilm-l6-v2"}, False),
+        (["markers"], {INSTRUCT, "smollm2-135m-markers"}, False),
         (["router"], set(), True),
         (["chat", "lora", "router"], {INSTRUCT, rig.LORA_ADAPTER_DIR}, True),
     ],
@@ -293,6 +347,8 @@ class _Recorder:
         monkeypatch.setattr(setup, "prepare_chat", prep("chat", INSTRUCT))
         reasoning = prep("reasoning", "smollm2-135m-reasoning")
         monkeypatch.setattr(setup, "prepare_reasoning", reasoning)
+        markers = prep("markers", "smollm2-135m-markers")
+        monkeypatch.setattr(setup, "prepare_markers", markers)
         vision = prep("vision", "smolvlm-135m-synthetic")
         monkeypatch.setattr(setup, "prepare_vision", vision)
         embeddings = prep("embeddings", "all-minilm-l6-v2")
@@ -339,6 +395,7 @@ def test_setup_everything(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         f"template {INSTRUCT}",
         "reasoning",
         "template smollm2-135m-reasoning",
+        "markers",
         "vision",
         "embeddings",
         "lora",
