@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.prompt_values import ChatPromptValue
 
 from langchain_vllm._chat_answer import REASONING
+from langchain_vllm._inert import inert_request
 from langchain_vllm._media import vllm_messages
 from langchain_vllm._responses import check_responses_params
 from langchain_vllm._session import add_session
@@ -92,6 +93,7 @@ def build_payload(
         ValueError: a parameter is invalid or conflicts with another (named).
         VLLMServerVersionError: the server's release would ignore a parameter.
     """
+    inert = kwargs.pop("inert_special_tokens", chat.inert_special_tokens)
     given = {k: kwargs.pop(k) for k in [*kwargs] if k in CHAT_NAMES}
     checked = validate_call_params(VLLMChatParams, given) if given else {}
     checked = {k: to_wire(v) for k, v in checked.items()}
@@ -113,6 +115,9 @@ def build_payload(
             payload["messages"] = merge_system_messages(payload["messages"])
     extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
     finish_request(chat, payload, extra, responses)
+    if inert:  # last: outside text can forge no chat turn
+        model, link = payload["model"], chat._link
+        inert_request(payload, extra, lambda: link.special_tokens(model))
     return payload
 
 
@@ -135,6 +140,8 @@ def finish_request(
             and (payload.get("response_format") or extra.get("structured_outputs"))
         ):
             check_chat_params(payload, extra, link.version)
+    if not payload.get("model"):
+        payload["model"] = link.resolve_model(chat.model_name)
     finish_payload(
         payload,
         extra,
@@ -142,8 +149,6 @@ def finish_request(
         max_json_string_length=chat.max_json_string_length,
         parse_tool_call_tags=chat.parse_tool_call_tags,
     )
-    if not payload.get("model"):
-        payload["model"] = link.resolve_model(chat.model_name)
 
 
 def apply_thinking(extra: dict[str, Any], reasoning_effort: Any) -> None:

@@ -209,7 +209,7 @@ class VLLMClient(ServedModelsMixin, RebuiltOnCopy, BaseModel):
     def _call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return kwargs
 
-    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+    async def _aprepare(self, kwargs: dict[str, Any], input_: Any = None) -> None:
         """Discover the model (cached) without blocking the event loop."""
         await self._link.aclient()  # this loop's client, made off the loop
         if not self._model and not kwargs.get("model"):
@@ -306,7 +306,7 @@ class VLLMClient(ServedModelsMixin, RebuiltOnCopy, BaseModel):
         kwargs = self._call_kwargs(kwargs)
         state = self._stream_state(kwargs)
         try:
-            await self._aprepare(kwargs)
+            await self._aprepare(kwargs, input_)
         except openai.APIError as e:
             raise await self._link.atranslate(e) from e
         chunks = self._achunks(input_, stop, kwargs)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "JOINER",
     "inert_documents",
     "inert_messages",
+    "inert_request",
     "inert_response_input",
     "make_inert",
     "usable",
@@ -265,3 +266,55 @@ def inert_documents(
         {k: make_inert(v, specials) if isinstance(v, str) else v for k, v in d.items()}
         for d in documents
     ]
+
+
+# -- a whole request -------------------------------------------------------------------
+MAYBE_MARKER = re.compile(r"[^\sA-Za-z0-9.,;:!?'\"()]")
+"""A character that text holding a special-token string has: every `usable` marker
+has one besides letters, digits and common punctuation (``<``, ``[``, ``|``, ...).
+Text without any (most prose) is left as it is without asking the server."""
+
+
+def _texts(content: Any) -> Iterator[str]:
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part["text"]
+
+
+def _outside_texts(payload: dict[str, Any], extra: dict[str, Any]) -> Iterator[str]:
+    """The texts `inert_request` would change (before it asks for the specials)."""
+    items = payload.get("messages") or payload.get("input") or []
+    if isinstance(items, str):
+        yield items
+        items = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("role") in _ROLES or item.get("type") in _TOOL_OUTPUTS:
+            yield from _texts(item.get("content", item.get("output")))
+    for document in extra.get("documents") or []:
+        yield from (v for v in document.values() if isinstance(v, str))
+
+
+def inert_request(
+    payload: dict[str, Any],
+    extra: dict[str, Any],
+    specials_of: Callable[[], frozenset[str]],
+) -> None:
+    """Make a chat or Responses request's outside text inert, in place.
+
+    `specials_of` (the served model's special-token strings, asked once per server)
+    is called only when some outside text could hold a special-token string.
+    """
+    if not any(MAYBE_MARKER.search(text) for text in _outside_texts(payload, extra)):
+        return
+    specials = specials_of()
+    if "messages" in payload:
+        payload["messages"] = inert_messages(payload["messages"], specials)
+    elif "input" in payload:
+        payload["input"] = inert_response_input(payload["input"], specials)
+    if extra.get("documents"):
+        extra["documents"] = inert_documents(extra["documents"], specials)

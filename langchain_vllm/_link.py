@@ -24,6 +24,11 @@ from langchain_vllm._gateway import (
     tokenize_probe,
     warn_fallback,
 )
+from langchain_vllm._inert_probe import (
+    Probe,
+    adiscover_special_tokens,
+    discover_special_tokens,
+)
 from langchain_vllm._loop import LoopClients, in_event_loop
 from langchain_vllm._settings import DEFAULT_MAX_CONNECTIONS, check_base_url
 from langchain_vllm._translate import (
@@ -67,6 +72,7 @@ class ServerLink:
         self._url: tuple[Any, str] = (None, "")
         self._tokenize_missing = False
         self._tokens: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._specials: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     # -- addresses -----------------------------------------------------------------
@@ -241,6 +247,40 @@ class ServerLink:
         url = f"{self.root_url}{path}"
         result = await self._apost(url, body)
         return _expect(result, url, expect) if expect else result
+
+    # -- special tokens --------------------------------------------------------------
+    def special_tokens(self, model: str) -> frozenset[str]:
+        """The served model's special-token strings (`_inert_probe`), asked once.
+
+        A server that cannot be asked gives the known families' markers, kept too.
+        """
+        found = self._specials.get(model)
+        if found is None:
+            found = frozenset(discover_special_tokens(self._probe, model).strings)
+            self._specials[model] = found
+        return found
+
+    async def aspecial_tokens(self, model: str) -> frozenset[str]:
+        """Async `special_tokens`."""
+        found = self._specials.get(model)
+        if found is None:
+            answer = await adiscover_special_tokens(self._aprobe, model)
+            found = self._specials[model] = frozenset(answer.strings)
+        return found
+
+    def _probe(self, probe: Probe) -> Any:
+        url = f"{self.root_url}{probe.path}"
+        return (
+            self._get(url)
+            if probe.method == "GET"
+            else self._post(url, probe.body or {})
+        )
+
+    async def _aprobe(self, probe: Probe) -> Any:
+        url = f"{self.root_url}{probe.path}"
+        if probe.method == "GET":
+            return await self._aget(url)
+        return await self._apost(url, probe.body or {})
 
     # -- errors ----------------------------------------------------------------------
     def translate(self, error: BaseException) -> BaseException:

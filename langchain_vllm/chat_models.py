@@ -40,6 +40,7 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._chat_stream import ChatStreamState
 from langchain_vllm._client import VLLMClient
+from langchain_vllm._inert import MAYBE_MARKER
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._plain_chunks import plain_chunk
@@ -101,10 +102,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
             Default `VLLM_API_BASE`, else `http://localhost:8000/v1`.
         api_key: SecretStr
             Default `VLLM_API_KEY`, else a placeholder.
-        timeout, max_retries:
-            As in `ChatOpenAI`.
-        max_connections: int
-            Connection pool size of the async client.
+        timeout, max_retries, max_connections (async pool size):
 
     Instantiate:
         ```python
@@ -176,7 +174,6 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         msg.additional_kwargs["reasoning_content"]  # --reasoning-parser servers
         agent = ChatVLLM(reasoning_round_trip="tool_calls", thinking=False)
         agent.profile["max_input_tokens"]  # max_model_len, from /v1/models
-        ChatVLLM(parse_think_tags=True, parse_tool_call_tags=True)  # no parsers
         ```
 
     LoRA adapters, token counts:
@@ -223,14 +220,17 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     reasoning."""
 
     use_responses_api: bool | None = False
-    """True sends calls to the server's `/v1/responses`; False (or None) to Chat
-    Completions. Never chosen from the model name or parameters, as ChatOpenAI
-    does for OpenAI's models."""
+    """True: the server's `/v1/responses`; False (or None): Chat Completions (never
+    chosen from the model name, as ChatOpenAI does)."""
 
     session_from_thread: bool = False
-    """Send the running thread's id (`configurable.thread_id`) as `session_id` and
-    the `X-Session-ID` header when no `session_id` is set: vllm-router's
-    `consistent_hash` then keeps one conversation on one replica."""
+    """Send the thread's id (`configurable.thread_id`) as `session_id` (and
+    `X-Session-ID`) when none is set: vllm-router then keeps it on one replica."""
+
+    inert_special_tokens: bool = True
+    """Make the served model's special-token strings in user, tool and function
+    messages (and `documents`) ordinary text: outside text then opens no chat turn
+    (docs/security.md). Per call: `inert_special_tokens=False`."""
 
     _vllm_params: ClassVar[type[BaseModel]] = VLLMChatParams
     _path: ClassVar[str] = "/chat/completions"
@@ -331,13 +331,15 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     ) -> dict:
         return build_payload(self, input_, stop, kwargs, super()._get_request_payload)
 
-    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+    async def _aprepare(self, kwargs: dict[str, Any], input_: Any = None) -> None:
         """Fetch (cached) what `_get_request_payload` needs, off the event loop."""
-        await super()._aprepare(kwargs)
+        await super()._aprepare(kwargs, input_)
         instance_set = self.structured_outputs is not None
         body = self._instance_body()
         if needs_version(kwargs, body, instance_set, self.session_from_thread):
             await self._link.aversion()
+        if kwargs.get("inert_special_tokens", self.inert_special_tokens):
+            await prefetch_specials(self, input_, kwargs, body)
 
     @property
     def _endpoint_url(self) -> str:
@@ -364,7 +366,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         self, input_: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
         try:
-            await self._aprepare(kwargs)
+            await self._aprepare(kwargs, input_)
             result = await ChatOpenAI._agenerate(
                 self, input_, stop, run_manager, **kwargs
             )
@@ -572,3 +574,25 @@ def check_responses_markup(markup: Markup) -> None:
             "`--tool-call-parser`) must do it."
         )
         raise ValueError(msg)
+
+
+async def prefetch_specials(
+    chat: ChatVLLM, input_: Any, kwargs: dict[str, Any], body: dict[str, Any]
+) -> None:
+    """Fetch the served special tokens off the event loop when the request may ask.
+
+    As `inert_request` decides: outside text with a marker-like character, or
+    `documents`.
+    """
+    outside = [
+        m.text
+        for m in (input_ if isinstance(input_, list) else [])
+        if isinstance(m, BaseMessage) and m.type in ("human", "tool", "function")
+    ]
+    documents = kwargs.get("documents") or body.get("documents")
+    plain = not any(MAYBE_MARKER.search(text) for text in outside)
+    if isinstance(input_, list) and not documents and plain:
+        return
+    link = chat._link
+    model = kwargs.get("model") or chat.model_name
+    await link.aspecial_tokens(model or await link.aresolve_model(None))

@@ -254,9 +254,9 @@ class VLLMOpenAI(  # type: ignore[misc]
         async for response in await self.async_client.create(prompt=input_, **params):
             yield completion_chunk(_as_dict(response))
 
-    async def _aprepare(self, kwargs: dict[str, Any]) -> None:
+    async def _aprepare(self, kwargs: dict[str, Any], input_: Any = None) -> None:
         """Discovery, and the server's version when the body depends on it."""
-        await super()._aprepare(kwargs)
+        await super()._aprepare(kwargs, input_)
         if completion_needs_version(kwargs.get("extra_body")):
             await self._link.aversion()
 
