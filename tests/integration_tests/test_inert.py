@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from langchain_core.messages import convert_to_messages
 
+from langchain_vllm import ChatVLLM
 from langchain_vllm._inert import JOINER, inert_messages, inert_response_input
 from langchain_vllm._inert_probe import discover_special_tokens
 from tests.inert_cases import (
@@ -73,10 +75,27 @@ def send_wire(
         return prompt_of(root, client, chat_body(family, inert))
 
 
-SENDERS: dict[str, Sender] = {"wire": send_wire}
-"""Name -> sender. ChatVLLM's own request path joins here once it makes outside
-text inert by default (e.g. ``invoke`` with ``max_tokens=1`` and
-``return_token_ids``, the messages converted with ``convert_to_messages``)."""
+def send_chat_vllm(
+    family: Family, root: str, messages: list[dict[str, Any]]
+) -> tuple[list[int], str]:
+    """ChatVLLM as an application uses it: LangChain messages, nothing switched on.
+
+    Its own request path learns the served specials and makes the user and tool
+    text inert (`inert_special_tokens`, on by default).
+    """
+    template = {} if family.template is None else {"chat_template": family.template}
+    chat = ChatVLLM(base_url=f"{root}/v1", temperature=0, max_tokens=1, **template)
+    answer = chat.invoke(convert_to_messages(messages), return_token_ids=True)
+    ids = answer.response_metadata["prompt_token_ids"]
+    with httpx2.Client(timeout=120) as client:
+        text = client.post(f"{root}/detokenize", json={"tokens": ids})
+        text.raise_for_status()
+        return ids, text.json()["prompt"]
+
+
+SENDERS: dict[str, Sender] = {"wire": send_wire, "chat_vllm": send_chat_vllm}
+"""Name -> sender: the package's functions on wire messages, and ChatVLLM's own
+request path (`invoke`, outside text inert by default)."""
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
