@@ -19,7 +19,8 @@ httpx client, with the same timeout, and keeps the SDK's behaviour around it:
 
 A client with more than a key (workload identity, a key provider, a provider
 runtime, default query parameters, cookies, strict response validation, a
-non-httpx2 client) keeps the SDK's path: `Route.of` gives None for it.
+non-httpx2 client) keeps the SDK's path: `Route.of` gives None for it, as it does
+when one of the SDK's private names this relies on is missing (`_seams.DIRECT`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,11 @@ from typing import Any, Generic, TypeVar
 
 import httpx2
 import openai
-from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._models import FinalRequestOptions
-from openai._streaming import SSEDecoder
-from openai._streaming_cleanup import drain_response_async
-from openai._utils._json import openapi_dumps
+
+from langchain_vllm import _seams as seams
+from langchain_vllm._seams import request_exceptions, timeout_exceptions
 
 RETRY_COUNT = "x-stainless-retry-count"
-SDK_ONLY = ("_workload_identity_auth", "_provider_runtime", "_api_key_provider")
-"""Client attributes that, when set, make requests the SDK must build itself."""
 
 Client = TypeVar("Client", openai.OpenAI, openai.AsyncOpenAI)
 
@@ -49,16 +46,14 @@ class Route(Generic[Client]):
 
     def __init__(self, client: Client, path: str) -> None:
         self.client: Client = client
-        self.http: Any = client._client
-        self.options = FinalRequestOptions.construct(
-            method="post", url=path, json_data={}
-        )
-        template = client._build_request(self.options)
+        self.http: Any = seams.http_client(client)
+        self.options = seams.request_options(path)
+        template = seams.build_request(client, self.options)
         self.url = template.url
         self.headers = template.headers.copy()
         del self.headers["content-length"]
         self.extensions = dict(template.extensions)  # the client's timeout
-        self.state = _state(client)
+        self.state = seams.client_state(client)
 
     _routes: weakref.WeakKeyDictionary[Any, dict[str, Route[Any]]] = (
         weakref.WeakKeyDictionary()
@@ -67,12 +62,15 @@ class Route(Generic[Client]):
     @classmethod
     def of(cls, client: Client, path: str) -> Route[Client] | None:
         """The route of `client` to `path` (made once), or None: the SDK's path."""
+        if not seams.DIRECT.ok:
+            return None
         routes = cls._routes.get(client)
         if routes is None:
             routes = cls._routes[client] = {}
         route = routes.get(path)
-        if route is None or route.state != _state(client):  # new, or the client changed
-            if not _plain(client):
+        if route is None or route.state != seams.client_state(client):
+            # new, or the client changed
+            if not seams.plain_client(client):
                 return None
             route = routes[path] = cls(client, path)
         if route.http.cookies:  # the httpx client adds its cookies when it builds
@@ -92,41 +90,9 @@ class Route(Generic[Client]):
         return request
 
 
-def _state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
-    """What a built request depends on that a user may change on a client.
-
-    Read from the fields behind the SDK's and httpx's properties where they exist
-    (`base_url` and `Headers.raw` rebuild their values: microseconds per call).
-    """
-    base_url = getattr(client, "_base_url", None) or client.base_url
-    headers = client._client.headers
-    header_list = getattr(headers, "_list", None)
-    return (
-        client.api_key,
-        base_url,
-        client.timeout,
-        dict(getattr(client, "_custom_headers", {})),
-        list(header_list) if header_list is not None else tuple(headers.raw),
-    )
-
-
-def _plain(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
-    """Whether the SDK would build the client's requests from its key alone."""
-    http_type = (
-        httpx2.AsyncClient if isinstance(client, openai.AsyncOpenAI) else httpx2.Client
-    )
-    return (
-        isinstance(client._client, http_type)
-        and not client.default_query
-        and not client._client.params
-        and all(getattr(client, name, None) is None for name in SDK_ONLY)
-        and not getattr(client, "_strict_response_validation", True)
-    )
-
-
 def encode(body: dict[str, Any]) -> bytes:
     """The JSON body as the SDK encodes it (compact, UTF-8, no NaN, models dumped)."""
-    return openapi_dumps(body)
+    return seams.dumps(body)
 
 
 def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Response:
@@ -157,12 +123,13 @@ def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Respo
         else:
             if response.is_success:
                 return response
-            if not (retry and client._should_retry(response)):
+            if not (retry and seams.should_retry(client, response)):
                 if not response.is_closed:
                     response.read()
-                raise client._make_status_error_from_response(response) from None
+                raise seams.status_error(client, response) from None
             response.close()
-        client._sleep_for_retry(
+        seams.sleep_for_retry(
+            client,
             retries_taken=retries_taken,
             max_retries=max_retries,
             options=route.options,
@@ -195,12 +162,13 @@ async def asend(
         else:
             if response.is_success:
                 return response
-            if not (retry and client._should_retry(response)):
+            if not (retry and seams.should_retry(client, response)):
                 if not response.is_closed:
                     await response.aread()
-                raise client._make_status_error_from_response(response) from None
+                raise seams.status_error(client, response) from None
             await response.aclose()
-        await client._sleep_for_retry(
+        await seams.sleep_for_retry(
+            client,
             retries_taken=retries_taken,
             max_retries=max_retries,
             options=route.options,
@@ -305,7 +273,7 @@ class SSEStream:
         for piece in pieces:
             if b"\r" in piece:
                 yield from _sdk_data(
-                    SSEDecoder().iter_bytes(_chain(buffer, piece, pieces))
+                    seams.sse_decoder().iter_bytes(_chain(buffer, piece, pieces))
                 )
                 return
             blocks, buffer = _blocks(buffer, piece)
@@ -313,11 +281,11 @@ class SSEStream:
                 if not block.startswith(b"data: ") or b"\n" in block:
                     # this block and all after it: the SDK's decoder
                     rest = _chain(_joined(blocks[i:]), buffer, pieces)
-                    yield from _sdk_data(SSEDecoder().iter_bytes(rest))
+                    yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
                     return
                 yield block[6:]
         if buffer:  # an unterminated last event: what the SDK's decoder makes of it
-            yield from _sdk_data(SSEDecoder().iter_bytes(iter([buffer])))
+            yield from _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer])))
 
 
 class AsyncSSEStream:
@@ -350,7 +318,7 @@ class AsyncSSEStream:
                     # as the SDK: the rest of an HTTP/1.1 body (0.1 s at most) read,
                     # so that the connection is reused
                     if self.response.http_version == "HTTP/1.1":
-                        await drain_response_async(self.response)
+                        await seams.drain(self.response)
                     break
                 chunk = json.loads(data.decode())
                 if type(chunk) is dict and chunk.get("error"):
@@ -368,7 +336,7 @@ class AsyncSSEStream:
         buffer = b""
         async for piece in pieces:
             if b"\r" in piece:
-                async for sse in SSEDecoder().aiter_bytes(
+                async for sse in seams.sse_decoder().aiter_bytes(
                     _achain(buffer, piece, pieces)
                 ):
                     yield sse.data.encode()
@@ -378,12 +346,12 @@ class AsyncSSEStream:
                 if not block.startswith(b"data: ") or b"\n" in block:
                     # this block and all after it: the SDK's decoder
                     rest = _achain(_joined(blocks[i:]), buffer, pieces)
-                    async for sse in SSEDecoder().aiter_bytes(rest):
+                    async for sse in seams.sse_decoder().aiter_bytes(rest):
                         yield sse.data.encode()
                     return
                 yield block[6:]
         if buffer:
-            for data in _sdk_data(SSEDecoder().iter_bytes(iter([buffer]))):
+            for data in _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer]))):
                 yield data
 
 

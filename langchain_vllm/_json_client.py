@@ -10,8 +10,11 @@ payload as JSON and hand back decoded JSON (or a stream of decoded chunk dicts),
 langchain-openai's `_generate`/`_stream` accept as they are: through the SDK's own
 httpx client with the SDK's request, retries, timeouts and errors (`_direct`), or,
 for per-call options and clients with more than a key, through the SDK's `post` with
-`cast_to=object`. Every vLLM class (chat, completions, embeddings, rerank) uses these
-endpoints, the async one over the running event loop's client (`_loop.LoopClient`).
+`cast_to=object`. Where an instrumentation wraps the SDK's methods (`_traced`), the
+payload goes through the SDK resource's own `create` instead, so that the call is
+traced as `ChatOpenAI`'s are. Every vLLM class (chat, completions, embeddings,
+rerank) uses these endpoints, the async one over the running event loop's client
+(`_loop.LoopClient`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Self, TypeVar
 
 import openai
-from openai._constants import RAW_RESPONSE_HEADER
 
+from langchain_vllm import _seams as seams
+from langchain_vllm import _traced as traced
 from langchain_vllm._direct import (
     AsyncSSEStream,
     RawAnswer,
@@ -122,6 +126,18 @@ class _Endpoint(Generic[Client]):
     def _split(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         return split_request(payload, self._accepted)
 
+    def _typed(self) -> bool:
+        """Whether this call goes through the SDK resource's own `create`.
+
+        When an instrumentation wraps the SDK (checked per call: it may come after
+        the client), and for a raw response without the SDK's raw header.
+        """
+        if self._path not in traced.WATCHED:
+            return False
+        return traced.instrumented(self._path) or (
+            self._raw and seams.raw_header() is None
+        )
+
     def _sdk_request(
         self, body: dict[str, Any], options: dict[str, Any]
     ) -> dict[str, Any]:
@@ -130,7 +146,7 @@ class _Endpoint(Generic[Client]):
             options = {**options}
             options["headers"] = {
                 **options.get("headers", {}),
-                RAW_RESPONSE_HEADER: "true",
+                seams.RAW_HEADER.value: "true",
             }
         return {
             "body": body,
@@ -151,6 +167,8 @@ class JSONEndpoint(_Endpoint[openai.OpenAI]):
     def create(self, **payload: Any) -> Any:
         """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
         body, options = self._split(payload)
+        if self._typed():
+            return traced.sdk_create(self._client, self._path, payload, self._raw)
         route = None if options else Route.of(self._client, self._path)
         if route is None:
             return self._client.post(  # type: ignore[call-overload]
@@ -172,6 +190,8 @@ class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
         client = self._client
         if isinstance(client, LoopClient):
             client = client.current()
+        if self._typed():
+            return await traced.asdk_create(client, self._path, payload, self._raw)
         route = None if options else Route.of(client, self._path)
         if route is None:
             return await client.post(  # type: ignore[call-overload]

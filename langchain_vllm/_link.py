@@ -25,6 +25,7 @@ from langchain_vllm._gateway import (
     warn_fallback,
 )
 from langchain_vllm._loop import LoopClients, in_event_loop
+from langchain_vllm._seams import base_url_of
 from langchain_vllm._settings import DEFAULT_MAX_CONNECTIONS, check_base_url
 from langchain_vllm._translate import (
     is_model_not_found,
@@ -73,9 +74,9 @@ class ServerLink:
     @property
     def base_url(self) -> str:
         """The OpenAI-compatible base URL (ends in `/v1`)."""
-        # The SDK's `base_url` property costs microseconds: read the URL behind it,
-        # and make the string again only when the client's URL was replaced.
-        url = getattr(self.client, "_base_url", None) or self.client.base_url
+        # The SDK's `base_url` property costs microseconds: read the URL behind it
+        # (`_seams`), and make the string again only when the URL was replaced.
+        url = base_url_of(self.client)
         if url is not self._url[0]:
             self._url = (url, str(url).rstrip("/"))
         return self._url[1]
