@@ -2,6 +2,8 @@
 
 Model discovery (`/v1/models`), `/version`, `/tokenize` and `/detokenize` with their
 caches, plain JSON requests with errors translated, and async clients per event loop.
+These bookkeeping requests make no spans of their own under an openai
+instrumentation (`_traced.quiet`): `ChatOpenAI` makes none of them.
 Nothing here knows LangChain's message types: callers pass plain JSON-ready data.
 """
 
@@ -27,6 +29,7 @@ from langchain_vllm._gateway import (
 from langchain_vllm._loop import LoopClients, in_event_loop
 from langchain_vllm._seams import base_url_of
 from langchain_vllm._settings import DEFAULT_MAX_CONNECTIONS, check_base_url
+from langchain_vllm._traced import quiet
 from langchain_vllm._translate import (
     is_model_not_found,
     response_error,
@@ -263,7 +266,8 @@ class ServerLink:
     # -- internals -------------------------------------------------------------------
     def _get(self, url: str) -> Any:
         try:
-            return self.client.get(url, cast_to=object)
+            with quiet():
+                return self.client.get(url, cast_to=object)
         except openai.APIError as e:
             raise self.translate(e) from e
         except json.JSONDecodeError as e:
@@ -271,7 +275,9 @@ class ServerLink:
 
     async def _aget(self, url: str) -> Any:
         try:
-            return await (await self.aclient()).get(url, cast_to=object)
+            client = await self.aclient()
+            with quiet():
+                return await client.get(url, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:
@@ -279,7 +285,8 @@ class ServerLink:
 
     def _post(self, url: str, body: dict[str, Any]) -> Any:
         try:
-            return self.client.post(url, body=body, cast_to=object)
+            with quiet():
+                return self.client.post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise self.translate(e) from e
         except json.JSONDecodeError as e:
@@ -287,7 +294,9 @@ class ServerLink:
 
     async def _apost(self, url: str, body: dict[str, Any]) -> Any:
         try:
-            return await (await self.aclient()).post(url, body=body, cast_to=object)
+            client = await self.aclient()
+            with quiet():
+                return await client.post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:

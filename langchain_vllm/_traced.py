@@ -17,6 +17,7 @@ the direct path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
 from collections.abc import AsyncIterator, Iterator
@@ -69,6 +70,23 @@ def instrumented(path: str) -> bool:
     return False
 
 
+def quiet() -> contextlib.AbstractContextManager[Any]:
+    """No spans for the package's own bookkeeping requests (`_link`).
+
+    Where an instrumentation wraps the SDK's `request` (OpenInference), the model
+    list, `/version` and `/tokenize` requests would show up as spans of their own
+    (named `object`) that `ChatOpenAI` never makes: they run with OpenTelemetry's
+    instrumentation suppressed (its public `suppress_instrumentation`).
+    """
+    if not any(_wrapper(getattr(cls, name, None)) for cls, name in _REQUEST):
+        return contextlib.nullcontext()
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:
+        return contextlib.nullcontext()
+    return suppress_instrumentation()
+
+
 def _wrapper(method: Any) -> bool:
     """Whether `method` wraps another and is not the SDK's own function."""
     if getattr(method, "__wrapped__", None) is None:
@@ -90,7 +108,7 @@ def resource(client: Any, path: str) -> Any:
 def to_dict(answer: Any) -> Any:
     """A typed SDK answer as the JSON it was read from (fields the server sent)."""
     if isinstance(answer, openai.BaseModel):
-        return answer.to_dict()
+        return answer.to_dict(warnings=False)  # base64 vectors are strings
     return answer
 
 
