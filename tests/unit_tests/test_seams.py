@@ -31,7 +31,11 @@ from tests.unit_tests.fake_vllm import RawFakeVLLM, sse
 from tests.unit_tests.test_responses import recorded
 
 UNUSED = {seams.CONVERT_INPUT}
-"""Seams no call here goes through (`convert_input` is checked on its own below)."""
+"""Seams no call here goes through (`convert_input` is checked on its own below).
+
+`_chat_request` still calls `_convert_input` itself: once it calls
+`seams.convert_input`, drop the seam from here (this test then sees its log line).
+"""
 
 
 class FlakyFake(RawFakeVLLM):
