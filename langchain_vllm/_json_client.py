@@ -126,17 +126,16 @@ class _Endpoint(Generic[Client]):
     def _split(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         return split_request(payload, self._accepted)
 
-    def _typed(self) -> bool:
-        """Whether this call goes through the SDK resource's own `create`.
+    def _raw_needs_typed(self, route: Route[Any] | None = None) -> bool:
+        """Whether a raw response must come from the SDK resource's own `create`.
 
-        When an instrumentation wraps the SDK (checked per call: it may come after
-        the client), and for a raw response without the SDK's raw header.
+        On the SDK's path (no `route`), when the SDK's raw-response header is not
+        known (`_seams.RAW_HEADER`). (Calls under an instrumentation take that
+        path anyway: `_traced.instrumented`, checked per call.)
         """
-        if self._path not in traced.WATCHED:
+        if route is not None:
             return False
-        return traced.instrumented(self._path) or (
-            self._raw and seams.raw_header() is None
-        )
+        return self._path in traced.WATCHED and self._raw and not seams.RAW_HEADER.ok
 
     def _sdk_request(
         self, body: dict[str, Any], options: dict[str, Any]
@@ -167,9 +166,9 @@ class JSONEndpoint(_Endpoint[openai.OpenAI]):
     def create(self, **payload: Any) -> Any:
         """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
         body, options = self._split(payload)
-        if self._typed():
-            return traced.sdk_create(self._client, self._path, payload, self._raw)
         route = None if options else Route.of(self._client, self._path)
+        if traced.instrumented(self._path) or self._raw_needs_typed(route):
+            return traced.sdk_create(self._client, self._path, payload, self._raw)
         if route is None:
             return self._client.post(  # type: ignore[call-overload]
                 self._path,
@@ -190,9 +189,9 @@ class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
         client = self._client
         if isinstance(client, LoopClient):
             client = client.current()
-        if self._typed():
-            return await traced.asdk_create(client, self._path, payload, self._raw)
         route = None if options else Route.of(client, self._path)
+        if traced.instrumented(self._path) or self._raw_needs_typed(route):
+            return await traced.asdk_create(client, self._path, payload, self._raw)
         if route is None:
             return await client.post(  # type: ignore[call-overload]
                 self._path,

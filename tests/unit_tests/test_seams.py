@@ -314,3 +314,58 @@ def test_convert_input_public_path_equals_the_private(
     public = _collect(lambda: seams.convert_input(chat, given))
     assert public == private
     assert not seams.CONVERT_INPUT.ok
+
+
+GONE = """
+import json, logging, sys
+import httpx2, openai
+import openai._constants, openai._httpx2, openai._models, openai._streaming
+import openai._utils._json
+import langchain_openai.chat_models.base as lc_base
+# what openai 3.0-3.29 lacked, and more: names our fast paths read, gone
+sys.modules["openai._streaming_cleanup"] = None  # importing it fails
+for module, name in (
+    (openai._httpx2, "request_exceptions"), (openai._models, "FinalRequestOptions"),
+    (openai._streaming, "SSEDecoder"), (openai._utils._json, "openapi_dumps"),
+    (openai._constants, "RAW_RESPONSE_HEADER"),
+    (lc_base, "_convert_responses_chunk_to_generation_chunk"),
+):
+    delattr(module, name)
+logging.basicConfig(level=logging.DEBUG, format="%(name)s %(message)s")
+for noisy in ("httpcore", "httpx2", "openai", "asyncio"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+from langchain_vllm import ChatVLLM
+
+def answer(request):
+    body = json.loads(request.content)
+    message = {"role": "assistant", "content": "Hello!"}
+    if body.get("stream"):
+        chunks = [
+            {"choices": [{"index": 0, "delta": message, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        ]
+        text = "".join(f"data: {json.dumps(c)}\\n\\n" for c in chunks)
+        return httpx2.Response(200, text=text + "data: [DONE]\\n\\n",
+                               headers={"content-type": "text/event-stream"})
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return httpx2.Response(200, json={"choices": [choice], "model": "m"})
+
+chat = ChatVLLM(model="m", base_url="http://vllm.test/v1", max_retries=0,
+                http_client=httpx2.Client(transport=httpx2.MockTransport(answer)))
+print("ANSWER", chat.invoke("Hi").text, "".join(c.text for c in chat.stream("Hi")))
+"""
+
+
+def test_import_and_calls_work_with_the_private_modules_gone() -> None:
+    """In a fresh process without the private names (a module that cannot be
+    imported, others without the names read), the package imports and answers,
+    logging which seams it found missing."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", GONE], capture_output=True, text=True, check=True
+    )
+    assert "ANSWER Hello! Hello!" in out.stdout
+    assert "upstream seam openai._httpx2.request_exceptions" in out.stderr
