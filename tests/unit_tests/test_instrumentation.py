@@ -12,6 +12,7 @@ instrumentation, ChatVLLM keeps its direct path.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +23,8 @@ from langchain_openai import ChatOpenAI, OpenAI, OpenAIEmbeddings
 from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMOpenAI
 from langchain_vllm import _traced as traced
 from langchain_vllm._direct import Route
-from tests.unit_tests.fake_vllm import BASE_URL, FakeVLLM
+from tests.unit_tests.fake_vllm import BASE_URL, FakeVLLM, RawFakeVLLM, sse
+from tests.unit_tests.test_responses import recorded
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
 oi = pytest.importorskip("openinference.instrumentation.openai")
@@ -228,3 +230,55 @@ def test_sdk_own_argument_check_wrapper_is_not_an_instrumentation() -> None:
     create = vars(openai.resources.chat.Completions)["create"]
     assert getattr(create, "__wrapped__", None) is not None  # the SDK's own
     assert not traced._wrapper(create)
+
+
+def one_call(model: Any, step: str) -> str:
+    """One of invoke, stream, ainvoke, astream: the answer's text."""
+    if step == "invoke":
+        return str(model.invoke("Hi").text)
+    if step == "stream":
+        return "".join(chunk.text for chunk in model.stream("Hi"))
+    if step == "ainvoke":
+        return str(asyncio.run(model.ainvoke("Hi")).text)
+
+    async def astream() -> str:
+        return "".join([chunk.text async for chunk in model.astream("Hi")])
+
+    return asyncio.run(astream())
+
+
+def test_openinference_spans_of_the_responses_api(
+    spans: InMemorySpanExporter,
+) -> None:
+    """`use_responses_api=True`: the SDK's `responses.create`, as ChatOpenAI."""
+    events = recorded("text")
+
+    def names(make: Callable[[RawFakeVLLM], Any]) -> list[tuple[str, list[str]]]:
+        out = []
+        for step in ("invoke", "stream", "ainvoke", "astream"):
+            fake = RawFakeVLLM()
+            if step.endswith("stream"):
+                answer = sse(*events, done=False)
+                fake.raw["/responses"] = (200, "text/event-stream", answer)
+            else:
+                answer = json.dumps(events[-1]["response"]).encode()
+                fake.raw["/responses"] = (200, "application/json", answer)
+            model = make(fake)
+            spans.clear()
+            text = one_call(model, step)
+            out.append((text, [span.name for span in spans.get_finished_spans()]))
+        return out
+
+    def theirs(fake: RawFakeVLLM) -> Any:
+        kw = clients(fake)
+        return ChatOpenAI(  # type: ignore[call-arg]
+            model=MODEL, api_key="x", base_url=BASE_URL, use_responses_api=True, **kw
+        )
+
+    def ours(fake: RawFakeVLLM) -> Any:
+        kw = clients(fake)
+        return ChatVLLM(model=MODEL, base_url=BASE_URL, use_responses_api=True, **kw)
+
+    expected = names(theirs)
+    assert expected == [("I'm glad to", ["Response"])] * 4
+    assert names(ours) == expected
