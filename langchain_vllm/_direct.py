@@ -77,6 +77,16 @@ class Route(Generic[Client]):
             return None
         return route
 
+    def backoff(self, retries_taken: int, response: httpx2.Response | None) -> Any:
+        """The SDK's wait before the next attempt (a coroutine on an async client)."""
+        return seams.sleep_for_retry(
+            self.client,
+            retries_taken=retries_taken,
+            max_retries=self.client.max_retries,
+            options=self.options,
+            response=response,
+        )
+
     def request(self, content: bytes, retries_taken: int) -> httpx2.Request:
         request = httpx2.Request(
             "POST",
@@ -128,13 +138,7 @@ def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Respo
                     response.read()
                 raise seams.status_error(client, response) from None
             response.close()
-        seams.sleep_for_retry(
-            client,
-            retries_taken=retries_taken,
-            max_retries=max_retries,
-            options=route.options,
-            response=response,
-        )
+        route.backoff(retries_taken, response)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -167,13 +171,7 @@ async def asend(
                     await response.aread()
                 raise seams.status_error(client, response) from None
             await response.aclose()
-        await seams.sleep_for_retry(
-            client,
-            retries_taken=retries_taken,
-            max_retries=max_retries,
-            options=route.options,
-            response=response,
-        )
+        await route.backoff(retries_taken, response)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
