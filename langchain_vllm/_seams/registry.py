@@ -6,6 +6,7 @@ import functools
 import importlib
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx2
 import openai
 
 logger = logging.getLogger("langchain_vllm")
+_CHECKING = threading.RLock()  # a derived seam checks its parts inside
 
 
 class _Sentinel:
@@ -58,7 +60,10 @@ class Seam:
         """The private object (or True for a checked attribute), or `MISSING`."""
         value = self._value
         if value is UNCHECKED:
-            value = self._value = self._check()
+            with _CHECKING:  # one check (and one log line) even with threads
+                value = self._value
+                if value is UNCHECKED:
+                    value = self._value = self._check()
         return value
 
     @property
