@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.prompt_values import ChatPromptValue
 
+from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._inert import inert_request
 from langchain_vllm._media import vllm_messages
@@ -242,7 +243,7 @@ def chat_messages(model: Any, input_: Any) -> list[BaseMessage]:
     messages = input_
     is_list = type(input_) is list and input_
     if not (is_list and all(isinstance(m, BaseMessage) for m in input_)):
-        messages = model._convert_input(input_).to_messages()
+        messages = seams.convert_input(model, input_).to_messages()
     require_messages(messages)
     return messages  # type: ignore[no-any-return]
 

@@ -1,25 +1,23 @@
 """One POST straight through the openai client's own httpx client.
 
-`openai.OpenAI.post` builds every request anew: its options model copied twice,
-headers merged and validated, the URL parsed, the body dumped by its own encoder,
-the answer wrapped in an `APIResponse` and parsed again. That was ~0.35 ms of CPU
-per call, a third of a ChatVLLM `invoke` against an instant server
-(docs/BENCHMARKS.md). Here the SDK builds one request per client and path, once
-(`Route`); each call copies its headers and sends the JSON body through the same
-httpx client, with the same timeout, and keeps the SDK's behaviour around it:
+`openai.OpenAI.post` builds every request anew (options copied, headers merged and
+validated, URL parsed, body dumped, the answer wrapped in an `APIResponse` and
+parsed again): ~0.35 ms of CPU per call (docs/BENCHMARKS.md). Here the SDK builds
+one request per client and path, once (`Route`); each call copies its headers and
+sends the JSON body through the same httpx client and timeout, keeping the SDK's
+behaviour around it:
 
-* its retry loop: `max_retries`, `_should_retry` (408, 409, 429, 5xx,
-  `x-should-retry`), `_sleep_for_retry` (backoff, `Retry-After`), timeouts and
-  connection errors retried, `x-stainless-retry-count` counting the attempts;
-* its exceptions: `APITimeoutError`, `APIConnectionError` and the status errors of
-  `_make_status_error_from_response` (`BadRequestError`, `NotFoundError`, ...);
+* its retry loop (`_should_retry`, `_sleep_for_retry`, `Retry-After`, timeouts and
+  connection errors retried, `x-stainless-retry-count`);
+* its exceptions (`APITimeoutError`, `APIConnectionError`, the status errors of
+  `_make_status_error_from_response`);
 * its answers: JSON decoded when the content type says JSON (else the text), and
-  streams read as server-sent events the way `openai.Stream` reads them (an event
-  whose JSON has an `error` raises `APIError`).
+  streams read as `openai.Stream` reads them (an event with an `error` raises).
 
-A client with more than a key (workload identity, a key provider, a provider
-runtime, default query parameters, cookies, strict response validation, a
-non-httpx2 client) keeps the SDK's path: `Route.of` gives None for it.
+A client with more than a key (workload identity, key provider, provider runtime,
+default query, cookies, strict response validation, a non-httpx2 client) keeps the
+SDK's path: `Route.of` gives None, as it does when a private name this relies on
+is missing (`_seams.DIRECT`).
 """
 
 from __future__ import annotations
@@ -31,15 +29,11 @@ from typing import Any, Generic, TypeVar
 
 import httpx2
 import openai
-from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._models import FinalRequestOptions
-from openai._streaming import SSEDecoder
-from openai._streaming_cleanup import drain_response_async
-from openai._utils._json import openapi_dumps
+
+from langchain_vllm import _seams as seams
+from langchain_vllm._seams import request_exceptions, timeout_exceptions
 
 RETRY_COUNT = "x-stainless-retry-count"
-SDK_ONLY = ("_workload_identity_auth", "_provider_runtime", "_api_key_provider")
-"""Client attributes that, when set, make requests the SDK must build itself."""
 
 Client = TypeVar("Client", openai.OpenAI, openai.AsyncOpenAI)
 
@@ -49,16 +43,14 @@ class Route(Generic[Client]):
 
     def __init__(self, client: Client, path: str) -> None:
         self.client: Client = client
-        self.http: Any = client._client
-        self.options = FinalRequestOptions.construct(
-            method="post", url=path, json_data={}
-        )
-        template = client._build_request(self.options)
+        self.http: Any = seams.http_client(client)
+        self.options = seams.request_options(path)
+        template = seams.build_request(client, self.options)
         self.url = template.url
         self.headers = template.headers.copy()
         del self.headers["content-length"]
         self.extensions = dict(template.extensions)  # the client's timeout
-        self.state = _state(client)
+        self.state = client_state(client)
 
     _routes: weakref.WeakKeyDictionary[Any, dict[str, Route[Any]]] = (
         weakref.WeakKeyDictionary()
@@ -67,17 +59,30 @@ class Route(Generic[Client]):
     @classmethod
     def of(cls, client: Client, path: str) -> Route[Client] | None:
         """The route of `client` to `path` (made once), or None: the SDK's path."""
+        if not seams.DIRECT.ok:
+            return None
         routes = cls._routes.get(client)
         if routes is None:
             routes = cls._routes[client] = {}
         route = routes.get(path)
-        if route is None or route.state != _state(client):  # new, or the client changed
-            if not _plain(client):
+        if route is None or route.state != client_state(client):
+            # new, or the client changed
+            if not seams.plain_client(client):
                 return None
             route = routes[path] = cls(client, path)
         if route.http.cookies:  # the httpx client adds its cookies when it builds
             return None
         return route
+
+    def backoff(self, retries_taken: int, response: httpx2.Response | None) -> Any:
+        """The SDK's wait before the next attempt (a coroutine on an async client)."""
+        return seams.sleep_for_retry(
+            self.client,
+            retries_taken=retries_taken,
+            max_retries=self.client.max_retries,
+            options=self.options,
+            response=response,
+        )
 
     def request(self, content: bytes, retries_taken: int) -> httpx2.Request:
         request = httpx2.Request(
@@ -92,41 +97,37 @@ class Route(Generic[Client]):
         return request
 
 
-def _state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
-    """What a built request depends on that a user may change on a client.
-
-    Read from the fields behind the SDK's and httpx's properties where they exist
-    (`base_url` and `Headers.raw` rebuild their values: microseconds per call).
-    """
-    base_url = getattr(client, "_base_url", None) or client.base_url
+def client_state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
+    """What a built request depends on that a user may change on a client."""
     headers = client._client.headers
-    header_list = getattr(headers, "_list", None)
+    field = seams.BASE_URL_FIELD  # the field behind `base_url` (a slow property)
     return (
         client.api_key,
-        base_url,
+        (field.ok and client.__dict__.get(field.value)) or client.base_url,
         client.timeout,
-        dict(getattr(client, "_custom_headers", {})),
-        list(header_list) if header_list is not None else tuple(headers.raw),
+        dict(client._custom_headers),
+        list(headers._list) if seams.HEADER_LIST.ok else tuple(headers.raw),
     )
 
 
-def _plain(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
-    """Whether the SDK would build the client's requests from its key alone."""
-    http_type = (
-        httpx2.AsyncClient if isinstance(client, openai.AsyncOpenAI) else httpx2.Client
-    )
-    return (
-        isinstance(client._client, http_type)
-        and not client.default_query
-        and not client._client.params
-        and all(getattr(client, name, None) is None for name in SDK_ONLY)
-        and not getattr(client, "_strict_response_validation", True)
-    )
+def post(route: Route[openai.OpenAI], body: dict[str, Any], raw: bool) -> Any:
+    """POST `body`: what the SDK's `post` gives (`cast_to=object`, raw or not)."""
+    stream = bool(body.get("stream"))
+    response = send(route, seams.DUMPS.value(body), stream)  # the SDK's encoding
+    if raw:
+        return RawAnswer(response, SSEStream if stream else None)
+    return SSEStream(response) if stream else answer(response)
 
 
-def encode(body: dict[str, Any]) -> bytes:
-    """The JSON body as the SDK encodes it (compact, UTF-8, no NaN, models dumped)."""
-    return openapi_dumps(body)
+async def apost(
+    route: Route[openai.AsyncOpenAI], body: dict[str, Any], raw: bool
+) -> Any:
+    """Async `post`."""
+    stream = bool(body.get("stream"))
+    response = await asend(route, seams.DUMPS.value(body), stream)
+    if raw:
+        return RawAnswer(response, AsyncSSEStream if stream else None)
+    return AsyncSSEStream(response) if stream else answer(response)
 
 
 def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Response:
@@ -157,17 +158,12 @@ def send(route: Route[openai.OpenAI], body: bytes, stream: bool) -> httpx2.Respo
         else:
             if response.is_success:
                 return response
-            if not (retry and client._should_retry(response)):
+            if not (retry and seams.should_retry(client, response)):
                 if not response.is_closed:
                     response.read()
-                raise client._make_status_error_from_response(response) from None
+                raise seams.status_error(client, response) from None
             response.close()
-        client._sleep_for_retry(
-            retries_taken=retries_taken,
-            max_retries=max_retries,
-            options=route.options,
-            response=response,
-        )
+        route.backoff(retries_taken, response)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -195,17 +191,12 @@ async def asend(
         else:
             if response.is_success:
                 return response
-            if not (retry and client._should_retry(response)):
+            if not (retry and seams.should_retry(client, response)):
                 if not response.is_closed:
                     await response.aread()
-                raise client._make_status_error_from_response(response) from None
+                raise seams.status_error(client, response) from None
             await response.aclose()
-        await client._sleep_for_retry(
-            retries_taken=retries_taken,
-            max_retries=max_retries,
-            options=route.options,
-            response=response,
-        )
+        await route.backoff(retries_taken, response)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -305,7 +296,7 @@ class SSEStream:
         for piece in pieces:
             if b"\r" in piece:
                 yield from _sdk_data(
-                    SSEDecoder().iter_bytes(_chain(buffer, piece, pieces))
+                    seams.sse_decoder().iter_bytes(_chain(buffer, piece, pieces))
                 )
                 return
             blocks, buffer = _blocks(buffer, piece)
@@ -313,11 +304,11 @@ class SSEStream:
                 if not block.startswith(b"data: ") or b"\n" in block:
                     # this block and all after it: the SDK's decoder
                     rest = _chain(_joined(blocks[i:]), buffer, pieces)
-                    yield from _sdk_data(SSEDecoder().iter_bytes(rest))
+                    yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
                     return
                 yield block[6:]
         if buffer:  # an unterminated last event: what the SDK's decoder makes of it
-            yield from _sdk_data(SSEDecoder().iter_bytes(iter([buffer])))
+            yield from _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer])))
 
 
 class AsyncSSEStream:
@@ -350,7 +341,7 @@ class AsyncSSEStream:
                     # as the SDK: the rest of an HTTP/1.1 body (0.1 s at most) read,
                     # so that the connection is reused
                     if self.response.http_version == "HTTP/1.1":
-                        await drain_response_async(self.response)
+                        await seams.drain(self.response)
                     break
                 chunk = json.loads(data.decode())
                 if type(chunk) is dict and chunk.get("error"):
@@ -368,7 +359,7 @@ class AsyncSSEStream:
         buffer = b""
         async for piece in pieces:
             if b"\r" in piece:
-                async for sse in SSEDecoder().aiter_bytes(
+                async for sse in seams.sse_decoder().aiter_bytes(
                     _achain(buffer, piece, pieces)
                 ):
                     yield sse.data.encode()
@@ -378,12 +369,12 @@ class AsyncSSEStream:
                 if not block.startswith(b"data: ") or b"\n" in block:
                     # this block and all after it: the SDK's decoder
                     rest = _achain(_joined(blocks[i:]), buffer, pieces)
-                    async for sse in SSEDecoder().aiter_bytes(rest):
+                    async for sse in seams.sse_decoder().aiter_bytes(rest):
                         yield sse.data.encode()
                     return
                 yield block[6:]
         if buffer:
-            for data in _sdk_data(SSEDecoder().iter_bytes(iter([buffer]))):
+            for data in _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer]))):
                 yield data
 
 

@@ -10,8 +10,11 @@ payload as JSON and hand back decoded JSON (or a stream of decoded chunk dicts),
 langchain-openai's `_generate`/`_stream` accept as they are: through the SDK's own
 httpx client with the SDK's request, retries, timeouts and errors (`_direct`), or,
 for per-call options and clients with more than a key, through the SDK's `post` with
-`cast_to=object`. Every vLLM class (chat, completions, embeddings, rerank) uses these
-endpoints, the async one over the running event loop's client (`_loop.LoopClient`).
+`cast_to=object`. Where an instrumentation wraps the SDK's methods (`_traced`), the
+payload goes through the SDK resource's own `create` instead, so that the call is
+traced as `ChatOpenAI`'s are. Every vLLM class (chat, completions, embeddings,
+rerank) uses these endpoints, the async one over the running event loop's client
+(`_loop.LoopClient`).
 """
 
 from __future__ import annotations
@@ -24,17 +27,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Self, TypeVar
 
 import openai
-from openai._constants import RAW_RESPONSE_HEADER
 
+from langchain_vllm import _seams as seams
+from langchain_vllm import _traced as traced
 from langchain_vllm._direct import (
-    AsyncSSEStream,
-    RawAnswer,
     Route,
-    SSEStream,
-    answer,
-    asend,
-    encode,
-    send,
+    apost,
+    post,
 )
 from langchain_vllm._loop import LoopClient
 
@@ -122,6 +121,15 @@ class _Endpoint(Generic[Client]):
     def _split(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         return split_request(payload, self._accepted)
 
+    def _raw_needs_typed(self) -> bool:
+        """Whether a raw response must come from the SDK resource's own `create`.
+
+        On the SDK's path, when the SDK's raw-response header is not known
+        (`_seams.RAW_HEADER`). (Calls under an instrumentation take that path
+        anyway: `_traced.instrumented`, checked per call.)
+        """
+        return self._path in traced.WATCHED and self._raw and not seams.RAW_HEADER.ok
+
     def _sdk_request(
         self, body: dict[str, Any], options: dict[str, Any]
     ) -> dict[str, Any]:
@@ -130,7 +138,7 @@ class _Endpoint(Generic[Client]):
             options = {**options}
             options["headers"] = {
                 **options.get("headers", {}),
-                RAW_RESPONSE_HEADER: "true",
+                seams.RAW_HEADER.value: "true",
             }
         return {
             "body": body,
@@ -151,16 +159,17 @@ class JSONEndpoint(_Endpoint[openai.OpenAI]):
     def create(self, **payload: Any) -> Any:
         """POST the payload as JSON; decoded JSON (or a stream of dicts) back."""
         body, options = self._split(payload)
-        route = None if options else Route.of(self._client, self._path)
-        if route is None:
-            return self._client.post(  # type: ignore[call-overload]
-                self._path,
-                **self._sdk_request(body, options),
-                stream_cls=openai.Stream[object],
-            )
-        stream = bool(body.get("stream"))
-        response = send(route, encode(body), stream)
-        return _answer(response, stream, self._raw, SSEStream)
+        traced_ = traced.instrumented(self._path)
+        route = None if options or traced_ else Route.of(self._client, self._path)
+        if route is not None:  # the fast path: one hand-off
+            return post(route, body, self._raw)
+        if traced_ or self._raw_needs_typed():
+            return traced.sdk_create(self._client, self._path, payload, self._raw)
+        return self._client.post(  # type: ignore[call-overload]
+            self._path,
+            **self._sdk_request(body, options),
+            stream_cls=openai.Stream[object],
+        )
 
 
 class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
@@ -172,23 +181,17 @@ class AsyncJSONEndpoint(_Endpoint[openai.AsyncOpenAI]):
         client = self._client
         if isinstance(client, LoopClient):
             client = client.current()
-        route = None if options else Route.of(client, self._path)
-        if route is None:
-            return await client.post(  # type: ignore[call-overload]
-                self._path,
-                **self._sdk_request(body, options),
-                stream_cls=openai.AsyncStream[object],
-            )
-        stream = bool(body.get("stream"))
-        response = await asend(route, encode(body), stream)
-        return _answer(response, stream, self._raw, AsyncSSEStream)
-
-
-def _answer(response: Any, stream: bool, raw: bool, stream_cls: type) -> Any:
-    """What the SDK's `post` gives for a successful response of the direct path."""
-    if raw:
-        return RawAnswer(response, stream_cls if stream else None)
-    return stream_cls(response) if stream else answer(response)
+        traced_ = traced.instrumented(self._path)
+        route = None if options or traced_ else Route.of(client, self._path)
+        if route is not None:  # the fast path: one hand-off
+            return await apost(route, body, self._raw)
+        if traced_ or self._raw_needs_typed():
+            return await traced.asdk_create(client, self._path, payload, self._raw)
+        return await client.post(  # type: ignore[call-overload]
+            self._path,
+            **self._sdk_request(body, options),
+            stream_cls=openai.AsyncStream[object],
+        )
 
 
 def decode_base64_vector(text: str) -> list[float]:

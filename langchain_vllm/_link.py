@@ -2,6 +2,8 @@
 
 Model discovery (`/v1/models`), `/version`, `/tokenize` and `/detokenize` with their
 caches, plain JSON requests with errors translated, and async clients per event loop.
+These bookkeeping requests make no spans of their own under an openai
+instrumentation (`_traced.quiet`): `ChatOpenAI` makes none of them.
 Nothing here knows LangChain's message types: callers pass plain JSON-ready data.
 """
 
@@ -30,7 +32,9 @@ from langchain_vllm._inert_probe import (
     discover_special_tokens,
 )
 from langchain_vllm._loop import LoopClients, in_event_loop
+from langchain_vllm._seams import base_url_of
 from langchain_vllm._settings import DEFAULT_MAX_CONNECTIONS, check_base_url
+from langchain_vllm._traced import quiet
 from langchain_vllm._translate import (
     is_model_not_found,
     response_error,
@@ -79,9 +83,9 @@ class ServerLink:
     @property
     def base_url(self) -> str:
         """The OpenAI-compatible base URL (ends in `/v1`)."""
-        # The SDK's `base_url` property costs microseconds: read the URL behind it,
-        # and make the string again only when the client's URL was replaced.
-        url = getattr(self.client, "_base_url", None) or self.client.base_url
+        # The SDK's `base_url` property costs microseconds: read the URL behind it
+        # (`_seams`), and make the string again only when the URL was replaced.
+        url = base_url_of(self.client)
         if url is not self._url[0]:
             self._url = (url, str(url).rstrip("/"))
         return self._url[1]
@@ -250,10 +254,7 @@ class ServerLink:
 
     # -- special tokens --------------------------------------------------------------
     def special_tokens(self, model: str) -> frozenset[str]:
-        """The served model's special-token strings (`_inert_probe`), asked once.
-
-        A server that cannot be asked gives the known families' markers, kept too.
-        """
+        """The served model's special-token strings (`_inert_probe`), asked once."""
         found = self._specials.get(model)
         if found is None:
             found = frozenset(discover_special_tokens(self._probe, model).strings)
@@ -270,17 +271,11 @@ class ServerLink:
 
     def _probe(self, probe: Probe) -> Any:
         url = f"{self.root_url}{probe.path}"
-        return (
-            self._get(url)
-            if probe.method == "GET"
-            else self._post(url, probe.body or {})
-        )
+        return self._post(url, probe.body) if probe.body else self._get(url)
 
     async def _aprobe(self, probe: Probe) -> Any:
         url = f"{self.root_url}{probe.path}"
-        if probe.method == "GET":
-            return await self._aget(url)
-        return await self._apost(url, probe.body or {})
+        return await (self._apost(url, probe.body) if probe.body else self._aget(url))
 
     # -- errors ----------------------------------------------------------------------
     def translate(self, error: BaseException) -> BaseException:
@@ -302,7 +297,8 @@ class ServerLink:
     # -- internals -------------------------------------------------------------------
     def _get(self, url: str) -> Any:
         try:
-            return self.client.get(url, cast_to=object)
+            with quiet():
+                return self.client.get(url, cast_to=object)
         except openai.APIError as e:
             raise self.translate(e) from e
         except json.JSONDecodeError as e:
@@ -310,7 +306,9 @@ class ServerLink:
 
     async def _aget(self, url: str) -> Any:
         try:
-            return await (await self.aclient()).get(url, cast_to=object)
+            client = await self.aclient()
+            with quiet():
+                return await client.get(url, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:
@@ -318,7 +316,8 @@ class ServerLink:
 
     def _post(self, url: str, body: dict[str, Any]) -> Any:
         try:
-            return self.client.post(url, body=body, cast_to=object)
+            with quiet():
+                return self.client.post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise self.translate(e) from e
         except json.JSONDecodeError as e:
@@ -326,7 +325,9 @@ class ServerLink:
 
     async def _apost(self, url: str, body: dict[str, Any]) -> Any:
         try:
-            return await (await self.aclient()).post(url, body=body, cast_to=object)
+            client = await self.aclient()
+            with quiet():
+                return await client.post(url, body=body, cast_to=object)
         except openai.APIError as e:
             raise await self.atranslate(e) from e
         except json.JSONDecodeError as e:

@@ -8,7 +8,8 @@ as the rest of LangChain's per-chunk work), and ChatVLLM then rewrote the messag
 metadata. `plain_chunk` builds the same two objects directly from a prototype's
 field values: equal (`==`, `model_dump`) to what the validated path gives, which
 `tests/unit_tests/test_plain_chunks.py` checks against the installed
-langchain-core and langchain-openai. Any other chunk takes the validated path.
+langchain-core and langchain-openai. Any other chunk takes the validated path, as
+every chunk does when pydantic's instance layout is not what `_seams` checked.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompt_values import ChatPromptValue
 from pydantic import BaseModel
 
+from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import CHOICE_FIELDS, REASONING
 
 PLAIN_DELTA = frozenset({"content", "role", "reasoning", REASONING})
@@ -39,9 +41,6 @@ SKIPPED_TOP = frozenset(
 (any other set field, usage or vLLM's own, makes a chunk not plain)."""
 
 
-_set = object.__setattr__  # past pydantic's validating __setattr__
-
-
 class _Prototype:
     """Field values of a validated instance, to build equal ones from.
 
@@ -51,32 +50,24 @@ class _Prototype:
 
     def __init__(self, instance: BaseModel, given: frozenset[str]) -> None:
         self.cls = type(instance)
-        self.values = dict(instance.__dict__)
+        self.values, self.extra, self.private = seams.model_parts(instance)
         self.fresh = tuple(
             (k, type(v))
             for k, v in self.values.items()
             if isinstance(v, list | dict) and k not in given
         )
         self.given = given
-        self.extra = instance.__pydantic_extra__
-        self.private = instance.__pydantic_private__
 
     def build(self, values: dict[str, Any], fields_set: frozenset[str]) -> Any:
-        """An instance with these values (`fields_set`: as validation sets it)."""
+        """An instance with these values (`fields_set`: as validation sets it).
+
+        Its extras and private attributes are its own copies: an attribute set on
+        one chunk never shows on another.
+        """
         data = {**self.values, **values}
         for name, container in self.fresh:
             data[name] = container()
-        obj = self.cls.__new__(self.cls)
-        _set(obj, "__dict__", data)
-        _set(obj, "__pydantic_fields_set__", set(fields_set))
-        # Own copies: an attribute set on one chunk never shows on another.
-        _set(obj, "__pydantic_extra__", _copy(self.extra))
-        _set(obj, "__pydantic_private__", _copy(self.private))
-        return obj
-
-
-def _copy(values: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if values is None else dict(values)
+        return seams.build_model(self.cls, data, fields_set, self.extra, self.private)
 
 
 # What langchain-openai passes to the constructors (and validation adds).
@@ -127,6 +118,8 @@ def plain_chunk(
     """
     if chunk_class is not AIMessageChunk or base_info or model.output_version == "v1":
         return None
+    if not seams.PYDANTIC_BUILD.ok:
+        return None
     choice = _plain_choice(chunk)
     if choice is None:
         return None
@@ -166,5 +159,7 @@ def prompt_of(messages: list[BaseMessage]) -> ChatPromptValue:
 
     What `_convert_input` builds from such a list (the same message objects).
     """
+    if not seams.PYDANTIC_BUILD.ok:
+        return ChatPromptValue(messages=messages)
     value: ChatPromptValue = _PROMPT.build({"messages": messages}, _PROMPT_SET)
     return value

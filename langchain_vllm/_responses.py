@@ -8,7 +8,9 @@ the same events as the parent plus vLLM's reasoning deltas, and both invoke and
 stream carry the reasoning text in `additional_kwargs["reasoning_content"]` too,
 as on Chat Completions, so a stream adds up to the message invoke returns.
 
-The stream readers below are a fork of langchain-openai's
+The stream readers below (used while `_seams.RESPONSES_CONVERTER` holds; else the
+parent's own, which leave vLLM's reasoning text out of streams) are a fork of
+langchain-openai's
 `BaseChatOpenAI._stream_responses` / `_astream_responses`: the parent's event
 converter drops `response.reasoning_text.delta` and its readers have no hook to add
 it. They thread the same per-stream state into the parent's converter;
@@ -27,10 +29,8 @@ from typing import Any
 import httpx2
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_openai.chat_models.base import (
-    _convert_responses_chunk_to_generation_chunk,
-)
 
+from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import (
     REASONING,
     check_generations,
@@ -111,19 +111,18 @@ class ResponsesEvents:
             raise self._failed(event)
         if event.type == "response.reasoning_text.delta":
             return self._reasoning(event.delta)
-        self.index, self.output_index, self.sub_index, chunk = (
-            _convert_responses_chunk_to_generation_chunk(
-                event,
-                self.index,
-                self.output_index,
-                self.sub_index,
-                schema=self.schema,
-                metadata=self.metadata,
-                has_reasoning=self.has_reasoning,
-                output_version=self.output_version,
-                item_output_indices=self.item_output_indices,
-                function_call_arguments=self.function_call_arguments,
-            )
+        convert = seams.RESPONSES_CONVERTER.value
+        self.index, self.output_index, self.sub_index, chunk = convert(
+            event,
+            self.index,
+            self.output_index,
+            self.sub_index,
+            schema=self.schema,
+            metadata=self.metadata,
+            has_reasoning=self.has_reasoning,
+            output_version=self.output_version,
+            item_output_indices=self.item_output_indices,
+            function_call_arguments=self.function_call_arguments,
         )
         if chunk is not None:
             self.metadata = {}

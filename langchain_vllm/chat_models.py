@@ -21,6 +21,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import (
     add_chunk_reasoning,
     check_answer,
@@ -196,8 +197,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
     never, only on turns that called tools (agent loops), or always."""
 
     parse_think_tags: bool = False
-    """Split `<think>…</think>` out of the content on the client (servers started
-    without `--reasoning-parser`)."""
+    """Split `<think>…</think>` out of the content on the client (no parser)."""
 
     think_tag_in_prompt: bool = False
     """With `parse_think_tags`: the chat template opens `<think>` in the prompt."""
@@ -318,7 +318,7 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         params = super()._default_params
         if "max_completion_tokens" in params:
             params["max_tokens"] = params.pop("max_completion_tokens")
-        if self.extra_body or not CHAT_NAMES.isdisjoint(self.__pydantic_fields_set__):
+        if self.extra_body or not CHAT_NAMES.isdisjoint(self.model_fields_set):
             params["extra_body"] = self._instance_body()
         return params
 
@@ -386,15 +386,16 @@ class ChatVLLM(VLLMClient, ChatOpenAI, VLLMChatParams):  # type: ignore[misc]
         if isinstance(self.profile, ServedModelProfile):
             await self.profile.awarm()
 
+    # Responses: the fork reads vLLM's reasoning deltas (else the parent's readers)
     def _chunks(self, input_: Any, stop: Any, kwargs: dict[str, Any]) -> Iterator[Any]:
-        if self.use_responses_api is True:
+        if self.use_responses_api is True and seams.RESPONSES_CONVERTER.ok:
             return stream_responses(self, input_, stop, None, **kwargs)
         return super()._chunks(input_, stop, kwargs)
 
     def _achunks(
         self, input_: Any, stop: Any, kwargs: dict[str, Any]
     ) -> AsyncIterator[Any]:
-        if self.use_responses_api is True:
+        if self.use_responses_api is True and seams.RESPONSES_CONVERTER.ok:
             return astream_responses(self, input_, stop, None, **kwargs)
         return super()._achunks(input_, stop, kwargs)
 

@@ -17,6 +17,7 @@ from langchain_vllm._json_client import (
     EMBEDDINGS_KEYWORDS,
     embedding_floats,
 )
+from langchain_vllm._seams import resource_client
 from langchain_vllm.errors import (
     VLLMBadRequestError,
     VLLMContextOverflowError,
@@ -138,7 +139,9 @@ class VLLMEmbeddings(VLLMClient, OpenAIEmbeddings, VLLMPoolingParams):  # type: 
             )
             raise ValueError(msg)
         self.client, self.async_client = self._connect(
-            self.client._client, self.async_client._client, EMBEDDINGS_KEYWORDS
+            resource_client(self.client),
+            resource_client(self.async_client),
+            EMBEDDINGS_KEYWORDS,
         )
         return self
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 from langchain_vllm._client import VLLMClient
 from langchain_vllm._json_client import COMPLETIONS_KEYWORDS, check_keywords
 from langchain_vllm._loop import in_event_loop
+from langchain_vllm._seams import resource_client
 from langchain_vllm._session import SessionMixin, add_session
 from langchain_vllm._tokens import completion_chunk, token_problem
 from langchain_vllm._trajectory import ask_for_completion_tokens
@@ -172,7 +173,9 @@ class VLLMOpenAI(  # type: ignore[misc]
     @model_validator(mode="after")
     def _link_vllm_completions_server(self) -> Self:
         self.client, self.async_client = self._connect(
-            self.client._client, self.async_client._client, COMPLETIONS_KEYWORDS
+            resource_client(self.client),
+            resource_client(self.async_client),
+            COMPLETIONS_KEYWORDS,
         )
         return self
 

@@ -366,7 +366,7 @@ def validate_call_params(
 def request_body(model: BaseModel, mixin: type[BaseModel]) -> dict[str, Any]:
     """The set (non-None) vLLM parameters of `model` as request-body entries."""
     # Every parameter defaults to None: only fields given or assigned can be set.
-    given = model.__pydantic_fields_set__ & _name_set(mixin)
+    given = model.model_fields_set & _name_set(mixin)
     if not given:
         return {}
     fields = model.__dict__

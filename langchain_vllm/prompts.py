@@ -51,6 +51,9 @@ from langchain_core.prompts import (
     ChatPromptTemplate,
     MessagesPlaceholder,
 )
+from langchain_core.runnables import RunnableConfig
+
+from langchain_vllm import _seams as seams
 
 if TYPE_CHECKING:
     from langchain_core.language_models import LanguageModelInput
@@ -164,10 +167,33 @@ class CheckedChatPromptTemplate(ChatPromptTemplate):
             )
         raise PromptVariablesError(msg, missing=missing, extra=extra)
 
+    # The check runs inside the parent's traced run, in its input validation
+    # (`_seams.PROMPT_VALIDATION`); without that hook, in `invoke` before it.
     def _validate_input(self, inner_input: Any) -> builtins.dict[str, Any]:
-        if isinstance(inner_input, dict):
+        if isinstance(inner_input, dict) and seams.PROMPT_VALIDATION.ok:
             self.check_variables(inner_input)
         return super()._validate_input(inner_input)
+
+    def invoke(
+        self, input: builtins.dict, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> PromptValue:
+        """Format the prompt, after checking the variables.
+
+        Raises:
+            PromptVariablesError: a required variable is missing or an unknown
+                variable was given.
+        """
+        if isinstance(input, dict) and not seams.PROMPT_VALIDATION.ok:
+            self.check_variables(input)
+        return super().invoke(input, config, **kwargs)
+
+    async def ainvoke(
+        self, input: builtins.dict, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> PromptValue:
+        """Async `invoke`, with the same checks."""
+        if isinstance(input, dict) and not seams.PROMPT_VALIDATION.ok:
+            self.check_variables(input)
+        return await super().ainvoke(input, config, **kwargs)
 
     def format_messages(self, **kwargs: Any) -> builtins.list[BaseMessage]:
         """Format the template into messages, after checking the variables.

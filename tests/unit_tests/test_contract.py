@@ -28,6 +28,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI, ChatOpenAI
 from openai.types.responses import ResponseReasoningTextDeltaEvent
 
 from langchain_vllm import ChatVLLM, VLLMEmbeddings
+from langchain_vllm import _seams as seams
 from langchain_vllm._json_client import (
     CHAT_KEYWORDS,
     EMBEDDINGS_KEYWORDS,
@@ -81,7 +82,7 @@ def test_openai_transport_json_pass_through() -> None:
         f"{OPENAI} changed OpenAI.get: no `cast_to`; langchain_vllm._link "
         "reads /v1/models and /version with get(url, cast_to=object)."
     )
-    assert isinstance(getattr(openai._constants, "RAW_RESPONSE_HEADER", None), str), (
+    assert isinstance(seams.raw_header(), str), (
         f"{OPENAI} removed openai._constants.RAW_RESPONSE_HEADER; "
         "langchain_vllm._json_client sets it for `with_raw_response`."
     )
@@ -298,7 +299,8 @@ def test_langchain_openai_hook_signatures(name: str) -> None:
 
 def test_openai_internals_of_direct_requests() -> None:
     """`_direct`: the SDK's request builder, retry helpers and client fields."""
-    from langchain_vllm._direct import SDK_ONLY, Route
+    from langchain_vllm._direct import Route
+    from langchain_vllm._seams import SDK_ONLY
 
     needed = (
         "_build_request",
@@ -333,6 +335,22 @@ def test_openai_internals_of_direct_requests() -> None:
     assert isinstance(getattr(httpx2.Headers(), "_list", None), list), (
         "httpx2 changed Headers: no `_list`; langchain_vllm._direct compares it to "
         "see a client's headers changed (it falls back to `Headers.raw`, slower)."
+    )
+
+
+@pytest.mark.parametrize("seam", seams.SEAMS, ids=lambda seam: seam.name)
+def test_upstream_seam_holds(seam: seams.Seam, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each private upstream name of `langchain_vllm._seams` is there, as expected.
+
+    A failure here is a warning, not a broken install: the package takes the
+    seam's public path (slower) with one debug log line. Adapt `_seams` to the new
+    release (or drop the seam) to get the fast path back.
+    """
+    monkeypatch.setattr(seam, "_value", seams.UNCHECKED)  # checked again here
+    assert seam.ok, (
+        f"{OPENAI}, {LC_OPENAI}: the upstream seam {seam.name} is missing or "
+        f"changed (see the `langchain_vllm` debug log). The package now takes the "
+        f"public path ({seam.public}): correct, but slower."
     )
 
 
@@ -381,33 +399,25 @@ RESPONSES_READERS_SHA256 = {
     "_stream_responses": "82a046e8a31056df",
     "_astream_responses": "e530a82e64c7b02f",
 }
-RESPONSES_CONVERTER_PARAMS = [
-    "chunk",
-    "current_index",
-    "current_output_index",
-    "current_sub_index",
-    "schema",
-    "metadata",
-    "has_reasoning",
-    "output_version",
-    "item_output_indices",
-    "function_call_arguments",
-]
+RESPONSES_CONVERTER_PARAMS = list(seams.RESPONSES_CONVERTER_PARAMS)
 FORK = (
     "langchain_vllm._responses forks the parent's Responses stream readers "
     "(ResponsesAPI._stream_responses/_astream_responses, ResponsesEvents.chunk)"
 )
 
 
-def _converter_keywords(func: Callable[..., Any]) -> set[str]:
-    """The keywords `func` passes to `_convert_responses_chunk_to_generation_chunk`."""
+def _converter_keywords(
+    func: Callable[..., Any],
+    name: str = "_convert_responses_chunk_to_generation_chunk",
+) -> set[str]:
+    """The keywords `func` passes to the converter (called by `name`)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
     return {
         keyword.arg
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id == "_convert_responses_chunk_to_generation_chunk"
+        and node.func.id == name
         for keyword in node.keywords
         if keyword.arg is not None
     }
@@ -415,7 +425,7 @@ def _converter_keywords(func: Callable[..., Any]) -> set[str]:
 
 def test_responses_stream_fork_passes_the_parents_converter_state() -> None:
     """The fork threads the same per-stream state into the converter as the parent."""
-    ours = _converter_keywords(ResponsesEvents.chunk)
+    ours = _converter_keywords(ResponsesEvents.chunk, "convert")  # from _seams
     for name in RESPONSES_READERS_SHA256:
         theirs = _converter_keywords(getattr(BaseChatOpenAI, name))
         assert theirs, f"{LC_OPENAI}: BaseChatOpenAI.{name} calls no converter"
@@ -437,7 +447,8 @@ def test_responses_stream_fork_follows_the_parents_readers() -> None:
         f"{inspect.signature(converter)} (last checked: {RESPONSES_READERS_SEEN_IN}). "
         f"{FORK} and calls it: pass any new per-stream state as the parent's "
         "readers do, then record the new parameter list in "
-        "RESPONSES_CONVERTER_PARAMS."
+        "langchain_vllm._seams.RESPONSES_CONVERTER_PARAMS (until then ChatVLLM "
+        "streams Responses through the parent's readers, without reasoning text)."
     )
     for name, recorded in RESPONSES_READERS_SHA256.items():
         source = _compact(inspect.getsource(getattr(BaseChatOpenAI, name)))
