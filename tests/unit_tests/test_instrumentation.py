@@ -17,22 +17,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
+import openinference.instrumentation.openai as oi
+import opentelemetry.sdk.trace as otel_sdk
 import pytest
+import wrapt
 from langchain_openai import ChatOpenAI, OpenAI, OpenAIEmbeddings
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
 
 from langchain_vllm import ChatVLLM, VLLMEmbeddings, VLLMOpenAI
 from langchain_vllm import _traced as traced
 from langchain_vllm._direct import Route
 from tests.unit_tests.fake_vllm import BASE_URL, FakeVLLM, RawFakeVLLM, sse
 from tests.unit_tests.test_responses import recorded
-
-otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
-oi = pytest.importorskip("openinference.instrumentation.openai")
-wrapt = pytest.importorskip("wrapt")
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
-    InMemorySpanExporter,
-)
 
 MODEL = "smollm2"
 
