@@ -18,13 +18,11 @@ turn; `tests/unit_tests/test_contract.py` fails when one goes missing upstream.
 
 from langchain_vllm._seams.access import (
     base_url_of,
-    build_model,
     build_request,
     convert_input,
     drain,
     dumps,
     http_client,
-    model_parts,
     plain_client,
     raw_header,
     request_exceptions,
@@ -64,7 +62,9 @@ from langchain_vllm._seams.registry import (
     STATUS_ERROR,
     UNCHECKED,
     Seam,
+    build_model,
     logger,
+    model_parts,
 )
 
 __all__ = [

@@ -146,27 +146,3 @@ def convert_input(model: Any, input_: Any) -> Any:
         "Must be a PromptValue, str, or list of BaseMessages."
     )
     raise ValueError(msg)
-
-
-def model_parts(instance: Any) -> tuple[dict[str, Any], Any, Any]:
-    """A pydantic model's field values, extras and private attributes."""
-    return (
-        dict(getattr(instance, "__dict__", {})),
-        getattr(instance, "__pydantic_extra__", None),
-        getattr(instance, "__pydantic_private__", None),
-    )
-
-
-_set = object.__setattr__  # past pydantic's validating __setattr__
-
-
-def build_model(
-    cls: Any, values: dict[str, Any], fields_set: Any, extra: Any, private: Any
-) -> Any:
-    """A pydantic model with these parts, not validated (own copies of each)."""
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(fields_set))
-    _set(obj, "__pydantic_extra__", None if extra is None else dict(extra))
-    _set(obj, "__pydantic_private__", None if private is None else dict(private))
-    return obj
