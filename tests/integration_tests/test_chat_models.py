@@ -28,6 +28,7 @@ from langchain_vllm.errors import (
     VLLMConnectionError,
     VLLMModelNotFoundError,
     VLLMServerFeatureError,
+    VLLMToolChoiceError,
 )
 from tests.integration_tests.conftest import FIXED, FIXED_TEXT
 
@@ -336,9 +337,10 @@ def test_strict_false_is_sent_as_such(chat: ChatVLLM) -> None:
     assert bound.kwargs["tools"][0]["function"]["strict"] is False  # type: ignore[attr-defined]
 
 
-def test_structured_output_cut_inside_a_tool_call_warns(chat: ChatVLLM) -> None:
+def test_structured_output_cut_inside_a_tool_call_raises(chat: ChatVLLM) -> None:
     """A token limit below the shortest possible call cuts it, whatever the model
-    writes: the server returns no tool call, and the client says why."""
+    writes: the forced call is incomplete, and the client raises saying why (no
+    silent None)."""
 
     class Joke(BaseModel):
         setup: str
@@ -346,8 +348,10 @@ def test_structured_output_cut_inside_a_tool_call_warns(chat: ChatVLLM) -> None:
 
     tight = ChatVLLM(base_url=chat.openai_api_base, temperature=0, max_tokens=12)
     short = tight.with_structured_output(Joke, method="function_calling")
-    with pytest.warns(UserWarning, match="max_json_string_length"):
-        assert short.invoke("Tell me a joke about cats") is None
+    with warnings.catch_warnings():  # the cut call is also reported as a warning
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(VLLMToolChoiceError, match="max_json_string_length"):
+            short.invoke("Tell me a joke about cats")
     # What the warning suggests works: bounded strings close, the object is valid
     # (the 135M model otherwise keeps writing inside `setup` until the limit).
     fixed = ChatVLLM(
