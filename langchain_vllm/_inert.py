@@ -38,6 +38,7 @@ __all__ = [
     "inert_request",
     "inert_response_input",
     "make_inert",
+    "may_hold_specials",
     "usable",
 ]
 
@@ -275,6 +276,11 @@ has one besides letters, digits and common punctuation (``<``, ``[``, ``|``, ...
 Text without any (most prose) is left as it is without asking the server."""
 
 
+def may_hold_specials(texts: Iterable[str]) -> bool:
+    """Whether any of `texts` could hold a special-token string (`MAYBE_MARKER`)."""
+    return any(MAYBE_MARKER.search(text) for text in texts)
+
+
 def _texts(content: Any) -> Iterator[str]:
     if isinstance(content, str):
         yield content
@@ -309,7 +315,7 @@ def inert_request(
     `specials_of` (the served model's special-token strings, asked once per server)
     is called only when some outside text could hold a special-token string.
     """
-    if not any(MAYBE_MARKER.search(text) for text in _outside_texts(payload, extra)):
+    if not may_hold_specials(_outside_texts(payload, extra)):
         return
     specials = specials_of()
     if "messages" in payload:

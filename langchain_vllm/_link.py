@@ -271,11 +271,15 @@ class ServerLink:
 
     def _probe(self, probe: Probe) -> Any:
         url = f"{self.root_url}{probe.path}"
-        return self._post(url, probe.body) if probe.body else self._get(url)
+        if probe.method == "GET":
+            return self._get(url)
+        return self._post(url, probe.body or {})
 
     async def _aprobe(self, probe: Probe) -> Any:
         url = f"{self.root_url}{probe.path}"
-        return await (self._apost(url, probe.body) if probe.body else self._aget(url))
+        if probe.method == "GET":
+            return await self._aget(url)
+        return await self._apost(url, probe.body or {})
 
     # -- errors ----------------------------------------------------------------------
     def translate(self, error: BaseException) -> BaseException:

@@ -41,7 +41,7 @@ from langchain_vllm._chat_request import (
 )
 from langchain_vllm._chat_stream import ChatStreamState
 from langchain_vllm._client import VLLMClient
-from langchain_vllm._inert import MAYBE_MARKER
+from langchain_vllm._inert import may_hold_specials
 from langchain_vllm._json_client import CHAT_KEYWORDS
 from langchain_vllm._markup import Markup
 from langchain_vllm._plain_chunks import plain_chunk
@@ -550,9 +550,10 @@ def check_instance(chat: Any) -> None:
     effort = reasoning_effort_of(
         {n: getattr(chat, n, None) for n in ("reasoning", "reasoning_effort")}
     )
-    apply_thinking(request_body(chat, VLLMChatParams), effort)
+    body = request_body(chat, VLLMChatParams)
+    apply_thinking(dict(body), effort)  # it pops `thinking`: the check keeps `body`
     if chat.use_responses_api is True:
-        check_responses_params(request_body(chat, VLLMChatParams))
+        check_responses_params(body)
         check_responses_markup(chat._markup)
 
 
@@ -591,7 +592,7 @@ async def prefetch_specials(
         if isinstance(m, BaseMessage) and m.type in ("human", "tool", "function")
     ]
     documents = kwargs.get("documents") or body.get("documents")
-    plain = not any(MAYBE_MARKER.search(text) for text in outside)
+    plain = not may_hold_specials(outside)
     if isinstance(input_, list) and not documents and plain:
         return
     link = chat._link

@@ -12,6 +12,7 @@ instrumentation, ChatVLLM keeps its direct path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -69,8 +70,8 @@ def embedding_calls(model: Any) -> list[Any]:
     return [model.embed_query("Hi"), asyncio.run(model.aembed_documents(["a", "b"]))]
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+@contextlib.contextmanager
+def openinference() -> Iterator[InMemorySpanExporter]:
     """OpenInference's openai instrumentation, spans kept in memory."""
     exporter = InMemorySpanExporter()
     provider = otel_sdk.TracerProvider()
@@ -81,6 +82,12 @@ def spans() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    with openinference() as exporter:
+        yield exporter
 
 
 def span_names(exporter: InMemorySpanExporter, run: Callable[[], Any]) -> list[str]:
@@ -138,15 +145,8 @@ def test_answers_are_the_same_with_and_without_instrumentation() -> None:
 
     fake = FakeVLLM()
     plain = dumps(chat_pair(fake)[1])
-    exporter = InMemorySpanExporter()
-    provider = otel_sdk.TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = oi.OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
+    with openinference() as exporter:
         traced_dumps = dumps(chat_pair(fake)[1])
-    finally:
-        instrumentor.uninstrument()
     assert traced_dumps == plain
     assert len(exporter.get_finished_spans()) == 4
 
