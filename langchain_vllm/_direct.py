@@ -276,13 +276,14 @@ class SSEStream:
     def _chunks(self) -> Iterator[Any]:
         request = self.response.request
         try:
-            for data in self._data():
-                if data.startswith(_DONE):
-                    break
-                chunk = json.loads(data.decode())
-                if type(chunk) is dict and chunk.get("error"):
-                    raise _stream_error(chunk["error"], request)
-                yield chunk
+            for batch in self._data():
+                for data in batch:
+                    if data.startswith(_DONE):
+                        return
+                    chunk = json.loads(data.decode())
+                    if type(chunk) is dict and chunk.get("error"):
+                        raise _stream_error(chunk["error"], request)
+                    yield chunk
         except timeout_exceptions() as e:
             raise openai.APITimeoutError(request=request) from e
         except request_exceptions() as e:
@@ -290,23 +291,22 @@ class SSEStream:
         finally:
             self.response.close()
 
-    def _data(self) -> Iterator[bytes]:
+    def _data(self) -> Iterator[list[bytes]]:
+        """Events' data, a list per piece read (one generator step per piece)."""
         pieces = self.response.iter_bytes()
         buffer = b""
         for piece in pieces:
             if b"\r" in piece:
-                yield from _sdk_data(
-                    seams.sse_decoder().iter_bytes(_chain(buffer, piece, pieces))
-                )
+                rest = _chain(buffer, piece, pieces)
+                yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
                 return
             blocks, buffer = _blocks(buffer, piece)
-            for i, block in enumerate(blocks):
-                if not block.startswith(b"data: ") or b"\n" in block:
-                    # this block and all after it: the SDK's decoder
-                    rest = _chain(_joined(blocks[i:]), buffer, pieces)
-                    yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
-                    return
-                yield block[6:]
+            plain = _plain_count(blocks)
+            yield [block[6:] for block in blocks[:plain]]
+            if plain < len(blocks):  # this block and all after it: the SDK's decoder
+                rest = _chain(_joined(blocks[plain:]), buffer, pieces)
+                yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
+                return
         if buffer:  # an unterminated last event: what the SDK's decoder makes of it
             yield from _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer])))
 
@@ -336,17 +336,18 @@ class AsyncSSEStream:
     async def _chunks(self) -> AsyncIterator[Any]:
         request = self.response.request
         try:
-            async for data in self._data():
-                if data.startswith(_DONE):
-                    # as the SDK: the rest of an HTTP/1.1 body (0.1 s at most) read,
-                    # so that the connection is reused
-                    if self.response.http_version == "HTTP/1.1":
-                        await seams.drain(self.response)
-                    break
-                chunk = json.loads(data.decode())
-                if type(chunk) is dict and chunk.get("error"):
-                    raise _stream_error(chunk["error"], request)
-                yield chunk
+            async for batch in self._data():
+                for data in batch:
+                    if data.startswith(_DONE):
+                        # as the SDK: the rest of an HTTP/1.1 body (0.1 s at most)
+                        # read, so that the connection is reused
+                        if self.response.http_version == "HTTP/1.1":
+                            await seams.drain(self.response)
+                        return
+                    chunk = json.loads(data.decode())
+                    if type(chunk) is dict and chunk.get("error"):
+                        raise _stream_error(chunk["error"], request)
+                    yield chunk
         except timeout_exceptions() as e:
             raise openai.APITimeoutError(request=request) from e
         except request_exceptions() as e:
@@ -354,34 +355,40 @@ class AsyncSSEStream:
         finally:
             await self.response.aclose()
 
-    async def _data(self) -> AsyncIterator[bytes]:
+    async def _data(self) -> AsyncIterator[list[bytes]]:
         pieces = self.response.aiter_bytes()
         buffer = b""
         async for piece in pieces:
             if b"\r" in piece:
-                async for sse in seams.sse_decoder().aiter_bytes(
-                    _achain(buffer, piece, pieces)
-                ):
-                    yield sse.data.encode()
+                rest = _achain(buffer, piece, pieces)
+                async for sse in seams.sse_decoder().aiter_bytes(rest):
+                    yield [sse.data.encode()]
                 return
             blocks, buffer = _blocks(buffer, piece)
-            for i, block in enumerate(blocks):
-                if not block.startswith(b"data: ") or b"\n" in block:
-                    # this block and all after it: the SDK's decoder
-                    rest = _achain(_joined(blocks[i:]), buffer, pieces)
-                    async for sse in seams.sse_decoder().aiter_bytes(rest):
-                        yield sse.data.encode()
-                    return
-                yield block[6:]
+            plain = _plain_count(blocks)
+            yield [block[6:] for block in blocks[:plain]]
+            if plain < len(blocks):  # this block and all after it: the SDK's decoder
+                rest = _achain(_joined(blocks[plain:]), buffer, pieces)
+                async for sse in seams.sse_decoder().aiter_bytes(rest):
+                    yield [sse.data.encode()]
+                return
         if buffer:
             for data in _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer]))):
                 yield data
 
 
-def _sdk_data(events: Iterator[Any]) -> Iterator[bytes]:
+def _sdk_data(events: Iterator[Any]) -> Iterator[list[bytes]]:
     """The data of the events the SDK's decoder read (empty: not JSON, as there)."""
     for sse in events:
-        yield sse.data.encode()
+        yield [sse.data.encode()]
+
+
+def _plain_count(blocks: list[bytes]) -> int:
+    """How many blocks, from the first, are one `data: ` line each."""
+    for i, block in enumerate(blocks):
+        if not block.startswith(b"data: ") or b"\n" in block:
+            return i
+    return len(blocks)
 
 
 def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -19,7 +19,6 @@ from typing import Any
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompt_values import ChatPromptValue
-from pydantic import BaseModel
 
 from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import CHOICE_FIELDS, REASONING
@@ -41,41 +40,16 @@ SKIPPED_TOP = frozenset(
 (any other set field, usage or vLLM's own, makes a chunk not plain)."""
 
 
-class _Prototype:
-    """Field values of a validated instance, to build equal ones from.
-
-    `given` are the fields every `build` sets; other list and dict fields get a
-    new empty container per instance (never one shared between chunks).
-    """
-
-    def __init__(self, instance: BaseModel, given: frozenset[str]) -> None:
-        self.cls = type(instance)
-        self.values, self.extra, self.private = seams.model_parts(instance)
-        self.fresh = tuple(
-            (k, type(v))
-            for k, v in self.values.items()
-            if isinstance(v, list | dict) and k not in given
-        )
-        self.given = given
-
-    def build(self, values: dict[str, Any], fields_set: frozenset[str]) -> Any:
-        """An instance with these values (`fields_set`: as validation sets it).
-
-        Its extras and private attributes are its own copies: an attribute set on
-        one chunk never shows on another.
-        """
-        data = {**self.values, **values}
-        for name, container in self.fresh:
-            data[name] = container()
-        return seams.build_model(self.cls, data, fields_set, self.extra, self.private)
-
-
-# What langchain-openai passes to the constructors (and validation adds).
+# What langchain-openai passes to the constructors (and validation marks set).
 _MESSAGE_SET = frozenset({"content", "additional_kwargs", "id", "tool_call_chunks"})
 _GENERATION_SET = frozenset({"message", "generation_info", "text"})
-_MESSAGE = _Prototype(AIMessageChunk(content=""), _MESSAGE_SET | {"response_metadata"})
-_GENERATION = _Prototype(
-    ChatGenerationChunk(message=AIMessageChunk(content="")), _GENERATION_SET
+_message = seams.model_builder(
+    AIMessageChunk(content=""), _MESSAGE_SET | {"response_metadata"}, _MESSAGE_SET
+)
+_generation = seams.model_builder(
+    ChatGenerationChunk(message=AIMessageChunk(content="")),
+    _GENERATION_SET,
+    _GENERATION_SET,
 )
 
 
@@ -133,25 +107,21 @@ def plain_chunk(
         if (value := choice.get(name)) is not None:
             metadata[name] = value
     reasoning = delta.get("reasoning") or delta.get(REASONING)
-    message = _MESSAGE.build(
-        {
-            "content": content,
-            "additional_kwargs": {REASONING: reasoning} if reasoning else {},
-            "response_metadata": metadata,
-            "id": None,
-            "tool_call_chunks": [],
-        },
-        _MESSAGE_SET,
+    message = _message(
+        content=content,
+        additional_kwargs={REASONING: reasoning} if reasoning else {},
+        response_metadata=metadata,
+        id=None,
+        tool_call_chunks=[],
     )
-    generation: ChatGenerationChunk = _GENERATION.build(
-        {"message": message, "generation_info": None, "text": content},
-        _GENERATION_SET,
+    generation: ChatGenerationChunk = _generation(
+        message=message, generation_info=None, text=content
     )
     return generation
 
 
 _PROMPT_SET = frozenset({"messages"})
-_PROMPT = _Prototype(ChatPromptValue(messages=[]), _PROMPT_SET)
+_prompt = seams.model_builder(ChatPromptValue(messages=[]), _PROMPT_SET, _PROMPT_SET)
 
 
 def prompt_of(messages: list[BaseMessage]) -> ChatPromptValue:
@@ -161,5 +131,5 @@ def prompt_of(messages: list[BaseMessage]) -> ChatPromptValue:
     """
     if not seams.PYDANTIC_BUILD.ok:
         return ChatPromptValue(messages=messages)
-    value: ChatPromptValue = _PROMPT.build({"messages": messages}, _PROMPT_SET)
+    value: ChatPromptValue = _prompt(messages=messages)
     return value

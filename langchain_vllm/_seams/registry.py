@@ -336,26 +336,47 @@ def model_parts(instance: Any) -> tuple[dict[str, Any], Any, Any]:
 _set = object.__setattr__  # past pydantic's validating __setattr__
 
 
-def build_model(
-    cls: Any, values: dict[str, Any], fields_set: Any, extra: Any, private: Any
-) -> Any:
-    """A pydantic model with these parts, not validated (own copies of each)."""
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(fields_set))
-    _set(obj, "__pydantic_extra__", None if extra is None else dict(extra))
-    _set(obj, "__pydantic_private__", None if private is None else dict(private))
-    return obj
+def model_builder(
+    prototype: Any, passed: frozenset[str], fields_set: frozenset[str]
+) -> Callable[..., Any]:
+    """A maker of instances like `prototype` from keyword field values, not validated.
+
+    `passed` are the fields every call passes, `fields_set` what validation would
+    mark set. Other list and dict fields get a new empty container per instance,
+    extras and private attributes are each instance's own copies: instances share
+    nothing mutable.
+    """
+    cls: Any = type(prototype)
+    values, extra, private = model_parts(prototype)
+    fresh = tuple(
+        (name, type(value))
+        for name, value in values.items()
+        if isinstance(value, list | dict) and name not in passed
+    )
+    new = cls.__new__
+
+    def build(**fields: Any) -> Any:
+        data = values.copy()
+        data.update(fields)
+        for name, container in fresh:
+            data[name] = container()
+        obj = new(cls)
+        _set(obj, "__dict__", data)
+        _set(obj, "__pydantic_fields_set__", set(fields_set))
+        _set(obj, "__pydantic_extra__", None if extra is None else extra.copy())
+        _set(obj, "__pydantic_private__", None if private is None else private.copy())
+        return obj
+
+    return build
 
 
 def _pydantic_build() -> bool:
     from langchain_core.messages import AIMessageChunk
 
     validated = AIMessageChunk(content="x", additional_kwargs={"a": 1})
-    values, extra, private = model_parts(validated)
-    built = build_model(
-        AIMessageChunk, values, validated.model_fields_set, extra, private
-    )
+    given = frozenset({"content", "additional_kwargs"})
+    build = model_builder(AIMessageChunk(content=""), given, given)
+    built = build(content="x", additional_kwargs={"a": 1})
     if built != validated or built.model_dump() != validated.model_dump():
         msg = "a model built from its parts differs from the validated one"
         raise TypeError(msg)
