@@ -235,15 +235,18 @@ def _stream_error(error: Any, request: httpx2.Request) -> openai.APIError:
 _DONE = b"[DONE]"
 
 
-def _blocks(buffer: bytes, piece: bytes) -> tuple[list[bytes], bytes]:
-    """Whole event blocks of `buffer + piece`, and the rest (CR-free bytes)."""
+def _split(buffer: bytes, piece: bytes) -> tuple[list[bytes], bytes, bytes]:
+    """`buffer + piece` (CR-free) split in three.
+
+    The data of its leading one-line `data:` events, the bytes from the first
+    other event on (for the SDK's decoder; empty if none), the unfinished rest.
+    """
     *blocks, rest = (buffer + piece).split(b"\n\n")
-    return blocks, rest
-
-
-def _joined(blocks: list[bytes]) -> bytes:
-    """Whole blocks back as the bytes they were split from."""
-    return b"".join(block + b"\n\n" for block in blocks)
+    for i, block in enumerate(blocks):
+        if not block.startswith(b"data: ") or b"\n" in block:
+            odd = b"".join(block + b"\n\n" for block in blocks[i:])
+            return [block[6:] for block in blocks[:i]], odd, rest
+    return [block[6:] for block in blocks], b"", rest
 
 
 class SSEStream:
@@ -300,11 +303,10 @@ class SSEStream:
                 rest = _chain(buffer, piece, pieces)
                 yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
                 return
-            blocks, buffer = _blocks(buffer, piece)
-            plain = _plain_count(blocks)
-            yield [block[6:] for block in blocks[:plain]]
-            if plain < len(blocks):  # this block and all after it: the SDK's decoder
-                rest = _chain(_joined(blocks[plain:]), buffer, pieces)
+            data, odd, buffer = _split(buffer, piece)
+            yield data
+            if odd:  # this event and all after it: the SDK's decoder
+                rest = _chain(odd, buffer, pieces)
                 yield from _sdk_data(seams.sse_decoder().iter_bytes(rest))
                 return
         if buffer:  # an unterminated last event: what the SDK's decoder makes of it
@@ -364,17 +366,16 @@ class AsyncSSEStream:
                 async for sse in seams.sse_decoder().aiter_bytes(rest):
                     yield [sse.data.encode()]
                 return
-            blocks, buffer = _blocks(buffer, piece)
-            plain = _plain_count(blocks)
-            yield [block[6:] for block in blocks[:plain]]
-            if plain < len(blocks):  # this block and all after it: the SDK's decoder
-                rest = _achain(_joined(blocks[plain:]), buffer, pieces)
+            data, odd, buffer = _split(buffer, piece)
+            yield data
+            if odd:  # this event and all after it: the SDK's decoder
+                rest = _achain(odd, buffer, pieces)
                 async for sse in seams.sse_decoder().aiter_bytes(rest):
                     yield [sse.data.encode()]
                 return
         if buffer:
-            for data in _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer]))):
-                yield data
+            for batch in _sdk_data(seams.sse_decoder().iter_bytes(iter([buffer]))):
+                yield batch
 
 
 def _sdk_data(events: Iterator[Any]) -> Iterator[list[bytes]]:
@@ -382,13 +383,6 @@ def _sdk_data(events: Iterator[Any]) -> Iterator[list[bytes]]:
     for sse in events:
         yield [sse.data.encode()]
 
-
-def _plain_count(blocks: list[bytes]) -> int:
-    """How many blocks, from the first, are one `data: ` line each."""
-    for i, block in enumerate(blocks):
-        if not block.startswith(b"data: ") or b"\n" in block:
-            return i
-    return len(blocks)
 
 
 def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
