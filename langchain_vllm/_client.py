@@ -296,7 +296,9 @@ class VLLMClient(ServedModelsMixin, RebuiltOnCopy, BaseModel):
                 raise self._malformed(e) from e
             chunk = state.take(raw)
             if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk, **_token(chunk))
+                run_manager.on_llm_new_token(
+                    chunk.text, chunk=chunk, logprobs=_logprobs(chunk)
+                )
             yield chunk
         self._end_stream(state)
 
@@ -325,7 +327,7 @@ class VLLMClient(ServedModelsMixin, RebuiltOnCopy, BaseModel):
             chunk = state.take(raw)
             if run_manager:
                 await run_manager.on_llm_new_token(
-                    chunk.text, chunk=chunk, **_token(chunk)
+                    chunk.text, chunk=chunk, logprobs=_logprobs(chunk)
                 )
             yield chunk
         self._end_stream(state)
@@ -369,10 +371,10 @@ class VLLMClient(ServedModelsMixin, RebuiltOnCopy, BaseModel):
         )
 
 
-def _token(chunk: Any) -> dict[str, Any]:
-    """What the parents pass to `on_llm_new_token` besides the chunk."""
-    info = getattr(chunk, "generation_info", None) or {}
-    return {"logprobs": info.get("logprobs")}
+def _logprobs(chunk: Any) -> Any:
+    """What the parents pass to `on_llm_new_token` besides the chunk and its text."""
+    info = chunk.generation_info
+    return info.get("logprobs") if info else None
 
 
 def check_texts(texts: Any, one_string: str) -> list[str]:

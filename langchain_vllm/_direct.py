@@ -384,7 +384,6 @@ def _sdk_data(events: Iterator[Any]) -> Iterator[list[bytes]]:
         yield [sse.data.encode()]
 
 
-
 def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield second

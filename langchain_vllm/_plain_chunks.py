@@ -38,6 +38,8 @@ SKIPPED_TOP = frozenset(
 )
 """Top-level fields langchain-openai ignores on a chunk without a finish reason
 (any other set field, usage or vLLM's own, makes a chunk not plain)."""
+_NO_METADATA = frozenset({"index", "delta", "logprobs", "finish_reason"})
+"""Choice fields none of which goes into `response_metadata` (`CHOICE_FIELDS` do)."""
 
 
 # What langchain-openai passes to the constructors (and validation marks set).
@@ -65,15 +67,13 @@ def _plain_choice(chunk: Any) -> dict[str, Any] | None:
     if type(choices) is not list or len(choices) != 1:
         return None
     choice = choices[0]
-    if (
-        type(choice) is not dict
-        or choice.get("index", 0) != 0
-        or choice.get("finish_reason") is not None
-        or choice.get("logprobs") is not None
-    ):
+    if type(choice) is not dict or type(delta := choice.get("delta")) is not dict:
         return None
-    delta = choice.get("delta")
-    if type(delta) is not dict:
+    if (
+        choice.get("finish_reason") is not None
+        or choice.get("logprobs") is not None
+        or choice.get("index", 0) != 0
+    ):
         return None
     if not delta.keys() <= PLAIN_DELTA:  # other fields: null or empty at most
         for name, value in delta.items():
@@ -90,22 +90,23 @@ def plain_chunk(
     `chunk_class` and `base_info` are langchain-openai's `default_chunk_class` and
     `base_generation_info`; `model` the chat model (its `output_version`).
     """
-    if chunk_class is not AIMessageChunk or base_info or model.output_version == "v1":
-        return None
-    if not seams.PYDANTIC_BUILD.ok:
-        return None
-    choice = _plain_choice(chunk)
-    if choice is None:
+    if (
+        chunk_class is not AIMessageChunk
+        or base_info
+        or model.output_version == "v1"
+        or not seams.PYDANTIC_BUILD.ok
+        or (choice := _plain_choice(chunk)) is None
+    ):
         return None
     delta = choice["delta"]
     content = delta.get("content") or ""
-    role = delta.get("role")
-    if type(content) is not str or role not in (None, "assistant"):
+    if type(content) is not str or delta.get("role") not in (None, "assistant"):
         return None
     metadata: dict[str, Any] = {"model_provider": "vllm"}
-    for name in CHOICE_FIELDS:
-        if (value := choice.get(name)) is not None:
-            metadata[name] = value
+    if not choice.keys() <= _NO_METADATA:
+        for name in CHOICE_FIELDS:
+            if (value := choice.get(name)) is not None:
+                metadata[name] = value
     reasoning = delta.get("reasoning") or delta.get(REASONING)
     message = _message(
         content=content,

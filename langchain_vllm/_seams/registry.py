@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import inspect
@@ -239,23 +240,18 @@ DIRECT_PARTS = (
     BUILD_REQUEST, RETRY_HELPERS, STATUS_ERROR, CLIENT_FIELDS,
 )  # fmt: skip
 DIRECT = Seam(
-    "the direct path",
-    SDK_PATH,
-    lambda: all(part.ok for part in DIRECT_PARTS) or MISSING,
-    derived=True,
-)
+    "the direct path", SDK_PATH,
+    lambda: all(part.ok for part in DIRECT_PARTS) or MISSING, derived=True,
+)  # fmt: skip
 """All of the direct path's seams (`_direct`): one check per request."""
 
 # -- openai and httpx2: fields read for speed ------------------------------------------
 BASE_URL_FIELD = Seam(
     "OpenAI._configured_base_url (_base_url before openai 3.63)",
-    "the client's `base_url` property (microseconds per read)",
-    _base_url_field,
-)
+    "the client's `base_url` property (microseconds per read)", _base_url_field,
+)  # fmt: skip
 HEADER_LIST = Seam(
-    "httpx2.Headers._list",
-    "`Headers.raw` (microseconds per request)",
-    _header_list,
+    "httpx2.Headers._list", "`Headers.raw` (microseconds per request)", _header_list
 )
 RAW_HEADER = Seam(
     "openai._constants.RAW_RESPONSE_HEADER",
@@ -264,9 +260,8 @@ RAW_HEADER = Seam(
 )
 RESOURCE_CLIENT = Seam(
     "openai resource `_client`",
-    "the client found among the resource's attributes by type",
-    _resource_client_field,
-)
+    "the client found among the resource's attributes by type", _resource_client_field,
+)  # fmt: skip
 
 # -- langchain-openai, langchain-core, pydantic --------------------------------------
 RESPONSES_CONVERTER_PARAMS = (
@@ -304,10 +299,9 @@ def _convert_input_method() -> Callable[..., Any]:
 
 
 CONVERT_INPUT = Seam(
-    "langchain_core BaseChatModel._convert_input",
-    "langchain-core's public prompt values and convert_to_messages",
-    _convert_input_method,
-)
+    "langchain_core BaseChatModel._convert_input", "langchain-core's public prompt "
+    "values and convert_to_messages", _convert_input_method,
+)  # fmt: skip
 
 
 def _prompt_validation() -> bool:
@@ -319,9 +313,8 @@ def _prompt_validation() -> bool:
 
 PROMPT_VALIDATION = Seam(
     "langchain_core ChatPromptTemplate._validate_input",
-    "variables checked in the public `invoke`/`ainvoke`",
-    _prompt_validation,
-)
+    "variables checked in the public `invoke`/`ainvoke`", _prompt_validation,
+)  # fmt: skip
 
 
 def model_parts(instance: Any) -> tuple[dict[str, Any], Any, Any]:
@@ -341,32 +334,41 @@ def model_builder(
 ) -> Callable[..., Any]:
     """A maker of instances like `prototype` from keyword field values, not validated.
 
-    `passed` are the fields every call passes, `fields_set` what validation would
-    mark set. Other list and dict fields get a new empty container per instance,
-    extras and private attributes are each instance's own copies: instances share
-    nothing mutable.
+    `passed`: the fields every call passes (keyword-only); `fields_set`: what
+    validation marks set. Other list and dict fields get a new empty container, other
+    fields the prototype's value; extras and private attributes are deep copies:
+    instances share nothing mutable. Generated code: one dict display per call.
     """
-    cls: Any = type(prototype)
     values, extra, private = model_parts(prototype)
-    fresh = tuple(
-        (name, type(value))
-        for name, value in values.items()
-        if isinstance(value, list | dict) and name not in passed
+
+    def _copy(parts: dict[str, Any] | None, name: str) -> str:  # a new copy's code
+        return "None" if parts is None else f"_deep({name})" if parts else "{}"
+
+    scope: dict[str, Any] = {
+        "_cls": type(prototype), "_set": _set, "_fields_set": fields_set,
+        "_extra": extra, "_private": private, "_deep": copy.deepcopy,
+    }  # fmt: skip
+    items = []
+    for i, (name, value) in enumerate(values.items()):
+        if name in passed:
+            items.append(f"{name!r}: {name}")
+        elif isinstance(value, list | dict):  # a new one, of its own type
+            scope[f"_t{i}"] = type(value)
+            items.append(f"{name!r}: _t{i}()")
+        else:
+            scope[f"_v{i}"] = value
+            items.append(f"{name!r}: _v{i}")
+    source = (
+        f"def build(*, {', '.join(sorted(passed))}):\n"
+        "    _obj = _cls.__new__(_cls)\n"
+        f"    _set(_obj, '__dict__', {{{', '.join(items)}}})\n"
+        "    _set(_obj, '__pydantic_fields_set__', set(_fields_set))\n"
+        f"    _set(_obj, '__pydantic_extra__', {_copy(extra, '_extra')})\n"
+        f"    _set(_obj, '__pydantic_private__', {_copy(private, '_private')})\n"
+        "    return _obj\n"
     )
-    new = cls.__new__
-
-    def build(**fields: Any) -> Any:
-        data = values.copy()
-        data.update(fields)
-        for name, container in fresh:
-            data[name] = container()
-        obj = new(cls)
-        _set(obj, "__dict__", data)
-        _set(obj, "__pydantic_fields_set__", set(fields_set))
-        _set(obj, "__pydantic_extra__", None if extra is None else extra.copy())
-        _set(obj, "__pydantic_private__", None if private is None else private.copy())
-        return obj
-
+    exec(source, scope)  # noqa: S102 - generated from field names, as dataclasses do
+    build: Callable[..., Any] = scope["build"]
     return build
 
 

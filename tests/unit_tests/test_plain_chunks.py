@@ -213,3 +213,38 @@ def test_prompt_of_messages_is_what_convert_input_builds(chat: ChatVLLM) -> None
     assert built.to_messages() == messages
     assert all(a is b for a, b in zip(built.to_messages(), messages, strict=True))
     assert built.to_string() == validated.to_string()
+
+
+def test_model_builder_copies_extras_private_and_containers() -> None:
+    # The generated maker on a model with every part filled: each instance equals
+    # the validated one and owns its extras, private attributes and containers.
+    from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+    from langchain_vllm._seams import model_builder
+
+    class Part(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        text: str
+        tags: list[str] = []
+        meta: dict[str, int] = {}
+        kind: str = "part"
+        _cache: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    prototype = Part(text="", color="red")
+    prototype._cache["seen"] = 1
+    build = model_builder(prototype, frozenset({"text"}), frozenset({"text"}))
+    one, two = build(text="a"), build(text="a")
+    validated = Part(text="a", color="red")
+    validated._cache["seen"] = 1
+    assert one == validated
+    assert one.model_dump() == validated.model_dump()
+    assert one.model_fields_set == {"text"}
+    one.tags.append("x")
+    one.meta["n"] = 1
+    one.color = "blue"  # type: ignore[attr-defined]
+    one._cache["seen"] = 2
+    one.model_fields_set.add("kind")
+    assert (two.tags, two.meta, two.color, two._cache) == ([], {}, "red", {"seen": 1})  # type: ignore[attr-defined]
+    assert two.model_fields_set == {"text"}
+    assert prototype.tags == []
+    assert prototype._cache == {"seen": 1}
