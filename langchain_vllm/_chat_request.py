@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.prompt_values import ChatPromptValue
 
 from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._inert import inert_request
 from langchain_vllm._media import vllm_messages
+from langchain_vllm._plain_chunks import prompt_of
 from langchain_vllm._responses import check_responses_params
 from langchain_vllm._session import add_session
 from langchain_vllm._trajectory import RECORDING, ask_for_tokens
@@ -107,7 +107,7 @@ def build_payload(
     messages = chat_messages(chat, input_)
     if not responses and any(type(m.content) is list for m in messages):
         messages = vllm_messages(messages)  # media blocks in vLLM's form
-    prompt = ChatPromptValue.model_construct(messages=messages)
+    prompt = prompt_of(messages)
     payload = parent(prompt, stop=stop, **kwargs)
     if not responses:
         to_chat_completions(payload)
@@ -117,8 +117,8 @@ def build_payload(
     extra = {**(payload.pop("extra_body", None) or {}), **checked, **call_extra}
     finish_request(chat, payload, extra, responses)
     if inert:  # last: outside text can forge no chat turn
-        model, link = payload["model"], chat._link
-        inert_request(payload, extra, lambda: link.special_tokens(model))
+        model = payload["model"]
+        inert_request(payload, extra, lambda: chat._link.special_tokens(model))
     return payload
 
 
@@ -128,9 +128,8 @@ def finish_request(
     """Merge the vLLM part into `payload`, in the server's dialect, and check it."""
     if "thinking" in extra:
         apply_thinking(extra, reasoning_effort_of(payload))
-    link = chat._link
     if responses:
-        check_responses_params(extra, link.version)
+        check_responses_params(extra, chat._link.version)
     if chat.session_from_thread or extra.get("session_id") is not None:
         add_session(payload, extra, from_thread=chat.session_from_thread)
     if not responses:
@@ -140,13 +139,13 @@ def finish_request(
             payload.get("tools")
             and (payload.get("response_format") or extra.get("structured_outputs"))
         ):
-            check_chat_params(payload, extra, link.version)
+            check_chat_params(payload, extra, chat._link.version)
     if not payload.get("model"):
-        payload["model"] = link.resolve_model(chat.model_name)
+        payload["model"] = chat._link.resolve_model(chat.model_name)
     finish_payload(
         payload,
         extra,
-        server_is_legacy=lambda: is_legacy(link.version()),
+        server_is_legacy=lambda: is_legacy(chat._link.version()),
         max_json_string_length=chat.max_json_string_length,
         parse_tool_call_tags=chat.parse_tool_call_tags,
     )

@@ -322,11 +322,13 @@ def check_openai_params(values: dict[str, Any]) -> None:
 
     Keys that are not in `OpenAIRanges` are ignored.
     """
-    ranged = {k: v for k, v in values.items() if k in OpenAIRanges.model_fields}
+    ranged = {k: v for k, v in values.items() if k in _RANGED}
     validate_call_params(OpenAIRanges, ranged, "")
 
 
-@cache
+_RANGED = frozenset(OpenAIRanges.model_fields)
+
+
 @cache
 def param_names(mixin: type[BaseModel]) -> tuple[str, ...]:
     """The request parameter names a mixin declares (its fields)."""
