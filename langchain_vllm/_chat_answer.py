@@ -21,6 +21,7 @@ from langchain_vllm._markup import (
     split_markup,
     to_tool_call_chunks,
 )
+from langchain_vllm._plain_answer import plain_result
 from langchain_vllm._tokens import token_problem
 from langchain_vllm._tool_stream import (
     report_answer_cut,
@@ -77,7 +78,9 @@ def read_chat_result(
     problem = completion_problem(data)
     if problem:
         raise chat._malformed(problem)
-    result = parent(response, generation_info)
+    result = plain_result(response, generation_info, chat.model_name)
+    if result is None:
+        result = parent(response, generation_info)
     add_vllm_fields(result, data)
     if chat.parse_think_tags or chat.parse_tool_call_tags:
         split_generations(result, chat._markup)

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.prompt_values import ChatPromptValue
 
 from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import REASONING
 from langchain_vllm._inert import inert_request
 from langchain_vllm._media import vllm_messages
-from langchain_vllm._plain_chunks import prompt_of
 from langchain_vllm._responses import check_responses_params
 from langchain_vllm._session import add_session
 from langchain_vllm._trajectory import RECORDING, ask_for_tokens
@@ -107,7 +107,7 @@ def build_payload(
     messages = chat_messages(chat, input_)
     if not responses and any(type(m.content) is list for m in messages):
         messages = vllm_messages(messages)  # media blocks in vLLM's form
-    prompt = prompt_of(messages)
+    prompt = ChatPromptValue.model_construct(messages=messages)
     payload = parent(prompt, stop=stop, **kwargs)
     if not responses:
         to_chat_completions(payload)
