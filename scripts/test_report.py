@@ -6,7 +6,8 @@
 
 ``run`` adds ``--junitxml`` to ``$PYTEST_ADDOPTS``, so every part's own make target
 stays as it is. A part that fails prints the summary so far, then fails with the
-command's exit code. Only the standard library: it runs before the suite does.
+command's exit code (`make test` goes on with the next part); ``summary`` fails when
+any part did. Only the standard library: it runs before the suite does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def run(part: str, cmd: list[str]) -> int:
     (REPORTS / f"{part}.json").write_text(json.dumps(record))
     print(f"[test-report] part {part}: {took:.0f} s, exit {code}", flush=True)
     if code:
-        summary()
+        summary()  # the parts so far
     return code
 
 
@@ -57,6 +58,7 @@ def summary() -> int:
     records.sort(key=lambda r: r["at"])
     total = sum(r["seconds"] for r in records)
     print(f"\n[test-report] make test: {total / 60:.1f} min in all", flush=True)
+    failed = [r["part"] for r in records if r["exit"]]
     for r in records:
         state = "passed" if r["exit"] == 0 else f"FAILED (exit {r['exit']})"
         print(f"  {r['part']:<12} {r['seconds'] / 60:6.1f} min  {state}")
@@ -64,8 +66,10 @@ def summary() -> int:
     print(f"[test-report] the {SLOWEST} slowest tests (setup + call + teardown):")
     for seconds, part, name in rows[:SLOWEST]:
         print(f"  {seconds:7.1f} s  {part:<12} {name}")
+    if failed:
+        print(f"[test-report] FAILED: {', '.join(failed)}")
     sys.stdout.flush()
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:

@@ -448,12 +448,13 @@ def test_make_targets_prepare_what_they_use() -> None:
     # The live suite (and so `make test`) builds every model.
     assert _recipe("integration_tests").startswith("integration_tests: rig")
     assert "setup_rig.py $(if" in _recipe("rig")
-    # `make test`: every part, each timed (scripts/test_report.py), then the summary.
+    # `make test`: every part, each timed (scripts/test_report.py), then the summary;
+    # after the rig (which every part needs) a failed part does not stop the others.
     recipe = _recipe("test tests")
     parts = [
         line.split()[2:4]
         for line in recipe.splitlines()
-        if line.startswith("\t$(REPORT) run ")
+        if line.lstrip("\t-").startswith("$(REPORT) run ")
     ]
     assert parts == [
         ["rig", "$(MAKE)"],
@@ -463,6 +464,8 @@ def test_make_targets_prepare_what_they_use() -> None:
         ["compat", "$(MAKE)"],
         ["scale", "$(MAKE)"],
     ]
+    assert "\t$(REPORT) run rig " in recipe
+    assert recipe.count("\t-$(REPORT) run ") == len(parts) - 1
     for target in ("rig", "unit_tests", "unit_tests_floors", "integration_tests"):
         assert f" {target}\n" in recipe + "\n", target
     assert recipe.rstrip().endswith("$(REPORT) summary")
@@ -474,6 +477,26 @@ def test_make_targets_prepare_what_they_use() -> None:
     assert "VLLM_VERSION=$(COMPAT_VERSION)" in _recipe("compat_tests")
     assert "$(SCALE_PARTS)" in _recipe("scale_tests")
     assert "SCALE_PARTS := chat lora router" in (ROOT / "Makefile").read_text()
+
+
+def test_test_report_fails_when_any_part_failed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `make test` goes on past a failed part; the summary then fails, naming it.
+    report = load_script("test_report")
+    monkeypatch.setattr(report, "REPORTS", tmp_path)
+    ok = [sys.executable, "-c", "pass"]
+    assert report.run("unit", ok) == 0
+    assert report.summary() == 0
+    assert report.run("compat", [sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert report.run("scale", ok) == 0
+    assert report.summary() == 1
+    out = capsys.readouterr().out
+    assert "compat" in out
+    assert "FAILED (exit 3)" in out
+    assert "[test-report] FAILED: compat" in out
 
 
 # -- other vLLM releases (make compat) ------------------------------------------------
