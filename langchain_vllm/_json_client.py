@@ -128,7 +128,7 @@ class _Endpoint(Generic[Client]):
         (`_seams.RAW_HEADER`). (Calls under an instrumentation take that path
         anyway: `_traced.instrumented`, checked per call.)
         """
-        return self._path in traced.WATCHED and self._raw and not seams.RAW_HEADER.ok
+        return self._path in traced.WATCHED and self._raw and seams.raw_header() is None
 
     def _sdk_request(
         self, body: dict[str, Any], options: dict[str, Any]
@@ -138,7 +138,7 @@ class _Endpoint(Generic[Client]):
             options = {**options}
             options["headers"] = {
                 **options.get("headers", {}),
-                seams.RAW_HEADER.value: "true",
+                seams.raw_header(): "true",
             }
         return {
             "body": body,

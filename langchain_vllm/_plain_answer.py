@@ -60,6 +60,14 @@ def _usage_metadata(usage: Any) -> dict[str, Any] | None:
     }
 
 
+def only_choice(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The one choice of an answer or a stream chunk (a dict), or None."""
+    choices = data.get("choices")
+    if type(choices) is not list or len(choices) != 1 or type(choices[0]) is not dict:
+        return None
+    return choices[0]  # type: ignore[no-any-return]
+
+
 def _plain_message(response: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The one choice of a plain answer and its message, or None."""
     if (
@@ -68,11 +76,8 @@ def _plain_message(response: Any) -> tuple[dict[str, Any], dict[str, Any]] | Non
         or response.get("service_tier")
     ):
         return None
-    choices = response.get("choices")
-    if type(choices) is not list or len(choices) != 1:
-        return None
-    choice = choices[0]
-    if type(choice) is not dict or type(message := choice.get("message")) is not dict:
+    choice = only_choice(response)
+    if choice is None or type(message := choice.get("message")) is not dict:
         return None
     if message.get("role") != "assistant" or any(message.get(n) for n in _CALLS):
         return None

@@ -22,6 +22,7 @@ from langchain_core.prompt_values import ChatPromptValue
 
 from langchain_vllm import _seams as seams
 from langchain_vllm._chat_answer import CHOICE_FIELDS, REASONING
+from langchain_vllm._plain_answer import only_choice
 
 PLAIN_DELTA = frozenset({"content", "role", "reasoning", REASONING})
 """Delta fields a plain chunk may set (others must be absent, null or empty)."""
@@ -63,11 +64,8 @@ def _plain_choice(chunk: Any) -> dict[str, Any] | None:
         for name, value in chunk.items():
             if value is not None and name not in SKIPPED_TOP:
                 return None
-    choices = chunk.get("choices")
-    if type(choices) is not list or len(choices) != 1:
-        return None
-    choice = choices[0]
-    if type(choice) is not dict or type(delta := choice.get("delta")) is not dict:
+    choice = only_choice(chunk)
+    if choice is None or type(delta := choice.get("delta")) is not dict:
         return None
     if (
         choice.get("finish_reason") is not None

@@ -19,6 +19,7 @@ turn; `tests/unit_tests/test_contract.py` fails when one goes missing upstream.
 from langchain_vllm._seams.access import (
     base_url_of,
     build_request,
+    client_state,
     convert_input,
     drain,
     dumps,
@@ -64,7 +65,6 @@ from langchain_vllm._seams.registry import (
     Seam,
     logger,
     model_builder,
-    model_parts,
 )
 
 __all__ = [
@@ -97,13 +97,13 @@ __all__ = [
     "Seam",
     "base_url_of",
     "build_request",
+    "client_state",
     "convert_input",
     "drain",
     "dumps",
     "http_client",
     "logger",
     "model_builder",
-    "model_parts",
     "plain_client",
     "raw_header",
     "request_exceptions",

@@ -494,7 +494,7 @@ async def test_create_agent_never_ends_without_a_structured_response(
     fake.chat_response = chat_completion("\n" * 32, finish_reason="length")
     fake.stream = stream_chunks(["\n" * 16, "\n" * 16], finish_reason="length")
     agent = create_agent(_chat(fake), tools=[get_weather], response_format=Weather)
-    question = {"messages": [HumanMessage("Weather in Paris?")]}
+    question: Any = {"messages": [HumanMessage("Weather in Paris?")]}
 
     async def run() -> None:
         if mode == "invoke":

@@ -51,7 +51,7 @@ def test_user_and_tool_text_go_inert_the_apps_own_do_not(fake: FakeVLLM) -> None
 
 @pytest.mark.parametrize("where", ["instance", "call", "bind"])
 def test_the_switch_turns_it_off(fake: FakeVLLM, where: str) -> None:
-    off = {"inert_special_tokens": False}
+    off: dict[str, Any] = {"inert_special_tokens": False}
     if where == "instance":
         _chat(fake, **off).invoke([HumanMessage(INJECTED)])
     elif where == "call":

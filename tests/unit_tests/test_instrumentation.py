@@ -124,14 +124,12 @@ def test_openinference_spans_of_completions_and_embeddings(
     expected = span_names(spans, lambda: calls(theirs))
     assert expected == ["Completion"] * 4
     assert span_names(spans, lambda: calls(ours)) == expected
+    where: dict[str, Any] = {"base_url": BASE_URL, **clients(fake)}
+    key: dict[str, Any] = {"api_key": "x"}
     their_emb = OpenAIEmbeddings(
-        model=MODEL,
-        api_key="x",  # type: ignore[arg-type]
-        base_url=BASE_URL,
-        check_embedding_ctx_length=False,
-        **clients(fake),
+        model=MODEL, check_embedding_ctx_length=False, **where, **key
     )
-    our_emb = VLLMEmbeddings(model=MODEL, base_url=BASE_URL, **clients(fake))
+    our_emb = VLLMEmbeddings(model=MODEL, **where)
     expected = span_names(spans, lambda: embedding_calls(their_emb))
     assert expected == ["CreateEmbeddings"] * 2
     assert span_names(spans, lambda: embedding_calls(our_emb)) == expected
@@ -220,7 +218,7 @@ def test_instrumentation_set_up_after_the_model_is_seen() -> None:
         assert not traced.instrumented("/rerank")  # no SDK resource: never
         assert ours.invoke("Hi").text == "Hello!"
     finally:
-        cls.create = original
+        setattr(cls, "create", original)  # noqa: B010 - a method, put back
     assert seen == ["create"]
     assert not traced.instrumented("/chat/completions")  # unwrapped again
 
