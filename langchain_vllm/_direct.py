@@ -50,7 +50,7 @@ class Route(Generic[Client]):
         self.headers = template.headers.copy()
         del self.headers["content-length"]
         self.extensions = dict(template.extensions)  # the client's timeout
-        self.state = seams.client_state(client)
+        self.state = client_state(client)
 
     _routes: weakref.WeakKeyDictionary[Any, dict[str, Route[Any]]] = (
         weakref.WeakKeyDictionary()
@@ -65,7 +65,7 @@ class Route(Generic[Client]):
         if routes is None:
             routes = cls._routes[client] = {}
         route = routes.get(path)
-        if route is None or route.state != seams.client_state(client):
+        if route is None or route.state != client_state(client):
             # new, or the client changed
             if not seams.plain_client(client):
                 return None
@@ -97,10 +97,23 @@ class Route(Generic[Client]):
         return request
 
 
+def client_state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
+    """What a built request depends on that a user may change (per request, inline)."""
+    headers = client._client.headers
+    field = seams.BASE_URL_FIELD  # the field behind `base_url` (a slow property)
+    return (
+        client.api_key,
+        (field.ok and client.__dict__.get(field.value)) or client.base_url,
+        client.timeout,
+        dict(client._custom_headers),
+        list(headers._list) if seams.HEADER_LIST.ok else tuple(headers.raw),
+    )
+
+
 def post(route: Route[openai.OpenAI], body: dict[str, Any], raw: bool) -> Any:
     """POST `body`: what the SDK's `post` gives (`cast_to=object`, raw or not)."""
     stream = bool(body.get("stream"))
-    response = send(route, seams.dumps(body), stream)  # the SDK's encoding
+    response = send(route, seams.DUMPS.value(body), stream)  # the SDK's encoding
     if raw:
         return RawAnswer(response, SSEStream if stream else None)
     return SSEStream(response) if stream else answer(response)
@@ -111,7 +124,7 @@ async def apost(
 ) -> Any:
     """Async `post`."""
     stream = bool(body.get("stream"))
-    response = await asend(route, seams.dumps(body), stream)
+    response = await asend(route, seams.DUMPS.value(body), stream)
     if raw:
         return RawAnswer(response, AsyncSSEStream if stream else None)
     return AsyncSSEStream(response) if stream else answer(response)

@@ -11,15 +11,16 @@ seam is missing or changed, its `ok` is False, ONE debug line on the
 SDK's own `post`/`create`, langchain-openai's own converters and stream readers,
 langchain-core's public conversion and validation): slower, same results.
 
-The private names are read only here (`access`); no other module of the package
-imports or reads one. `tests/unit_tests/test_seams.py` takes each seam away in
+The private names are read only here (`access`), with one exception: the state
+check `_direct.client_state` makes on every request reads the client fields that
+`CLIENT_FIELDS`, `HEADER_LIST` and `BASE_URL_FIELD` checked, inline, so that a
+request stays in one module. `tests/unit_tests/test_seams.py` takes each seam away in
 turn; `tests/unit_tests/test_contract.py` fails when one goes missing upstream.
 """
 
 from langchain_vllm._seams.access import (
     base_url_of,
     build_request,
-    client_state,
     convert_input,
     drain,
     dumps,
@@ -97,7 +98,6 @@ __all__ = [
     "Seam",
     "base_url_of",
     "build_request",
-    "client_state",
     "convert_input",
     "drain",
     "dumps",

@@ -13,7 +13,6 @@ from langchain_vllm._seams.registry import (
     CONVERT_INPUT,
     DRAIN,
     DUMPS,
-    HEADER_LIST,
     HTTPX_ERRORS,
     RAW_HEADER,
     REQUEST_OPTIONS,
@@ -99,18 +98,6 @@ def base_url_of(client: openai.OpenAI | openai.AsyncOpenAI) -> Any:
         if url is not None:
             return url
     return client.base_url
-
-
-def client_state(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[Any, ...]:
-    """What a request built by `_direct.Route` depends on that a user may change."""
-    headers = client._client.headers
-    return (
-        client.api_key,
-        base_url_of(client),
-        client.timeout,
-        dict(client._custom_headers),
-        list(headers._list) if HEADER_LIST.ok else tuple(headers.raw),
-    )
 
 
 def raw_header() -> str | None:
